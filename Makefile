@@ -1,0 +1,40 @@
+# The front door: `make test` and `make demo` set up everything they need on a fresh machine
+# with only Python and the package registries.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+SAM_VENV := .venv-sam
+SAM := $(SAM_VENV)/bin/sam
+
+.PHONY: test demo bench lint build clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+# aws-sam-cli pins its own boto3, so it gets a virtualenv of its own.
+$(SAM_VENV)/.installed: requirements-sam.txt
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-sam.txt
+	touch $@
+
+test: $(VENV)/.installed $(SAM_VENV)/.installed
+	SAM_CLI=$(abspath $(SAM)) $(PY) -m pytest
+
+demo: $(VENV)/.installed
+	$(PY) -m local.demo
+
+bench: $(VENV)/.installed $(SAM_VENV)/.installed
+	SAM_CLI=$(abspath $(SAM)) $(PY) -m bench
+
+lint: $(VENV)/.installed $(SAM_VENV)/.installed
+	$(VENV)/bin/cfn-lint template.yaml
+	$(SAM) validate --lint
+
+# sam build needs the Lambda runtime's Python (3.13) on PATH, e.g. from pyenv.
+build: $(SAM_VENV)/.installed
+	$(SAM) build
+
+clean:
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .hypothesis

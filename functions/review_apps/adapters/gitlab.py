@@ -1,0 +1,161 @@
+"""GitLab through python-gitlab: read the spec, look at the MR, and publish a record's view.
+
+`publish` compares what the record says was already published with what it should show, and
+only calls GitLab for what differs. That makes it safe to call again after any failure.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+
+import gitlab
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from review_apps.messages import COMMIT_STATUS_NAME, environment_name, gitlab_view, note_marker, render_note
+from review_apps.models import Record
+from review_apps.spec import SPEC_PATH
+
+# Two quick retries on transient errors; python-gitlab's own retry loop (10 tries, growing
+# sleeps) would blow through GitLab's 10-second webhook timeout.
+_RETRY = Retry(
+    total=2,
+    connect=2,
+    read=1,
+    status=2,
+    backoff_factor=0.2,
+    status_forcelist=(502, 503, 504),
+    allowed_methods=None,
+    raise_on_status=False,
+)
+
+
+def _session() -> requests.Session:
+    session = requests.Session()
+    adapter = HTTPAdapter(max_retries=_RETRY)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class GitLab:
+    def __init__(self, url: str, token: str, timeout: float = 4.0) -> None:
+        self._gl = gitlab.Gitlab(url, private_token=token, timeout=timeout, session=_session())
+
+    def _project(self, project_id: int):
+        return self._gl.projects.get(project_id, lazy=True)
+
+    # ------------------------------------------------------------------ reading
+
+    def read_spec(self, project_id: int, sha: str) -> str | None:
+        """The spec at `sha` in the MR's source project, or None when the file is absent."""
+        try:
+            raw = self._project(project_id).files.raw(file_path=SPEC_PATH, ref=sha)
+        except gitlab.exceptions.GitlabGetError as exc:
+            if exc.response_code == 404:
+                return None
+            raise
+        return raw.decode("utf-8", errors="replace")
+
+    def merge_request_head(self, project_id: int, mr_iid: int) -> tuple[str, str]:
+        """(state, head sha) as GitLab sees them now."""
+        mr = self._project(project_id).mergerequests.get(mr_iid)
+        return mr.state, mr.sha
+
+    # ------------------------------------------------------------------ publishing
+
+    def publish(self, record: Record) -> Record:
+        """Bring the MR's note, environment, deployment and commit status in line with `record`."""
+        out = dataclasses.replace(record)
+        project = self._project(record.project_id)
+
+        body = render_note(record)
+        if out.note_digest != _digest(body):
+            out.note_id = self._upsert_note(project, record, body)
+            out.note_digest = _digest(body)
+
+        view = gitlab_view(record)
+        env_name = environment_name(record.source_branch)
+        if view.deployment_status in ("running", "success") and not view.environment_stopped:
+            wanted = f"available:{view.environment_url}"
+            if out.environment_state != wanted or not out.environment_id:
+                out.environment_id = self._ensure_environment(project, env_name, view.environment_url)
+                out.environment_state = wanted
+
+        if view.deployment_status and out.deployment_status != view.deployment_status:
+            if out.deployment_id:
+                deployment = project.deployments.get(out.deployment_id, lazy=True)
+                deployment.status = view.deployment_status
+                deployment.save()
+            else:
+                created = project.deployments.create(
+                    {
+                        "environment": env_name,
+                        "sha": record.commit_sha,
+                        "ref": record.source_branch,
+                        "tag": False,
+                        "status": view.deployment_status,
+                    }
+                )
+                out.deployment_id = created.id
+            out.deployment_status = view.deployment_status
+
+        status = view.commit_status
+        if status is not None and out.commit_status != f"{record.commit_sha}:{status.state}":
+            payload = {
+                "state": status.state,
+                "name": COMMIT_STATUS_NAME,
+                "description": status.description[:255],
+                "ref": record.source_branch,
+            }
+            if status.target_url:
+                payload["target_url"] = status.target_url
+            source = self._project(record.source_project_id or record.project_id)
+            source.commits.get(record.commit_sha, lazy=True).statuses.create(payload)
+            out.commit_status = f"{record.commit_sha}:{status.state}"
+
+        if view.environment_stopped and out.environment_id and out.environment_state != "stopped":
+            project.environments.get(out.environment_id, lazy=True).stop()
+            out.environment_state = "stopped"
+        return out
+
+    def _upsert_note(self, project, record: Record, body: str) -> int:
+        mr = project.mergerequests.get(record.mr_iid, lazy=True)
+        if record.note_id:
+            try:
+                note = mr.notes.get(record.note_id, lazy=True)
+                note.body = body
+                note.save()
+                return record.note_id
+            except gitlab.exceptions.GitlabUpdateError as exc:
+                if exc.response_code != 404:
+                    raise
+        # The record may be new or lost while the note survived: find it by its marker.
+        marker = note_marker(record.project_id, record.mr_iid)
+        for note in mr.notes.list(iterator=True, sort="asc"):
+            if note.body.startswith(marker):
+                existing = mr.notes.get(note.id, lazy=True)
+                existing.body = body
+                existing.save()
+                return note.id
+        return mr.notes.create({"body": body}).id
+
+    def _ensure_environment(self, project, name: str, url: str) -> int:
+        found = [env for env in project.environments.list(name=name) if env.name == name]
+        if not found:
+            payload = {"name": name, "tier": "development"}
+            if url:
+                payload["external_url"] = url
+            return project.environments.create(payload).id
+        env = found[0]
+        if url and getattr(env, "external_url", None) != url:
+            lazy = project.environments.get(env.id, lazy=True)
+            lazy.external_url = url
+            lazy.save()
+        return env.id

@@ -1,0 +1,330 @@
+"""Every rule of a review app's life, as pure functions.
+
+Handlers ask two kinds of question here:
+- a GitLab event arrived: `route_gitlab_event` (no I/O needed), then `plan_deploy` / `plan_stop`
+  once the record and the spec are known;
+- an ECS task changed state: `on_task_event`, then `went_live` / `stopped`.
+Each answer is data (Ignore, Launch, Reject, a new Record…); the handlers carry it out.
+Nothing in this module reads the clock, the network or the environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from dataclasses import dataclass
+
+from review_apps.models import (
+    GitLabEvent,
+    MergeRequestEvent,
+    MergeRequestRef,
+    NoteEvent,
+    OtherEvent,
+    PipelineEvent,
+    Record,
+    Status,
+    TaskEvent,
+)
+from review_apps.spec import Spec, SpecProblems
+
+
+class StopReason:
+    TTL = "ttl"
+    REPLACED = "replaced"
+    MERGED = "merged"
+    CLOSED = "closed"
+    CRASHED = "crashed"
+    FAILED_TO_START = "failed_to_start"
+    SPOT = "spot"
+    STOPPED_OUTSIDE = "stopped_outside"
+    UNKNOWN = "unknown"
+
+    # Stops we asked for ourselves: the app did nothing wrong.
+    REQUESTED = frozenset({REPLACED, MERGED, CLOSED})
+
+
+TTL_EXIT_CODE = 124  # GNU/BusyBox `timeout` when the limit expires
+KILLED_EXIT_CODE = 137  # `timeout -k` had to SIGKILL an app that ignored SIGTERM
+
+
+@dataclass(frozen=True)
+class Ignore:
+    reason: str
+
+
+@dataclass(frozen=True)
+class ConsiderDeploy:
+    """The event may start or replace an app; the spec and the record decide (plan_deploy)."""
+
+    mr: MergeRequestRef
+    sha: str
+    cause: str  # opened | pushed | pipeline
+
+
+@dataclass(frozen=True)
+class StopApp:
+    mr: MergeRequestRef
+    reason: str
+
+
+@dataclass(frozen=True)
+class Launch:
+    spec: Spec
+    sha: str
+    replaces: Record | None  # the previous launch, still running, to stop once the new one runs
+
+
+@dataclass(frozen=True)
+class Reject:
+    problems: tuple[str, ...]
+
+
+# --------------------------------------------------------------------------- GitLab events
+
+
+def route_gitlab_event(event: GitLabEvent) -> Ignore | ConsiderDeploy | StopApp:
+    if isinstance(event, MergeRequestEvent):
+        action = event.action
+        if action in ("open", "reopen"):
+            return ConsiderDeploy(event.mr, event.head_sha, "opened")
+        if action == "update":
+            if event.pushed:
+                return ConsiderDeploy(event.mr, event.head_sha, "pushed")
+            return Ignore("merge request edited without new commits: nothing to deploy")
+        if action == "merge":
+            return StopApp(event.mr, StopReason.MERGED)
+        if action == "close":
+            return StopApp(event.mr, StopReason.CLOSED)
+        return Ignore(f"merge request action '{action or 'none'}' needs no review app change")
+    if isinstance(event, PipelineEvent):
+        if event.mr is None:
+            return Ignore("pipeline is not for a merge request")
+        if event.status != "success":
+            return Ignore(f"pipeline status is '{event.status}'; review apps deploy when it succeeds")
+        return ConsiderDeploy(event.mr, event.sha, "pipeline")
+    if isinstance(event, NoteEvent):
+        if event.mr is None:
+            return Ignore(f"comment on a {event.noteable_type}, not on a merge request")
+        return Ignore("comments are not review-app commands")
+    assert isinstance(event, OtherEvent)
+    return Ignore(f"'{event.object_kind}' events are not used by review apps")
+
+
+def plan_deploy(
+    ask: ConsiderDeploy,
+    spec: Spec | SpecProblems | None,
+    record: Record | None,
+    *,
+    mr_state: str,
+    mr_head_sha: str,
+) -> Ignore | Reject | Launch:
+    """Decide whether `ask` launches an app. `mr_state`/`mr_head_sha` are GitLab's current view."""
+    if mr_state != "opened":
+        return Ignore(f"merge request is {mr_state}")
+    if ask.sha != mr_head_sha:
+        return Ignore(f"commit {ask.sha[:8]} is no longer the merge request's head ({mr_head_sha[:8]})")
+    if spec is None:
+        return Ignore("no .gitlab/review-app.yml at this commit: review apps are off for this merge request")
+    if isinstance(spec, SpecProblems):
+        if record is not None and record.status == Status.REJECTED and record.commit_sha == ask.sha:
+            return Ignore("this commit's spec problems are already on the merge request")
+        return Reject(spec.problems)
+    if spec.trigger == "pipeline" and ask.cause != "pipeline":
+        return Ignore("spec trigger is 'pipeline': waiting for this commit's pipeline to succeed")
+    if spec.trigger == "merge_request" and ask.cause == "pipeline":
+        return Ignore("spec trigger is 'merge_request': pipelines do not deploy")
+    if record is not None and record.active and record.commit_sha == ask.sha:
+        return Ignore(f"commit {ask.sha[:8]} is already deployed or deploying")
+    replaces = record if record is not None and record.active and record.task_arn else None
+    return Launch(spec=spec, sha=ask.sha, replaces=replaces)
+
+
+def plan_stop(record: Record | None) -> Ignore | Record:
+    """The record to stop, or why there is nothing to stop."""
+    if record is None or not record.active:
+        return Ignore("no review app is running for this merge request")
+    if record.status == Status.STOPPING:
+        return Ignore("the review app is already stopping")
+    return record
+
+
+# --------------------------------------------------------------------------- record transitions
+
+
+def launch_id(project_id: int, mr_iid: int, sha: str, rev: int) -> str:
+    """Deterministic per (MR, commit, record revision): used as RunTask's clientToken and
+    startedBy, so a redelivered event reuses the same launch and a task event finds its MR."""
+    digest = hashlib.sha256(f"{project_id}:{mr_iid}:{sha}:{rev}".encode()).hexdigest()
+    return digest[:32]
+
+
+def _base(record: Record | None, mr: MergeRequestRef) -> Record:
+    if record is not None:
+        return record
+    return Record(project_id=mr.project_id, mr_iid=mr.iid)
+
+
+def claim_launch(record: Record | None, mr: MergeRequestRef, launch: Launch, now: int) -> Record:
+    """The record as it should be once the new launch is claimed (before RunTask)."""
+    base = _base(record, mr)
+    spec = launch.spec
+    return dataclasses.replace(
+        base,
+        status=Status.DEPLOYING,
+        launch_id=launch_id(mr.project_id, mr.iid, launch.sha, base.rev),
+        task_arn="",
+        task_definition_arn="",
+        commit_sha=launch.sha,
+        source_project_id=mr.source_project_id,
+        source_branch=mr.source_branch,
+        trigger=spec.trigger,
+        container="",
+        port=0,
+        ttl_seconds=spec.ttl_seconds,
+        ttl_capped_from=spec.ttl_capped_from,
+        launched_at=now,
+        deadline=now + spec.ttl_seconds,
+        live_at=0,
+        stopped_at=0,
+        url="",
+        url_note="",
+        event_version=0,
+        stop_reason="",
+        stop_detail="",
+        problems=[],
+        replaced_commit=launch.replaces.commit_sha if launch.replaces else "",
+        deployment_id=0,
+        deployment_status="",
+        commit_status="",
+    )
+
+
+def launched(record: Record, *, task_arn: str, task_definition_arn: str, container: str, port: int) -> Record:
+    return dataclasses.replace(
+        record, task_arn=task_arn, task_definition_arn=task_definition_arn, container=container, port=port
+    )
+
+
+def launch_failed(record: Record, problems: tuple[str, ...], now: int) -> Record:
+    return dataclasses.replace(record, status=Status.FAILED, problems=list(problems), stopped_at=now)
+
+
+def rejected(record: Record | None, mr: MergeRequestRef, sha: str, problems: tuple[str, ...]) -> Record:
+    """Nothing is launched; an app already running for an older commit keeps running."""
+    base = _base(record, mr)
+    if base.active:
+        return dataclasses.replace(base, problems=list(problems))
+    return dataclasses.replace(
+        base,
+        status=Status.REJECTED,
+        commit_sha=sha,
+        source_project_id=mr.source_project_id,
+        source_branch=mr.source_branch,
+        problems=list(problems),
+        deployment_id=0,
+        deployment_status="",
+        commit_status="",
+    )
+
+
+def stop_requested(record: Record, reason: str) -> Record:
+    return dataclasses.replace(record, status=Status.STOPPING, stop_reason=reason)
+
+
+# --------------------------------------------------------------------------- ECS task events
+
+
+@dataclass(frozen=True)
+class WentLive:
+    pass
+
+
+@dataclass(frozen=True)
+class Stopped:
+    pass
+
+
+def on_task_event(event: TaskEvent, record: Record | None) -> Ignore | WentLive | Stopped:
+    if record is None:
+        return Ignore("no review app is recorded for this task's merge request")
+    if event.task_arn != record.task_arn and (not event.started_by or event.started_by != record.launch_id):
+        return Ignore("task is not the merge request's current review app")
+    if record.status not in Status.ACTIVE:
+        return Ignore(f"review app is already {record.status}")
+    if event.version <= record.event_version:
+        return Ignore(f"event version {event.version} is not newer than {record.event_version}")
+    if event.last_status == "STOPPED":
+        return Stopped()
+    if event.last_status == "RUNNING" and record.status == Status.DEPLOYING:
+        return WentLive()
+    return Ignore(f"task state {event.last_status} changes nothing on the merge request")
+
+
+def app_url(private_ip: str | None, public_ip: str | None, port: int, want_public: bool) -> tuple[str, str]:
+    """(url, caveat). A missing public IP is said out loud rather than silently swapped."""
+    if want_public and public_ip:
+        return f"http://{public_ip}:{port}", ""
+    if not private_ip:
+        return "", "ECS reported no IP address for the task"
+    caveat = ""
+    if want_public:
+        caveat = "No public IP was assigned (is the subnet public?); this address works only inside the VPC."
+    return f"http://{private_ip}:{port}", caveat
+
+
+def went_live(record: Record, event: TaskEvent, *, url: str, url_note: str, now: int) -> Record:
+    started = int(event.started_at.timestamp()) if event.started_at else now
+    return dataclasses.replace(
+        record,
+        status=Status.LIVE,
+        task_arn=event.task_arn,
+        event_version=event.version,
+        live_at=started,
+        url=url,
+        url_note=url_note,
+    )
+
+
+def explain_stop(event: TaskEvent, record: Record, now: int) -> tuple[str, str]:
+    """(StopReason, detail in plain words) for a STOPPED task event."""
+    app = event.container(record.container) if record.container else None
+    exit_code = app.exit_code if app else None
+    ecs_reason = (event.stopped_reason or "").strip()
+    if event.stop_code in ("SpotInterruption", "TerminationNotice"):
+        return StopReason.SPOT, "AWS reclaimed the Fargate Spot capacity it was running on"
+    if record.status == Status.STOPPING and record.stop_reason:
+        return record.stop_reason, ""
+    if event.stop_code == "TaskFailedToStart" or (
+        exit_code is None and ecs_reason.startswith(("CannotPull", "ResourceInitializationError", "CannotStart"))
+    ):
+        return StopReason.FAILED_TO_START, ecs_reason or "ECS gave no reason"
+    if exit_code == TTL_EXIT_CODE:
+        return StopReason.TTL, ""
+    if exit_code == KILLED_EXIT_CODE and now >= record.deadline:
+        return StopReason.TTL, "the app ignored SIGTERM and was killed"
+    if event.stop_code == "UserInitiated":
+        return StopReason.STOPPED_OUTSIDE, ecs_reason or "stopped through the ECS API or console"
+    if exit_code is not None:
+        container = app.name if app else "app"
+        detail = f"container `{container}` exited with code {exit_code}"
+        if ecs_reason:
+            detail += f" ({ecs_reason})"
+        return StopReason.CRASHED, detail
+    return StopReason.UNKNOWN, ecs_reason or "ECS gave no reason"
+
+
+def stopped(record: Record, event: TaskEvent, now: int) -> Record:
+    reason, detail = explain_stop(event, record, now)
+    at = int(event.stopped_at.timestamp()) if event.stopped_at else now
+    never_live = record.status == Status.DEPLOYING or (record.status == Status.STOPPING and not record.live_at)
+    status = Status.FAILED if never_live and reason not in StopReason.REQUESTED else Status.STOPPED
+    return dataclasses.replace(
+        record,
+        status=status,
+        task_arn=event.task_arn,
+        event_version=event.version,
+        stopped_at=at,
+        stop_reason=reason,
+        stop_detail=detail,
+    )
+

@@ -1,0 +1,185 @@
+"""What the merge request shows for a record: the note's text and the GitLab state around it.
+
+Everything here is derived from the record alone, so any function can re-publish it at any
+time (after a retry, from a later event) and GitLab converges to the same picture.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from review_apps.durations import format_duration
+from review_apps.lifecycle import StopReason
+from review_apps.models import Record, Status
+from review_apps.spec import SPEC_PATH, ref_slug
+
+COMMIT_STATUS_NAME = "review-app"
+
+
+def note_marker(project_id: int, mr_iid: int) -> str:
+    """Hidden in the note so it can be found again even if the record is lost."""
+    return f"<!-- review-app:note project={project_id} mr={mr_iid} -->"
+
+
+def environment_name(source_branch: str) -> str:
+    return f"review/{ref_slug(source_branch)}"
+
+
+def _when(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _commit(sha: str) -> str:
+    return f"`{sha[:8]}`"
+
+
+def _relaunch_hint(record: Record) -> str:
+    if record.trigger == "merge_request":
+        return "To get a new one, push a commit (or close and reopen the merge request)."
+    return "To get a new one, push a commit or run the merge request's pipeline again."
+
+
+_REASONS = {
+    StopReason.TTL: "its time to live ({ttl}) ran out",
+    StopReason.MERGED: "the merge request was merged",
+    StopReason.CLOSED: "the merge request was closed",
+    StopReason.REPLACED: "a newer commit replaced it",
+    StopReason.SPOT: "AWS reclaimed the Fargate Spot capacity it ran on",
+    StopReason.CRASHED: "the app crashed: {detail}",
+    StopReason.FAILED_TO_START: "the task failed to start: {detail}",
+    StopReason.STOPPED_OUTSIDE: "it was stopped outside review apps: {detail}",
+    StopReason.UNKNOWN: "ECS stopped it: {detail}",
+}
+
+_HINTS = {
+    StopReason.FAILED_TO_START: "Check that the image exists and the task execution role can pull it "
+    "(and read its secrets and log group).",
+    StopReason.CRASHED: "Check the app's logs in CloudWatch for why it exited.",
+}
+
+
+def stop_sentence(record: Record) -> str:
+    template = _REASONS.get(record.stop_reason, _REASONS[StopReason.UNKNOWN])
+    text = template.format(ttl=format_duration(record.ttl_seconds), detail=record.stop_detail or "no detail given")
+    if record.stop_reason == StopReason.TTL and record.stop_detail:
+        text += f" ({record.stop_detail})"
+    return text
+
+
+def _problem_list(problems: list[str]) -> str:
+    return "\n".join(f"- {p}" for p in problems)
+
+
+def render_note(record: Record) -> str:
+    marker = note_marker(record.project_id, record.mr_iid)
+    commit = _commit(record.commit_sha)
+    ttl = format_duration(record.ttl_seconds)
+    if record.ttl_capped_from:
+        ttl += f" (you asked for {format_duration(record.ttl_capped_from)}; the install allows at most {ttl})"
+    lines: list[str]
+    if record.status == Status.DEPLOYING:
+        lines = [
+            "### :hourglass: Review app: deploying",
+            "",
+            f"Commit {commit} is starting on AWS Fargate. It will run for **{ttl}** and then stop by itself.",
+        ]
+        if record.replaced_commit:
+            lines.append(f"It replaces the app for commit {_commit(record.replaced_commit)}, which is being stopped.")
+    elif record.status == Status.LIVE or (record.status == Status.STOPPING and record.live_at):
+        lines = [
+            "### :white_check_mark: Review app: live",
+            "",
+            f"**{record.url}**",
+            "",
+            f"Commit {commit}, live since {_when(record.live_at)}, until **{_when(record.deadline)}** ({ttl}).",
+        ]
+        if record.url_note:
+            lines.append(f"\n:warning: {record.url_note}")
+        if record.status == Status.STOPPING:
+            lines[0] = "### :stop_button: Review app: stopping"
+            lines.append(f"\nIt is being stopped because {stop_sentence(record)}.")
+    elif record.status == Status.STOPPING:
+        lines = [
+            "### :stop_button: Review app: stopping",
+            "",
+            f"The app for commit {commit} is being stopped because {stop_sentence(record)}.",
+        ]
+    elif record.status == Status.STOPPED:
+        ran = ""
+        if record.live_at and record.stopped_at:
+            ran = f" It ran from {_when(record.live_at)} to {_when(record.stopped_at)}."
+        lines = [
+            "### :stop_button: Review app: stopped",
+            "",
+            f"The app for commit {commit} stopped because {stop_sentence(record)}.{ran}",
+        ]
+        if record.stop_reason not in (StopReason.MERGED, StopReason.CLOSED):
+            lines += ["", _relaunch_hint(record)]
+    elif record.status == Status.FAILED:
+        if record.problems:
+            why = "\n" + _problem_list(record.problems)
+            lines = ["### :x: Review app: could not start", "", f"Commit {commit} was not started:{why}"]
+        else:
+            lines = [
+                "### :x: Review app: could not start",
+                "",
+                f"The app for commit {commit} never went live because {stop_sentence(record)}.",
+            ]
+            hint = _HINTS.get(record.stop_reason)
+            if hint:
+                lines += ["", hint]
+        lines += ["", _relaunch_hint(record)]
+    elif record.status == Status.REJECTED:
+        lines = [
+            f"### :warning: Review app: not deployed, fix `{SPEC_PATH}`",
+            "",
+            f"Commit {commit} was not deployed:",
+            _problem_list(record.problems),
+            "",
+            "Nothing was launched. Fix the file and push; the next commit will be tried again.",
+        ]
+    else:
+        lines = ["### Review app", "", "Nothing has been deployed for this merge request yet."]
+    if record.active and record.problems:
+        lines += [
+            "",
+            f":warning: The latest commit was not deployed, fix `{SPEC_PATH}`:",
+            _problem_list(record.problems),
+        ]
+    return marker + "\n" + "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class CommitStatus:
+    state: str
+    description: str
+    target_url: str
+
+
+@dataclass(frozen=True)
+class GitLabView:
+    """Everything GitLab should show for a record besides the note."""
+
+    commit_status: CommitStatus | None
+    deployment_status: str  # "" = no deployment for this record
+    environment_url: str
+    environment_stopped: bool
+
+
+def gitlab_view(record: Record) -> GitLabView:
+    status = record.status
+    if status == Status.DEPLOYING or (status == Status.STOPPING and not record.live_at):
+        return GitLabView(CommitStatus("running", "Review app is deploying", ""), "running", "", False)
+    if status in (Status.LIVE, Status.STOPPING):
+        live = CommitStatus("success", f"Review app live until {_when(record.deadline)}", record.url)
+        return GitLabView(live, "success", record.url, False)
+    if status == Status.STOPPED:
+        if record.live_at:
+            # The commit did get a working app; a later stop does not make the commit worse.
+            return GitLabView(None, "success", "", True)
+        return GitLabView(CommitStatus("canceled", "Review app stopped before it went live", ""), "canceled", "", True)
+    if status == Status.FAILED:
+        failed = CommitStatus("failed", "Review app could not start", "")
+        return GitLabView(failed, "failed" if record.deployment_id else "", "", bool(record.environment_id))
+    return GitLabView(None, "", "", False)

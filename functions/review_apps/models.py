@@ -1,0 +1,334 @@
+"""The shapes we accept from GitLab and ECS, and the one record we keep per merge request.
+
+Parsing is lenient about fields we don't use (GitLab adds fields every release) and strict
+about the ones we do: a missing or mistyped field raises BadEvent naming its path, which the
+webhook turns into a 400 that tells the sender exactly what was wrong.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime
+from typing import Any
+
+
+class BadEvent(ValueError):
+    """The payload is not a usable GitLab/ECS event; the message names the field."""
+
+
+_MISSING = object()
+
+
+def _get(data: Any, path: str, kind: type | tuple[type, ...], default: Any = _MISSING) -> Any:
+    node = data
+    for key in path.split("."):
+        if not isinstance(node, dict) or key not in node or node[key] is None:
+            if default is not _MISSING:
+                return default
+            raise BadEvent(f"field '{path}' is missing")
+        node = node[key]
+    # bool is an int in Python; an id of `true` is as wrong as an id of "abc".
+    if kind is int and isinstance(node, bool) or not isinstance(node, kind):
+        expected = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
+        raise BadEvent(f"field '{path}' must be {expected}, got {type(node).__name__}")
+    return node
+
+
+# --------------------------------------------------------------------------- GitLab events
+
+
+@dataclass(frozen=True)
+class MergeRequestRef:
+    """Which MR an event is about. `project_id` is the target project, where the MR lives."""
+
+    project_id: int
+    iid: int
+    source_project_id: int
+    source_branch: str
+    project_path: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.project_id}/{self.iid}"
+
+    @property
+    def is_fork(self) -> bool:
+        return self.source_project_id != self.project_id
+
+
+@dataclass(frozen=True)
+class MergeRequestEvent:
+    mr: MergeRequestRef
+    action: str
+    state: str
+    head_sha: str
+    pushed: bool  # `oldrev` is only present when commits were pushed
+    draft: bool
+    labels: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PipelineEvent:
+    mr: MergeRequestRef | None
+    status: str
+    sha: str
+    source: str
+    pipeline_id: int
+
+
+@dataclass(frozen=True)
+class NoteEvent:
+    mr: MergeRequestRef | None
+    noteable_type: str
+    system: bool
+    text: str
+    author_id: int
+
+
+@dataclass(frozen=True)
+class OtherEvent:
+    """A well-formed GitLab event of a kind we don't act on (push, issue, tag…)."""
+
+    object_kind: str
+
+
+GitLabEvent = MergeRequestEvent | PipelineEvent | NoteEvent | OtherEvent
+
+
+def _prefixed(mr: Any, prefix: str, project_path: str) -> MergeRequestRef:
+    if not isinstance(mr, dict):
+        raise BadEvent(f"field '{prefix}' must be an object")
+    try:
+        return MergeRequestRef(
+            project_id=_get(mr, "target_project_id", int),
+            iid=_get(mr, "iid", int),
+            source_project_id=_get(mr, "source_project_id", int),
+            source_branch=_get(mr, "source_branch", str),
+            project_path=project_path,
+        )
+    except BadEvent as exc:
+        raise BadEvent(str(exc).replace("field '", f"field '{prefix}.", 1)) from None
+
+
+def parse_gitlab_event(body: Any) -> GitLabEvent:
+    """Turn a decoded webhook body into one of our event types, or raise BadEvent."""
+    if not isinstance(body, dict):
+        raise BadEvent("the body must be a JSON object (a GitLab webhook payload)")
+    kind = _get(body, "object_kind", str)
+    project_path = _get(body, "project.path_with_namespace", str, default="")
+    if kind == "merge_request":
+        attrs = _get(body, "object_attributes", dict)
+        mr = _prefixed(attrs, "object_attributes", project_path)
+        labels = tuple(
+            label.get("title", "") for label in _get(body, "labels", list, default=[]) if isinstance(label, dict)
+        )
+        return MergeRequestEvent(
+            mr=mr,
+            action=_get(attrs, "action", str, default=""),
+            state=_get(attrs, "state", str),
+            head_sha=_get(body, "object_attributes.last_commit.id", str),
+            pushed=bool(attrs.get("oldrev")),
+            draft=bool(attrs.get("draft") or attrs.get("work_in_progress")),
+            labels=labels,
+        )
+    if kind == "pipeline":
+        raw_mr = body.get("merge_request")
+        return PipelineEvent(
+            mr=_prefixed(raw_mr, "merge_request", project_path) if raw_mr else None,
+            status=_get(body, "object_attributes.status", str),
+            sha=_get(body, "object_attributes.sha", str),
+            source=_get(body, "object_attributes.source", str, default=""),
+            pipeline_id=_get(body, "object_attributes.id", int),
+        )
+    if kind == "note":
+        noteable_type = _get(body, "object_attributes.noteable_type", str)
+        raw_mr = body.get("merge_request") if noteable_type == "MergeRequest" else None
+        if noteable_type == "MergeRequest" and not raw_mr:
+            raise BadEvent("field 'merge_request' is missing on a comment on a merge request")
+        return NoteEvent(
+            mr=_prefixed(raw_mr, "merge_request", project_path) if raw_mr else None,
+            noteable_type=noteable_type,
+            system=bool(_get(body, "object_attributes.system", bool, default=False)),
+            text=_get(body, "object_attributes.note", str),
+            author_id=_get(body, "object_attributes.author_id", int),
+        )
+    return OtherEvent(object_kind=kind)
+
+
+# --------------------------------------------------------------------------- ECS task events
+
+_GROUP = re.compile(r"^review-app:(\d+):(\d+)$")
+
+
+def group_for(project_id: int, mr_iid: int) -> str:
+    return f"review-app:{project_id}:{mr_iid}"
+
+
+def parse_group(group: str) -> tuple[int, int] | None:
+    match = _GROUP.match(group or "")
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    name: str
+    last_status: str
+    exit_code: int | None
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class TaskEvent:
+    task_arn: str
+    cluster_arn: str
+    group: str
+    started_by: str
+    last_status: str
+    desired_status: str
+    version: int
+    containers: tuple[ContainerState, ...]
+    stop_code: str | None
+    stopped_reason: str | None
+    eni_id: str | None
+    private_ip: str | None
+    started_at: datetime | None
+    stopped_at: datetime | None
+
+    def container(self, name: str) -> ContainerState | None:
+        return next((c for c in self.containers if c.name == name), None)
+
+
+def _time(value: Any, path: str) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise BadEvent(f"field '{path}' must be an ISO timestamp")
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadEvent(f"field '{path}' must be an ISO timestamp, got {value!r}") from None
+
+
+def parse_task_event(event: Any) -> TaskEvent:
+    if not isinstance(event, dict):
+        raise BadEvent("the event must be a JSON object")
+    if event.get("source") != "aws.ecs" or event.get("detail-type") != "ECS Task State Change":
+        raise BadEvent("not an 'ECS Task State Change' event from aws.ecs")
+    detail = _get(event, "detail", dict)
+    eni_id = private_ip = None
+    for attachment in detail.get("attachments") or []:
+        if isinstance(attachment, dict) and attachment.get("type") in ("eni", "ElasticNetworkInterface"):
+            values = {d.get("name"): d.get("value") for d in attachment.get("details") or [] if isinstance(d, dict)}
+            eni_id = values.get("networkInterfaceId")
+            private_ip = values.get("privateIPv4Address")
+    containers = []
+    for index, raw in enumerate(_get(detail, "containers", list, default=[])):
+        if not isinstance(raw, dict):
+            raise BadEvent(f"field 'detail.containers[{index}]' must be an object")
+        exit_code = raw.get("exitCode")
+        containers.append(
+            ContainerState(
+                name=_get(raw, "name", str),
+                last_status=_get(raw, "lastStatus", str, default=""),
+                exit_code=exit_code if isinstance(exit_code, int) and not isinstance(exit_code, bool) else None,
+                reason=raw.get("reason") if isinstance(raw.get("reason"), str) else None,
+            )
+        )
+    return TaskEvent(
+        task_arn=_get(detail, "taskArn", str),
+        cluster_arn=_get(detail, "clusterArn", str),
+        group=_get(detail, "group", str, default=""),
+        started_by=_get(detail, "startedBy", str, default=""),
+        last_status=_get(detail, "lastStatus", str),
+        desired_status=_get(detail, "desiredStatus", str, default=""),
+        version=_get(detail, "version", int),
+        containers=tuple(containers),
+        stop_code=detail.get("stopCode"),
+        stopped_reason=detail.get("stoppedReason"),
+        eni_id=eni_id,
+        private_ip=private_ip,
+        started_at=_time(detail.get("startedAt"), "detail.startedAt"),
+        stopped_at=_time(detail.get("stoppedAt"), "detail.stoppedAt"),
+    )
+
+
+# --------------------------------------------------------------------------- the MR record
+
+
+class Status:
+    """Where an MR's review app is. DEPLOYING/LIVE/STOPPING have a task that may be running."""
+
+    DEPLOYING = "deploying"
+    LIVE = "live"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    FAILED = "failed"  # never started: RunTask refused, or the task failed before RUNNING
+    REJECTED = "rejected"  # nothing launched: the spec or the task definition is unusable
+
+    ACTIVE = frozenset({DEPLOYING, LIVE, STOPPING})
+
+
+@dataclass
+class Record:
+    """Everything we know about one MR's review app, stored as one DynamoDB item.
+
+    `rev` is the optimistic-lock counter: every write is conditional on the rev we read.
+    """
+
+    project_id: int
+    mr_iid: int
+    rev: int = 0
+    status: str = ""
+    launch_id: str = ""
+    task_arn: str = ""
+    task_definition_arn: str = ""
+    commit_sha: str = ""
+    source_project_id: int = 0
+    source_branch: str = ""
+    trigger: str = ""
+    container: str = ""
+    port: int = 0
+    ttl_seconds: int = 0
+    ttl_capped_from: int = 0
+    launched_at: int = 0
+    deadline: int = 0
+    live_at: int = 0
+    stopped_at: int = 0
+    url: str = ""
+    url_note: str = ""
+    event_version: int = 0
+    stop_reason: str = ""
+    stop_detail: str = ""
+    problems: list[str] = field(default_factory=list)
+    replaced_commit: str = ""
+    # What has been published to GitLab, so each step makes only the calls that change something.
+    note_id: int = 0
+    note_digest: str = ""
+    environment_id: int = 0
+    environment_state: str = ""
+    deployment_id: int = 0
+    deployment_status: str = ""
+    commit_status: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.project_id}/{self.mr_iid}"
+
+    @property
+    def active(self) -> bool:
+        return self.status in Status.ACTIVE
+
+    def to_item(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> "Record":
+        known = {f.name for f in fields(cls)}
+        data = {k: v for k, v in item.items() if k in known}
+        for f in fields(cls):
+            if f.name in data and f.type in ("int", int):
+                data[f.name] = int(data[f.name])
+        if "problems" in data:
+            data["problems"] = list(data["problems"])
+        return cls(**data)

@@ -1,0 +1,39 @@
+"""The adapters a handler needs, built on first use and kept for the life of the container."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from aws_lambda_powertools.utilities import parameters
+
+from review_apps.adapters import aws
+from review_apps.adapters.ecs import Ecs
+from review_apps.adapters.gitlab import GitLab
+from review_apps.adapters.store import RecordStore
+from review_apps.settings import Settings
+
+SECRET_CACHE_SECONDS = 300  # a rotated secret takes effect within five minutes
+
+
+class Services:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @cached_property
+    def _parameters(self) -> parameters.SSMProvider:
+        return parameters.SSMProvider(boto3_client=aws.client("ssm"))
+
+    def secret(self, name: str) -> str:
+        return self._parameters.get(name, decrypt=True, max_age=SECRET_CACHE_SECONDS)
+
+    @cached_property
+    def store(self) -> RecordStore:
+        return RecordStore(self.settings.table_name, aws.client("dynamodb"))
+
+    @cached_property
+    def ecs(self) -> Ecs:
+        return Ecs(self.settings, aws.client("ecs"), aws.client("ec2"))
+
+    @cached_property
+    def gitlab(self) -> GitLab:
+        return GitLab(self.settings.gitlab_url, self.secret(self.settings.gitlab_token_parameter))

@@ -1,0 +1,87 @@
+"""Install-wide configuration, read from the environment once per cold start.
+
+A wrong setting is a deploy-time mistake by the platform team, so it fails loudly at
+start-up with the variable's name instead of surfacing later as a confusing MR note.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Mapping
+
+from review_apps.durations import DurationError, parse_duration
+
+
+class SettingsError(ValueError):
+    """A configuration variable is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    gitlab_url: str
+    gitlab_token_parameter: str
+    webhook_secret_parameter: str
+    table_name: str
+    cluster: str
+    subnets: tuple[str, ...]
+    security_groups: tuple[str, ...]
+    assign_public_ip: bool
+    default_ttl: int
+    max_ttl: int
+    # Roles a review app's task definition may carry; empty means "let IAM decide".
+    allowed_role_arns: tuple[str, ...] = ()
+
+    @property
+    def cluster_name(self) -> str:
+        return self.cluster.rsplit("/", 1)[-1]
+
+
+def _required(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise SettingsError(f"{name} is not set")
+    return value
+
+
+def _csv(env: Mapping[str, str], name: str, required: bool = True) -> tuple[str, ...]:
+    raw = env.get(name, "")
+    items = tuple(part.strip() for part in raw.split(",") if part.strip())
+    if required and not items:
+        raise SettingsError(f"{name} must list at least one value, comma-separated")
+    return items
+
+
+def _duration(env: Mapping[str, str], name: str, default: str) -> int:
+    raw = env.get(name, "").strip() or default
+    try:
+        return parse_duration(raw)
+    except DurationError as exc:
+        raise SettingsError(f"{name}={raw!r}: {exc}") from None
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    gitlab_url = _required(env, "GITLAB_URL").rstrip("/")
+    if not gitlab_url.startswith(("http://", "https://")):
+        raise SettingsError(f"GITLAB_URL must start with http:// or https://, got {gitlab_url!r}")
+    public_ip = env.get("ASSIGN_PUBLIC_IP", "DISABLED").strip().upper()
+    if public_ip not in ("ENABLED", "DISABLED"):
+        raise SettingsError(f"ASSIGN_PUBLIC_IP must be ENABLED or DISABLED, got {public_ip!r}")
+    default_ttl = _duration(env, "DEFAULT_TTL", "30m")
+    max_ttl = _duration(env, "MAX_TTL", "4h")
+    if default_ttl > max_ttl:
+        raise SettingsError(f"DEFAULT_TTL ({default_ttl}s) is longer than MAX_TTL ({max_ttl}s)")
+    return Settings(
+        gitlab_url=gitlab_url,
+        gitlab_token_parameter=_required(env, "GITLAB_TOKEN_PARAMETER"),
+        webhook_secret_parameter=_required(env, "WEBHOOK_SECRET_PARAMETER"),
+        table_name=_required(env, "TABLE_NAME"),
+        cluster=_required(env, "CLUSTER"),
+        subnets=_csv(env, "SUBNETS"),
+        security_groups=_csv(env, "SECURITY_GROUPS"),
+        assign_public_ip=public_ip == "ENABLED",
+        default_ttl=default_ttl,
+        max_ttl=max_ttl,
+        allowed_role_arns=_csv(env, "ALLOWED_ROLE_ARNS", required=False),
+    )

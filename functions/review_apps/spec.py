@@ -1,0 +1,175 @@
+"""`.gitlab/review-app.yml`: what a project asks for, checked before anything is launched.
+
+Every problem is collected (not just the first) and phrased as "what is wrong — how to fix
+it", because the list is shown verbatim on the merge request.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from review_apps.durations import DurationError, format_duration, parse_duration
+
+SPEC_PATH = ".gitlab/review-app.yml"
+TRIGGERS = ("pipeline", "merge_request")
+PLACEHOLDERS = (
+    "CI_COMMIT_SHA",
+    "CI_COMMIT_SHORT_SHA",
+    "CI_COMMIT_REF_SLUG",
+    "CI_MERGE_REQUEST_IID",
+    "CI_PROJECT_PATH_SLUG",
+)
+_KNOWN_KEYS = ("task_definition", "container", "port", "image", "command", "ttl", "trigger")
+_PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
+_TASK_DEFINITION = re.compile(r"^(arn:aws[\w-]*:ecs:[\w-]+:\d{12}:task-definition/)?[A-Za-z0-9_-]{1,255}(:\d+)?$")
+
+
+@dataclass(frozen=True)
+class Spec:
+    task_definition: str
+    container: str | None
+    port: int | None
+    image: str | None
+    command: tuple[str, ...] | None
+    ttl_seconds: int
+    ttl_capped_from: int  # the TTL asked for when it was above the install's maximum, else 0
+    trigger: str
+
+
+@dataclass(frozen=True)
+class SpecProblems:
+    problems: tuple[str, ...]
+
+
+def parse_spec(text: str, default_ttl: int, max_ttl: int) -> Spec | SpecProblems:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = ""
+        mark = getattr(exc, "problem_mark", None)
+        if mark is not None:
+            where = f" at line {mark.line + 1}, column {mark.column + 1}"
+        problem = getattr(exc, "problem", None) or "it could not be parsed"
+        return SpecProblems((f"`{SPEC_PATH}` is not valid YAML{where}: {problem}.",))
+    if not isinstance(data, dict):
+        return SpecProblems(
+            (f"`{SPEC_PATH}` must be a YAML mapping with at least `task_definition: <family>`.",)
+        )
+
+    problems: list[str] = []
+    for key in data:
+        if key not in _KNOWN_KEYS:
+            problems.append(f"Unknown key `{key}`; the keys are {', '.join(f'`{k}`' for k in _KNOWN_KEYS)}.")
+
+    task_definition = data.get("task_definition")
+    if not isinstance(task_definition, str) or not task_definition.strip():
+        problems.append(
+            "`task_definition` is required: the ECS task definition your app already runs with, "
+            "as `family` or `family:revision`."
+        )
+        task_definition = ""
+    elif not _TASK_DEFINITION.match(task_definition.strip()):
+        problems.append(
+            f"`task_definition: {task_definition}` is not a task definition family, "
+            "`family:revision` or task definition ARN."
+        )
+
+    container = data.get("container")
+    if container is not None and (not isinstance(container, str) or not container.strip()):
+        problems.append("`container` must be the name of a container in the task definition.")
+        container = None
+
+    port = data.get("port")
+    if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535):
+        problems.append(f"`port: {port}` must be a number from 1 to 65535.")
+        port = None
+
+    image = data.get("image")
+    if image is not None:
+        if not isinstance(image, str) or not image.strip():
+            problems.append("`image` must be an image reference such as `registry/app:${CI_COMMIT_SHA}`.")
+            image = None
+        else:
+            for name in _PLACEHOLDER.findall(image):
+                if name not in PLACEHOLDERS:
+                    problems.append(
+                        f"`image` uses `${{{name}}}`, which is not available; use one of "
+                        + ", ".join(f"`${{{p}}}`" for p in PLACEHOLDERS)
+                        + "."
+                    )
+
+    command = data.get("command")
+    if command is not None:
+        if isinstance(command, str) and command.strip():
+            command = tuple(shlex.split(command))
+        elif isinstance(command, list) and command and all(isinstance(c, (str, int)) for c in command):
+            command = tuple(str(c) for c in command)
+        else:
+            problems.append("`command` must be a string or a list of strings, e.g. `[\"gunicorn\", \"app:wsgi\"]`.")
+            command = None
+
+    ttl_seconds, capped_from = default_ttl, 0
+    if "ttl" in data:
+        try:
+            asked = parse_duration(data["ttl"])
+        except DurationError as exc:
+            problems.append(f"`ttl`: {exc}.")
+        else:
+            if asked > max_ttl:
+                ttl_seconds, capped_from = max_ttl, asked
+            elif asked < 60:
+                problems.append(f"`ttl: {data['ttl']}` is too short; give the app at least 1m.")
+            else:
+                ttl_seconds = asked
+
+    trigger = data.get("trigger", "pipeline")
+    if trigger not in TRIGGERS:
+        problems.append(
+            f"`trigger: {trigger}` is not supported; use `pipeline` (deploy when the MR's pipeline succeeds) "
+            "or `merge_request` (deploy when the MR opens and on every push)."
+        )
+
+    if problems:
+        return SpecProblems(tuple(problems))
+    return Spec(
+        task_definition=task_definition.strip(),
+        container=container.strip() if container else None,
+        port=port,
+        image=image.strip() if image else None,
+        command=command,
+        ttl_seconds=ttl_seconds,
+        ttl_capped_from=capped_from,
+        trigger=trigger,
+    )
+
+
+def ref_slug(ref: str) -> str:
+    """GitLab's CI_COMMIT_REF_SLUG: lower-cased, non-alphanumerics to `-`, at most 63 chars."""
+    slug = re.sub(r"[^a-z0-9]", "-", ref.lower())[:63]
+    return slug.strip("-")
+
+
+def fill_placeholders(template: str, values: dict[str, str]) -> str:
+    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
+
+
+def placeholder_values(sha: str, source_branch: str, mr_iid: int, project_path: str) -> dict[str, str]:
+    return {
+        "CI_COMMIT_SHA": sha,
+        "CI_COMMIT_SHORT_SHA": sha[:8],
+        "CI_COMMIT_REF_SLUG": ref_slug(source_branch),
+        "CI_MERGE_REQUEST_IID": str(mr_iid),
+        "CI_PROJECT_PATH_SLUG": ref_slug(project_path),
+    }
+
+
+def describe_ttl(spec: Spec) -> str:
+    text = format_duration(spec.ttl_seconds)
+    if spec.ttl_capped_from:
+        text += f" (capped from {format_duration(spec.ttl_capped_from)} by the install's maximum)"
+    return text

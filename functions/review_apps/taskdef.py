@@ -1,0 +1,139 @@
+"""Derive the review app's task definition from the one the app already runs with.
+
+The derived revision lives in its own family (`review-app-<project>-<iid>`) so registering
+it never moves the "latest" revision of the team's real family under their services.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+from review_apps.spec import Spec, fill_placeholders
+
+# Fields of DescribeTaskDefinition's answer that RegisterTaskDefinition accepts back.
+_REGISTERABLE = (
+    "taskRoleArn",
+    "executionRoleArn",
+    "networkMode",
+    "volumes",
+    "placementConstraints",
+    "requiresCompatibilities",
+    "cpu",
+    "memory",
+    "pidMode",
+    "ipcMode",
+    "proxyConfiguration",
+    "inferenceAccelerators",
+    "ephemeralStorage",
+    "runtimePlatform",
+)
+KILL_AFTER_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class DerivedTaskDefinition:
+    register_kwargs: dict[str, Any]
+    container: str
+    port: int
+
+
+@dataclass(frozen=True)
+class TaskDefinitionProblems:
+    problems: tuple[str, ...]
+
+
+def review_family(project_id: int, mr_iid: int) -> str:
+    return f"review-app-{project_id}-{mr_iid}"
+
+
+def derive(
+    base: dict[str, Any],
+    spec: Spec,
+    *,
+    project_id: int,
+    mr_iid: int,
+    placeholders: dict[str, str],
+    allowed_role_arns: tuple[str, ...] = (),
+) -> DerivedTaskDefinition | TaskDefinitionProblems:
+    """`base` is DescribeTaskDefinition's `taskDefinition`; nothing here calls AWS."""
+    problems: list[str] = []
+    name = base.get("family", spec.task_definition)
+    containers = copy.deepcopy(base.get("containerDefinitions") or [])
+    names = [c.get("name") for c in containers]
+
+    if base.get("networkMode") != "awsvpc":
+        problems.append(
+            f"Task definition `{name}` uses network mode `{base.get('networkMode') or 'bridge'}`; "
+            "Fargate needs `awsvpc`. Register a revision with `networkMode: awsvpc`."
+        )
+    if "FARGATE" not in (base.get("requiresCompatibilities") or []) and "FARGATE" not in (
+        base.get("compatibilities") or []
+    ):
+        problems.append(
+            f"Task definition `{name}` is not compatible with Fargate; add `FARGATE` to "
+            "`requiresCompatibilities` and set task-level `cpu` and `memory`."
+        )
+    for role_field in ("taskRoleArn", "executionRoleArn"):
+        role = base.get(role_field)
+        if role and allowed_role_arns and role not in allowed_role_arns:
+            problems.append(
+                f"Task definition `{name}` uses {role_field} `{role}`, which this install does not allow "
+                "review apps to use. Ask your platform team to add it to the allowed roles, or use an "
+                "allowed role."
+            )
+
+    if spec.container:
+        target = next((c for c in containers if c.get("name") == spec.container), None)
+        if target is None:
+            problems.append(
+                f"`container: {spec.container}` is not in task definition `{name}`; "
+                f"its containers are {', '.join(f'`{n}`' for n in names)}."
+            )
+    elif len(containers) == 1:
+        target = containers[0]
+    else:
+        target = None
+        problems.append(
+            f"Task definition `{name}` has {len(containers)} containers "
+            f"({', '.join(f'`{n}`' for n in names)}); say which one serves the app with `container:`."
+        )
+
+    port = spec.port
+    if target is not None:
+        if port is None:
+            mappings = target.get("portMappings") or []
+            port = mappings[0].get("containerPort") if mappings else None
+            if not port:
+                problems.append(
+                    f"Container `{target['name']}` publishes no port; say which port serves the app with `port:`."
+                )
+        command = list(spec.command) if spec.command else list(target.get("command") or [])
+        entry_point = list(target.get("entryPoint") or [])
+        if not entry_point and not command:
+            problems.append(
+                f"Container `{target['name']}` has no `entryPoint` or `command` in the task definition, so "
+                "the command to wrap in the TTL timeout is unknown (it is only in the image). Add "
+                "`command:` to the spec with what the image runs, e.g. `command: [\"npm\", \"start\"]`."
+            )
+        if spec.image:
+            target["image"] = fill_placeholders(spec.image, placeholders)
+        # `timeout` ends the app when the TTL runs out (exit 124), so the task stops by itself
+        # even if nothing else here ever runs again; -k kills it if it ignores SIGTERM.
+        target["entryPoint"] = ["timeout", "-k", str(KILL_AFTER_SECONDS), str(spec.ttl_seconds)]
+        target["command"] = entry_point + command
+
+    if problems:
+        return TaskDefinitionProblems(tuple(problems))
+
+    kwargs: dict[str, Any] = {k: copy.deepcopy(base[k]) for k in _REGISTERABLE if base.get(k)}
+    kwargs["family"] = review_family(project_id, mr_iid)
+    kwargs["containerDefinitions"] = containers
+    kwargs["requiresCompatibilities"] = ["FARGATE"]
+    kwargs["tags"] = [
+        {"key": "review-app:project", "value": str(project_id)},
+        {"key": "review-app:mr", "value": str(mr_iid)},
+        {"key": "review-app:base", "value": name},
+    ]
+    return DerivedTaskDefinition(register_kwargs=kwargs, container=target["name"], port=int(port))

@@ -1,0 +1,78 @@
+"""Call a function's handler the way Lambda would, found through template.yaml.
+
+`load_handler("WebhookFunction")` reads the function's CodeUri and Handler from the template
+and imports the module fresh, which is what a cold start does: settings are read again from
+the environment, and no state leaks from an earlier "container".
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """YAML loader that keeps CloudFormation's short-form tags (!Ref, !Sub…) as plain values."""
+
+
+def _any_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.ScalarNode):
+        return {suffix: loader.construct_scalar(node)}
+    if isinstance(node, yaml.SequenceNode):
+        return {suffix: loader.construct_sequence(node, deep=True)}
+    return {suffix: loader.construct_mapping(node, deep=True)}
+
+
+_CfnLoader.add_multi_constructor("!", _any_tag)
+
+
+def load_template(path: Path | None = None) -> dict[str, Any]:
+    return yaml.load((path or ROOT / "template.yaml").read_text(), Loader=_CfnLoader)
+
+
+def function_properties(logical_id: str, template: dict[str, Any] | None = None) -> dict[str, Any]:
+    template = template or load_template()
+    props = dict((template.get("Globals") or {}).get("Function") or {})
+    resource = template["Resources"][logical_id]
+    if resource["Type"] != "AWS::Serverless::Function":
+        raise ValueError(f"{logical_id} is not an AWS::Serverless::Function")
+    props.update(resource["Properties"])
+    return props
+
+
+def load_handler(logical_id: str) -> Callable[[dict, Any], Any]:
+    props = function_properties(logical_id)
+    code_dir = str((ROOT / props["CodeUri"]).resolve())
+    module_name, function_name = props["Handler"].rsplit(".", 1)
+    module_name = module_name.replace("/", ".")
+    if code_dir not in sys.path:
+        sys.path.insert(0, code_dir)
+    # A cold start: the handler and the shared package are imported anew (fresh settings,
+    # fresh clients), as in a new Lambda container.
+    fresh = (module_name.split(".")[0], "review_apps")
+    for name in [n for n in sys.modules if n in fresh or n.startswith(tuple(p + "." for p in fresh))]:
+        del sys.modules[name]
+    module = importlib.import_module(module_name)
+    return getattr(module, function_name)
+
+
+@dataclass
+class LambdaContext:
+    function_name: str = "review-apps-local"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:111122223333:function:review-apps-local"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    function_version: str = "$LATEST"
+    log_group_name: str = "/aws/lambda/review-apps-local"
+    log_stream_name: str = "local"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 10_000

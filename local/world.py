@@ -1,0 +1,270 @@
+"""A whole install on one machine: moto (AWS) and the GitLab stand-in on 127.0.0.1, the
+resources `sam deploy` plus a platform team would have created, and the real handlers.
+
+Used by the integration tests and by `make demo`, so the demo shows exactly what is tested.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import boto3
+import requests
+from moto.server import ThreadedMotoServer
+
+from local import events
+from local.gitlab_standin import GitLabStandIn
+from local.lambda_runtime import LambdaContext, load_handler
+
+REGION = "us-east-1"
+GITLAB_TOKEN = "glpat-local-bot-token-0123456789"
+WEBHOOK_SECRET = "local-webhook-secret-9f8e7d6c"
+CLUSTER = "review-apps"
+TABLE = "review-apps-records"
+BASE_FAMILY = "shop-web"
+PROJECT_ID = 14
+PROJECT_PATH = "awesome_space/awesome_project"
+
+SPEC = """\
+task_definition: shop-web
+image: 111122223333.dkr.ecr.us-east-1.amazonaws.com/shop:${CI_COMMIT_SHA}
+ttl: 30m
+trigger: pipeline
+"""
+
+
+class MotoServer:
+    """One moto server per process; `reset()` empties it between scenarios."""
+
+    def __init__(self) -> None:
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.url = f"http://{host}:{port}"
+
+    def reset(self) -> None:
+        requests.post(f"{self.url}/moto-api/reset", timeout=5).raise_for_status()
+        # Keep tasks where we put them: moto otherwise advances a task on every DescribeTasks.
+        requests.post(
+            f"{self.url}/moto-api/state-manager/set-transition",
+            json={"model_name": "ecs::task", "transition": {"progression": "manual", "times": 1_000_000}},
+            timeout=5,
+        ).raise_for_status()
+
+    def stop(self) -> None:
+        self._server.stop()
+
+
+class World:
+    def __init__(self, moto: MotoServer, gitlab: GitLabStandIn, **settings: str) -> None:
+        self.moto = moto
+        self.gitlab = gitlab
+        self.settings = settings
+        self._versions: dict[str, int] = {}
+
+    # ------------------------------------------------------------------ set-up
+
+    def install(self) -> "World":
+        self.moto.reset()
+        self.gitlab.state.__init__(GITLAB_TOKEN)  # type: ignore[misc]
+        os.environ.update(
+            {
+                "AWS_ENDPOINT_URL": self.moto.url,
+                "AWS_DEFAULT_REGION": REGION,
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_SESSION_TOKEN": "testing",
+            }
+        )
+        os.environ.pop("AWS_PROFILE", None)
+        self.ec2 = boto3.client("ec2", region_name=REGION)
+        self.ecs = boto3.client("ecs", region_name=REGION)
+        self.ssm = boto3.client("ssm", region_name=REGION)
+        self.dynamodb = boto3.client("dynamodb", region_name=REGION)
+
+        vpc = self.ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
+        self.ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
+        subnet = self.ec2.create_subnet(VpcId=vpc, CidrBlock="10.20.1.0/24")["Subnet"]["SubnetId"]
+        group = self.ec2.create_security_group(GroupName="review-apps", Description="review apps", VpcId=vpc)["GroupId"]
+        self.ecs.create_cluster(clusterName=CLUSTER)
+        self.dynamodb.create_table(
+            TableName=TABLE,
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        )
+        self.ssm.put_parameter(Name="/review-apps/gitlab-token", Value=GITLAB_TOKEN, Type="SecureString")
+        self.ssm.put_parameter(Name="/review-apps/webhook-secret", Value=WEBHOOK_SECRET, Type="SecureString")
+        self.register_base_task_definition()
+        os.environ.update(
+            {
+                "GITLAB_URL": self.gitlab.url,
+                "GITLAB_TOKEN_PARAMETER": "/review-apps/gitlab-token",
+                "WEBHOOK_SECRET_PARAMETER": "/review-apps/webhook-secret",
+                "TABLE_NAME": TABLE,
+                "CLUSTER": CLUSTER,
+                "SUBNETS": subnet,
+                "SECURITY_GROUPS": group,
+                "ASSIGN_PUBLIC_IP": "DISABLED",
+                "DEFAULT_TTL": "30m",
+                "MAX_TTL": "4h",
+                "ALLOWED_ROLE_ARNS": "",
+                "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
+                **self.settings,
+            }
+        )
+        self.subnet, self.security_group = subnet, group
+        self.gitlab.state.add_project(PROJECT_ID, PROJECT_PATH)
+        self.cold_start()
+        return self
+
+    def cold_start(self) -> None:
+        """Load both handlers anew, as Lambda does in a fresh container."""
+        self.webhook_handler = load_handler("WebhookFunction")
+        self.task_events_handler = load_handler("TaskEventsFunction")
+
+    def register_base_task_definition(self, family: str = BASE_FAMILY, **overrides: Any) -> str:
+        container = {
+            "name": "web",
+            "image": "111122223333.dkr.ecr.us-east-1.amazonaws.com/shop:latest",
+            "essential": True,
+            "memory": 512,
+            "command": ["gunicorn", "--bind", "0.0.0.0:8000", "shop.wsgi"],
+            "portMappings": [{"containerPort": 8000, "protocol": "tcp"}],
+        }
+        kwargs = {
+            "family": family,
+            "networkMode": "awsvpc",
+            "requiresCompatibilities": ["FARGATE"],
+            "cpu": "256",
+            "memory": "512",
+            "containerDefinitions": [container],
+        }
+        kwargs.update(overrides)
+        return self.ecs.register_task_definition(**kwargs)["taskDefinition"]["taskDefinitionArn"]
+
+    # ------------------------------------------------------------------ GitLab side
+
+    def commit(self, sha: str, spec: str | None = SPEC, extra_files: dict[str, str] | None = None) -> str:
+        files = dict(extra_files or {})
+        if spec is not None:
+            files[".gitlab/review-app.yml"] = spec
+        self.gitlab.state.add_commit(PROJECT_ID, sha, files)
+        return sha
+
+    def open_mr(self, iid: int, sha: str, branch: str = "feature/checkout") -> dict:
+        self.gitlab.state.open_merge_request(PROJECT_ID, iid, sha=sha, source_branch=branch)
+        return self.send_mr(iid, "open")
+
+    def mr(self, iid: int) -> dict:
+        return self.gitlab.state.merge_requests[(PROJECT_ID, iid)]
+
+    def push(self, iid: int, sha: str) -> dict:
+        mr = self.mr(iid)
+        old = mr["sha"]
+        mr["sha"] = sha
+        return self.send_mr(iid, "update", oldrev=old)
+
+    def send_mr(self, iid: int, action: str, **kwargs: Any) -> dict:
+        mr = self.mr(iid)
+        if action in ("close", "merge"):
+            mr["state"] = {"close": "closed", "merge": "merged"}[action]
+        if action == "reopen":
+            mr["state"] = "opened"
+        body = events.merge_request_hook(
+            action,
+            project_id=PROJECT_ID,
+            iid=iid,
+            sha=mr["sha"],
+            source_branch=mr["source_branch"],
+            project_path=PROJECT_PATH,
+            **kwargs,
+        )
+        return self.deliver(body, "Merge Request Hook")
+
+    def pipeline(self, iid: int, status: str = "success", sha: str | None = None) -> dict:
+        mr = self.mr(iid)
+        body = events.pipeline_hook(
+            status,
+            project_id=PROJECT_ID,
+            iid=iid,
+            sha=sha or mr["sha"],
+            source_branch=mr["source_branch"],
+            project_path=PROJECT_PATH,
+        )
+        return self.deliver(body, "Pipeline Hook")
+
+    def deliver(self, body: Any, gitlab_event: str, token: str | None = WEBHOOK_SECRET, **headers: str) -> dict:
+        """POST a webhook through the real WebhookFunction; returns status and decoded body."""
+        request = events.api_event(body, gitlab_event, token or "", headers)
+        if token is None:
+            request["headers"].pop("x-gitlab-token", None)
+        response = self.webhook_handler(request, LambdaContext(function_name="WebhookFunction"))
+        return {"status": response["statusCode"], "body": json.loads(response["body"] or "{}")}
+
+    def note(self, iid: int) -> str | None:
+        """The review-app note's current text on the MR, as a reviewer would read it."""
+        notes = [n for n in self.gitlab.state.notes[(PROJECT_ID, iid)] if "review-app:note" in n["body"]]
+        assert len(notes) <= 1, f"{len(notes)} review-app notes on MR {iid}"
+        return notes[0]["body"] if notes else None
+
+    def notes(self, iid: int) -> list[dict]:
+        return self.gitlab.state.notes[(PROJECT_ID, iid)]
+
+    def environment(self, name: str) -> dict | None:
+        return next((e for e in self.gitlab.state.environments.get(PROJECT_ID, []) if e["name"] == name), None)
+
+    def commit_statuses(self, sha: str) -> list[dict]:
+        return self.gitlab.state.statuses.get((PROJECT_ID, sha), [])
+
+    def deployments(self) -> list[dict]:
+        return self.gitlab.state.deployments.get(PROJECT_ID, [])
+
+    # ------------------------------------------------------------------ ECS side
+
+    def tasks(self, desired_status: str = "RUNNING") -> list[dict]:
+        arns = self.ecs.list_tasks(cluster=CLUSTER, desiredStatus=desired_status)["taskArns"]
+        return self.ecs.describe_tasks(cluster=CLUSTER, tasks=arns)["tasks"] if arns else []
+
+    def task(self, task_arn: str) -> dict:
+        return self.ecs.describe_tasks(cluster=CLUSTER, tasks=[task_arn])["tasks"][0]
+
+    def task_event(self, task_arn: str, last_status: str, **kwargs: Any) -> dict:
+        """Build the state-change event ECS would emit for the emulated task and deliver it."""
+        version = self._versions.get(task_arn, 1) + 1
+        self._versions[task_arn] = version
+        event = events.task_state_change(self.task(task_arn), last_status=last_status, version=version, **kwargs)
+        return self.deliver_task_event(event)
+
+    def deliver_task_event(self, event: dict) -> dict:
+        return self.task_events_handler(event, LambdaContext(function_name="TaskEventsFunction"))
+
+    def expire(self, task_arn: str, container: str = "web") -> dict:
+        """The TTL runs out: `timeout` ends the app with 124 and the task stops."""
+        self.ecs.stop_task(cluster=CLUSTER, task=task_arn, reason="Essential container in task exited")
+        return self.task_event(
+            task_arn, "STOPPED", exit_codes={container: 124}, stop_code="EssentialContainerExited"
+        )
+
+    def record(self, iid: int) -> dict | None:
+        item = self.dynamodb.get_item(TableName=TABLE, Key={"pk": {"S": f"mr#{PROJECT_ID}/{iid}"}}).get("Item")
+        if not item:
+            return None
+        from boto3.dynamodb.types import TypeDeserializer
+
+        deserializer = TypeDeserializer()
+        return {k: deserializer.deserialize(v) for k, v in item.items()}
+
+
+@contextmanager
+def running_world(**settings: str) -> Iterator[World]:
+    moto = MotoServer()
+    gitlab = GitLabStandIn(GITLAB_TOKEN).start()
+    try:
+        yield World(moto, gitlab, **settings).install()
+    finally:
+        gitlab.stop()
+        moto.stop()
