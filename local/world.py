@@ -7,6 +7,7 @@ Used by the integration tests and by `make demo`, so the demo shows exactly what
 from __future__ import annotations
 
 import json
+import logging
 import os
 from contextlib import contextmanager
 from typing import Any, Iterator
@@ -40,6 +41,7 @@ class MotoServer:
     """One moto server per process; `reset()` empties it between scenarios."""
 
     def __init__(self) -> None:
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._server.start()
         host, port = self._server.get_host_and_port()
@@ -236,6 +238,9 @@ class World:
         """Build the state-change event ECS would emit for the emulated task and deliver it."""
         version = self._versions.get(task_arn, 1) + 1
         self._versions[task_arn] = version
+        if last_status == "STOPPED":  # keep the emulator in step with the event it "emitted"
+            reason = kwargs.get("stopped_reason") or "Essential container in task exited"
+            self.ecs.stop_task(cluster=CLUSTER, task=task_arn, reason=reason)
         event = events.task_state_change(self.task(task_arn), last_status=last_status, version=version, **kwargs)
         return self.deliver_task_event(event)
 
@@ -244,7 +249,6 @@ class World:
 
     def expire(self, task_arn: str, container: str = "web") -> dict:
         """The TTL runs out: `timeout` ends the app with 124 and the task stops."""
-        self.ecs.stop_task(cluster=CLUSTER, task=task_arn, reason="Essential container in task exited")
         return self.task_event(
             task_arn, "STOPPED", exit_codes={container: 124}, stop_code="EssentialContainerExited"
         )

@@ -1,0 +1,42 @@
+"""One moto server and one GitLab stand-in per test session; each test gets a fresh install."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from local.gitlab_standin import GitLabStandIn
+from local.world import GITLAB_TOKEN, MotoServer, World
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    server = MotoServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def gitlab_server():
+    server = GitLabStandIn(GITLAB_TOKEN).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def make_world(moto_server, gitlab_server):
+    """`make_world(ASSIGN_PUBLIC_IP="ENABLED")` installs with other settings."""
+    saved = dict(os.environ)
+
+    def make(**settings: str) -> World:
+        return World(moto_server, gitlab_server, **settings).install()
+
+    yield make
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.fixture
+def world(make_world) -> World:
+    return make_world()

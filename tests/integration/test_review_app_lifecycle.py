@@ -1,0 +1,264 @@
+"""A review app's whole life through the real handlers, against moto and the GitLab stand-in."""
+
+from __future__ import annotations
+
+from local.world import BASE_FAMILY, PROJECT_ID, World
+
+SHA1 = "1" * 40
+SHA2 = "2" * 40
+ON_OPEN = "task_definition: shop-web\ntrigger: merge_request\nttl: 45m\n"
+ENV = "review/feature-checkout"
+
+
+def derived_task_definitions(world: World) -> list[str]:
+    # familyPrefix takes a whole family name, so list every active revision and filter.
+    arns = world.ecs.list_task_definitions(status="ACTIVE")["taskDefinitionArns"]
+    return [arn for arn in arns if ":task-definition/review-app-" in arn]
+
+
+def test_mr_opened_with_trigger_merge_request_launches_one_wrapped_task(world: World):
+    world.commit(SHA1, spec=ON_OPEN)
+    answer = world.open_mr(1, SHA1)
+    assert answer["status"] == 202
+
+    tasks = world.tasks()
+    assert len(tasks) == 1
+    task = tasks[0]
+    assert task["group"] == f"review-app:{PROJECT_ID}:1"
+    assert task["launchType"] == "FARGATE"
+    assert task["startedBy"] == world.record(1)["launch_id"]
+    tags = {t["key"]: t["value"] for t in world.ecs.list_tags_for_resource(resourceArn=task["taskArn"])["tags"]}
+    assert tags["review-app:project"] == str(PROJECT_ID) and tags["review-app:mr"] == "1"
+    assert tags["review-app:commit"] == SHA1
+    eni = {d["name"]: d["value"] for d in task["attachments"][0]["details"]}
+    assert eni["subnetId"] == world.subnet
+
+    definition = world.ecs.describe_task_definition(taskDefinition=task["taskDefinitionArn"])["taskDefinition"]
+    assert definition["family"] == f"review-app-{PROJECT_ID}-1"
+    web = definition["containerDefinitions"][0]
+    assert web["entryPoint"] == ["timeout", "-k", "30", "2700"]
+    assert web["command"] == ["gunicorn", "--bind", "0.0.0.0:8000", "shop.wsgi"]
+    # The team's own family is untouched: no new revision appears under their services.
+    assert world.ecs.list_task_definitions(familyPrefix=BASE_FAMILY)["taskDefinitionArns"][-1].endswith(":1")
+
+    note = world.note(1)
+    assert "Review app: deploying" in note and "`11111111`" in note and "**45m**" in note
+    assert len(world.notes(1)) == 1
+
+
+def test_successful_pipeline_launches_the_commit_with_its_image(world: World):
+    world.commit(SHA1)  # the default spec: trigger pipeline, image tagged with the commit
+    assert "waiting for this commit's pipeline" in world.open_mr(1, SHA1)["body"]["message"]
+    assert world.tasks() == [] and world.note(1) is None
+
+    assert "pipeline status is 'running'" in world.pipeline(1, status="running")["body"]["message"]
+    assert world.pipeline(1)["status"] == 202
+    [task] = world.tasks()
+    definition = world.ecs.describe_task_definition(taskDefinition=task["taskDefinitionArn"])["taskDefinition"]
+    assert definition["containerDefinitions"][0]["image"].endswith(f"/shop:{SHA1}")
+    assert world.record(1)["commit_sha"] == SHA1
+
+
+def test_running_event_publishes_the_url_everywhere(world: World):
+    world.commit(SHA1, spec=ON_OPEN)
+    world.open_mr(1, SHA1)
+    [task] = world.tasks()
+    assert world.task_event(task["taskArn"], "PENDING")["result"] == "ignored"
+    assert world.task_event(task["taskArn"], "RUNNING")["result"] == "live"
+
+    ip = {d["name"]: d["value"] for d in task["attachments"][0]["details"]}["privateIPv4Address"]
+    url = f"http://{ip}:8000"
+    note = world.note(1)
+    assert "Review app: live" in note and f"**{url}**" in note and "until **" in note
+    env = world.environment(ENV)
+    assert env["external_url"] == url and env["state"] == "available"
+    [deployment] = world.deployments()
+    assert deployment["status"] == "success" and deployment["sha"] == SHA1
+    assert deployment["environment"]["name"] == ENV
+    [status] = world.commit_statuses(SHA1)
+    assert (status["name"], status["status"], status["target_url"]) == ("review-app", "success", url)
+    assert len(world.notes(1)) == 1
+
+
+def test_push_replaces_the_task_and_edits_the_same_note(world: World):
+    world.commit(SHA1, spec=ON_OPEN)
+    world.open_mr(1, SHA1)
+    [first] = world.tasks()
+    world.task_event(first["taskArn"], "RUNNING")
+    first_definition = first["taskDefinitionArn"]
+
+    world.commit(SHA2, spec=ON_OPEN)
+    assert world.push(1, SHA2)["status"] == 202
+
+    old = world.task(first["taskArn"])
+    assert old["lastStatus"] == "STOPPED" and old["stoppedReason"] == "Review app replaced by commit 22222222"
+    [second] = world.tasks()
+    assert second["taskArn"] != first["taskArn"]
+    assert world.record(1)["commit_sha"] == SHA2
+    assert derived_task_definitions(world) == [second["taskDefinitionArn"]]
+    assert first_definition not in derived_task_definitions(world)
+
+    note = world.note(1)
+    assert "deploying" in note and "`22222222`" in note and "replaces the app for commit `11111111`" in note
+    assert len(world.notes(1)) == 1
+
+    # The old task's own STOPPED event arrives later: it must not touch the new app.
+    assert world.task_event(first["taskArn"], "STOPPED", exit_codes={"web": 143})["result"] == "ignored"
+    assert world.record(1)["status"] == "deploying"
+
+
+def test_label_edit_changes_nothing(world: World):
+    world.commit(SHA1, spec=ON_OPEN)
+    world.open_mr(1, SHA1)
+    before = (world.tasks(), world.note(1), world.record(1)["rev"])
+    answer = world.send_mr(1, "update")
+    assert answer["status"] == 200 and "without new commits" in answer["body"]["message"]
+    assert (world.tasks(), world.note(1), world.record(1)["rev"]) == before
+
+
+def test_ttl_expiry_says_so_and_stops_the_environment(world: World):
+    world.commit(SHA1, spec=ON_OPEN)
+    world.open_mr(1, SHA1)
+    [task] = world.tasks()
+    world.task_event(task["taskArn"], "RUNNING")
+    assert world.expire(task["taskArn"])["result"] == "stopped"
+
+    note = world.note(1)
+    assert "Review app: stopped" in note and "time to live (45m) ran out" in note
+    assert "push a commit (or close and reopen the merge request)" in note
+    assert world.environment(ENV)["state"] == "stopped"
+    assert world.deployments()[0]["status"] == "success"
+    assert derived_task_definitions(world) == []
+    assert len(world.notes(1)) == 1
+
+
+def test_merge_and_close_stop_the_task_and_say_why(world: World):
+    world.commit(SHA1, spec=ON_OPEN)
+    for iid, action, word in ((1, "merge", "merged"), (2, "close", "closed")):
+        world.open_mr(iid, SHA1, branch=f"feature/{iid}")
+        task = next(t for t in world.tasks() if t["group"].endswith(f":{iid}"))
+        world.task_event(task["taskArn"], "RUNNING")
+        assert world.send_mr(iid, action)["status"] == 202
+        stopped = world.task(task["taskArn"])
+        assert stopped["lastStatus"] == "STOPPED"
+        assert stopped["stoppedReason"] == f"Review app stopped: merge request {word}"
+        assert "Review app: stopping" in world.note(iid) and f"merge request was {word}" in world.note(iid)
+
+        world.task_event(task["taskArn"], "STOPPED", exit_codes={"web": 143}, stop_code="UserInitiated")
+        note = world.note(iid)
+        assert "Review app: stopped" in note and f"the merge request was {word}" in note
+        assert "To get a new one" not in note
+        assert world.environment(f"review/feature-{iid}")["state"] == "stopped"
+    assert world.tasks() == []
+
+
+def test_invalid_spec_is_explained_and_launches_nothing(world: World):
+    world.commit(SHA1, spec="task_definition: shop-web\ntrigger: merge_request\nttl: forever\nport: 0\n")
+    answer = world.open_mr(1, SHA1)
+    assert answer["status"] == 200 and len(answer["body"]["problems"]) == 2
+    note = world.note(1)
+    assert "not deployed, fix `.gitlab/review-app.yml`" in note
+    assert "`ttl`: 'forever' is not a duration" in note and "`port: 0` must be a number from 1 to 65535" in note
+    assert world.tasks() == [] and derived_task_definitions(world) == []
+    # Redelivery of the same commit does not post the problems again.
+    world.send_mr(1, "reopen")
+    assert len(world.notes(1)) == 1
+
+
+def test_task_definition_problems_are_explained(world: World):
+    world.commit(SHA1, spec="task_definition: no-such-family\ntrigger: merge_request\n")
+    world.open_mr(1, SHA1)
+    assert "Task definition `no-such-family` was not found" in world.note(1)
+    world.register_base_task_definition(family="no-command", containerDefinitions=[
+        {"name": "web", "image": "shop", "memory": 512, "portMappings": [{"containerPort": 80}]}])
+    world.commit(SHA2, spec="task_definition: no-command\ntrigger: merge_request\n")
+    world.push(1, SHA2)
+    assert "the command to wrap in the TTL timeout is unknown" in world.note(1)
+    assert world.tasks() == [] and derived_task_definitions(world) == []
+
+
+def test_no_spec_means_nothing_happens(world: World):
+    world.commit(SHA1, spec=None)
+    answer = world.open_mr(1, SHA1)
+    assert answer["status"] == 200 and "no .gitlab/review-app.yml" in answer["body"]["message"]
+    assert world.tasks() == [] and world.note(1) is None and world.record(1) is None
+
+
+def test_crash_and_failed_start_are_explained(world: World):
+    world.commit(SHA1, spec=ON_OPEN)
+    world.open_mr(1, SHA1)
+    [task] = world.tasks()
+    world.task_event(
+        task["taskArn"], "STOPPED", stop_code="TaskFailedToStart",
+        stopped_reason="CannotPullContainerError: pull image manifest: not found",
+    )
+    note = world.note(1)
+    assert "could not start" in note and "CannotPullContainerError" in note
+    assert world.commit_statuses(SHA1)[-1]["status"] == "failed"
+    assert world.deployments()[-1]["status"] == "failed"
+
+    world.commit(SHA2, spec=ON_OPEN)
+    world.push(1, SHA2)
+    [task] = world.tasks()
+    world.task_event(task["taskArn"], "RUNNING")
+    world.task_event(task["taskArn"], "STOPPED", exit_codes={"web": 1}, stop_code="EssentialContainerExited",
+                     stopped_reason="Essential container in task exited")
+    assert "the app crashed: container `web` exited with code 1" in world.note(1)
+
+
+def test_run_task_errors_are_reported_on_the_mr(make_world):
+    world = make_world(SUBNETS="subnet-0deadbeef")
+    world.commit(SHA1, spec=ON_OPEN)
+    answer = world.open_mr(1, SHA1)
+    assert answer["status"] == 200 and "could not start" in answer["body"]["message"]
+    note = world.note(1)
+    assert "Review app: could not start" in note and "subnet-0deadbeef" in note
+    assert derived_task_definitions(world) == []
+    assert world.record(1)["status"] == "failed"
+
+
+def test_public_ip_missing_is_said_on_the_mr(make_world):
+    world = make_world(ASSIGN_PUBLIC_IP="ENABLED")
+    world.commit(SHA1, spec=ON_OPEN)
+    world.open_mr(1, SHA1)
+    [task] = world.tasks()
+    world.task_event(task["taskArn"], "RUNNING")
+    assert "No public IP was assigned" in world.note(1)
+
+
+def test_stale_and_duplicate_task_events_change_nothing(world: World):
+    world.commit(SHA1, spec=ON_OPEN)
+    world.open_mr(1, SHA1)
+    [task] = world.tasks()
+    from local.events import task_state_change
+
+    description = world.task(task["taskArn"])
+    running = task_state_change(description, last_status="RUNNING", version=4)
+    stopped = task_state_change(description, last_status="STOPPED", version=9, exit_codes={"web": 124})
+    world.deliver_task_event(stopped)
+    final = world.note(1)
+    for event in (running, stopped, running):
+        assert world.deliver_task_event(event)["result"] == "ignored"
+    assert world.note(1) == final and "time to live" in final
+
+
+def test_a_lost_record_does_not_make_a_second_note(world: World):
+    world.commit(SHA1, spec=ON_OPEN)
+    world.open_mr(1, SHA1)
+    world.dynamodb.delete_item(TableName="review-apps-records", Key={"pk": {"S": f"mr#{PROJECT_ID}/1"}})
+    world.send_mr(1, "reopen")
+    assert len(world.notes(1)) == 1 and "deploying" in world.note(1)
+
+
+def test_events_of_other_clusters_and_groups_are_ignored(world: World):
+    world.commit(SHA1, spec=ON_OPEN)
+    world.open_mr(1, SHA1)
+    [task] = world.tasks()
+    from local.events import task_state_change
+
+    event = task_state_change(world.task(task["taskArn"]), last_status="RUNNING", version=5)
+    foreign_cluster = {**event, "detail": {**event["detail"], "clusterArn": "arn:aws:ecs:us-east-1:1:cluster/other"}}
+    foreign_group = {**event, "detail": {**event["detail"], "group": "family:shop-web"}}
+    for foreign in (foreign_cluster, foreign_group):
+        assert world.deliver_task_event(foreign)["result"] == "ignored"
+    assert world.record(1)["status"] == "deploying"

@@ -1,0 +1,171 @@
+"""template.yaml: it lints, its handlers resolve, its rule matches the events it must, and its
+IAM stays least-privilege."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from moto.events.models import EventPattern
+
+from local.lambda_runtime import ROOT, function_properties, load_handler, load_template
+
+TEMPLATE = load_template()
+RESOURCES = TEMPLATE["Resources"]
+FUNCTIONS = [name for name, r in RESOURCES.items() if r["Type"] == "AWS::Serverless::Function"]
+CONTRACT = {
+    "GITLAB_URL", "GITLAB_TOKEN_PARAMETER", "WEBHOOK_SECRET_PARAMETER", "TABLE_NAME", "CLUSTER",
+    "SUBNETS", "SECURITY_GROUPS", "ASSIGN_PUBLIC_IP", "DEFAULT_TTL", "MAX_TTL",
+}
+
+
+def _tool(name: str, env_var: str | None = None) -> str:
+    candidates = [os.environ.get(env_var or "", ""), str(Path(sys.executable).with_name(name)),
+                  str(ROOT / ".venv-sam" / "bin" / name), shutil.which(name) or ""]
+    for candidate in candidates:
+        if candidate and Path(candidate).exists():
+            return candidate
+    pytest.fail(f"{name} is not installed; run `make test`, which installs it")
+
+
+def test_cfn_lint_passes():
+    result = subprocess.run([_tool("cfn-lint"), "template.yaml"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_sam_validate_lint_passes():
+    env = {**os.environ, "SAM_CLI_TELEMETRY": "0"}
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        env.pop(name, None)
+    result = subprocess.run(
+        [_tool("sam", "SAM_CLI"), "validate", "--lint"], cwd=ROOT, capture_output=True, text=True, env=env
+    )
+    assert result.returncode == 0 and "is a valid SAM Template" in result.stdout, result.stdout + result.stderr
+
+
+def test_functions_use_a_current_runtime_on_arm64():
+    for name in FUNCTIONS:
+        props = function_properties(name, TEMPLATE)
+        assert props["Runtime"] in ("python3.13", "python3.14") and props["Architectures"] == ["arm64"]
+
+
+def test_webhook_answers_before_gitlab_gives_up():
+    assert function_properties("WebhookFunction", TEMPLATE)["Timeout"] < 10
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_handlers_resolve_as_the_template_names_them(name, monkeypatch):
+    for variable in CONTRACT:
+        monkeypatch.setenv(variable, "https://gitlab.example.com" if variable == "GITLAB_URL" else "x")
+    monkeypatch.setenv("DEFAULT_TTL", "30m")
+    monkeypatch.setenv("MAX_TTL", "4h")
+    monkeypatch.setenv("ASSIGN_PUBLIC_IP", "DISABLED")
+    assert callable(load_handler(name))
+
+
+def test_configuration_contract_is_what_the_functions_get():
+    variables = set(TEMPLATE["Globals"]["Function"]["Environment"]["Variables"])
+    assert CONTRACT <= variables
+    settings_source = (ROOT / "functions/review_apps/settings.py").read_text()
+    read = set(re.findall(r'(?:env, |env\.get\()"([A-Z_]+)"', settings_source))
+    assert CONTRACT <= read
+    assert read <= variables, f"settings read variables the template does not set: {read - variables}"
+
+
+def test_every_function_has_samples_for_what_it_accepts():
+    samples = {p.name for p in (ROOT / "events").glob("*.json")}
+    for prefix in ("webhook_merge_request_", "webhook_pipeline_", "webhook_note", "task_running", "task_stopped_"):
+        assert any(s.startswith(prefix) for s in samples), prefix
+
+
+def test_webhook_samples_hit_the_templates_route():
+    event = RESOURCES["WebhookFunction"]["Properties"]["Events"]["Webhook"]["Properties"]
+    for sample in (ROOT / "events").glob("webhook_*.json"):
+        request = json.loads(sample.read_text())
+        assert request["routeKey"] == f"{event['Method']} {event['Path']}", sample.name
+
+
+def _rule_pattern(account: str, region: str) -> dict:
+    pattern = json.loads(json.dumps(
+        RESOURCES["TaskEventsFunction"]["Properties"]["Events"]["TaskStateChange"]["Properties"]["Pattern"]
+    ))
+    [cluster] = pattern["detail"]["clusterArn"]
+    template = cluster["Sub"]
+    pattern["detail"]["clusterArn"] = [
+        template.replace("${AWS::Partition}", "aws").replace("${AWS::Region}", region)
+        .replace("${AWS::AccountId}", account).replace("${ClusterName}", "review-apps")
+    ]
+    return pattern
+
+
+def _task_samples() -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted((ROOT / "events").glob("task_*.json"))]
+
+
+def test_rule_matches_every_task_sample():
+    for event in _task_samples():
+        pattern = EventPattern.load(json.dumps(_rule_pattern(event["account"], event["region"])))
+        assert pattern.matches_event(event), event["detail"]["lastStatus"]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"detail-type": "ECS Container Instance State Change"},
+        {"source": "aws.ec2"},
+        {"detail": {"clusterArn": "arn:aws:ecs:us-east-1:111122223333:cluster/production"}},
+        {"detail": {"group": "family:shop-web"}},
+        {"detail": {"group": "service:shop"}},
+    ],
+)
+def test_rule_ignores_what_is_not_ours(change):
+    event = _task_samples()[0]
+    for key, value in change.items():
+        if isinstance(value, dict):
+            event[key] = {**event[key], **value}
+        else:
+            event[key] = value
+    pattern = EventPattern.load(json.dumps(_rule_pattern("111122223333", "us-east-1")))
+    assert not pattern.matches_event(event)
+
+
+def _statements(name: str) -> list[dict]:
+    return [s for policy in RESOURCES[name]["Properties"]["Policies"] for s in policy["Statement"]]
+
+
+def test_no_wildcard_actions_and_scoped_conditions():
+    for name in FUNCTIONS:
+        for statement in _statements(name):
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            assert all("*" not in action for action in actions), statement
+    webhook = {s["Sid"]: s for s in _statements("WebhookFunction")}
+    assert webhook["PassOnlyReviewAppRoles"]["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
+    }
+    assert webhook["TagOnCreate"]["Condition"]["StringEquals"]["ecs:CreateAction"] == ["RunTask", "RegisterTaskDefinition"]
+    assert "ecs:cluster" in webhook["RunReviewApps"]["Condition"]["ArnEquals"]
+    assert "ecs:cluster" in webhook["StopReviewApps"]["Condition"]["ArnEquals"]
+    task_events = {a for s in _statements("TaskEventsFunction") for a in
+                   (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])}
+    assert not {"ecs:RunTask", "ecs:StopTask", "iam:PassRole"} & task_events
+
+
+def test_task_events_have_retries_and_a_dead_letter_queue():
+    props = RESOURCES["TaskEventsFunction"]["Properties"]
+    rule = props["Events"]["TaskStateChange"]["Properties"]
+    assert rule["RetryPolicy"]["MaximumRetryAttempts"] > 0 and "DeadLetterConfig" in rule
+    assert props["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Type"] == "SQS"
+    assert RESOURCES["DeadLetterAlarm"]["Properties"]["Dimensions"][0]["Value"] == {
+        "GetAtt": "DeadLetterQueue.QueueName"
+    }
+
+
+def test_table_is_on_demand_and_the_webhook_url_is_an_output():
+    assert RESOURCES["RecordsTable"]["Properties"]["BillingMode"] == "PAY_PER_REQUEST"
+    assert "/webhook" in TEMPLATE["Outputs"]["WebhookUrl"]["Value"]["Sub"]

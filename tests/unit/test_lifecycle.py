@@ -1,0 +1,312 @@
+"""Every lifecycle rule, with no I/O: what each GitLab and ECS event leads to."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from review_apps import lifecycle
+from review_apps.lifecycle import ConsiderDeploy, Ignore, Launch, Reject, StopApp, StopReason
+from review_apps.models import MergeRequestEvent, NoteEvent, OtherEvent, PipelineEvent, Status
+from review_apps.spec import SpecProblems
+from tests.unit.factories import MR, NOW, SHA, SHA2, TASK, record, spec, task_event
+
+
+def mr_event(action: str, pushed: bool = False, state: str = "opened") -> MergeRequestEvent:
+    return MergeRequestEvent(
+        mr=MR, action=action, state=state, head_sha=SHA, pushed=pushed, draft=False, labels=()
+    )
+
+
+# --------------------------------------------------------------------------- routing GitLab events
+
+
+@pytest.mark.parametrize("action", ["open", "reopen"])
+def test_opening_considers_a_deploy(action):
+    assert lifecycle.route_gitlab_event(mr_event(action)) == ConsiderDeploy(MR, SHA, "opened")
+
+
+def test_push_considers_a_redeploy():
+    assert lifecycle.route_gitlab_event(mr_event("update", pushed=True)) == ConsiderDeploy(MR, SHA, "pushed")
+
+
+def test_edit_without_new_commits_is_ignored():
+    decision = lifecycle.route_gitlab_event(mr_event("update", pushed=False))
+    assert isinstance(decision, Ignore) and "without new commits" in decision.reason
+
+
+@pytest.mark.parametrize(("action", "reason"), [("merge", StopReason.MERGED), ("close", StopReason.CLOSED)])
+def test_merge_and_close_stop_the_app(action, reason):
+    assert lifecycle.route_gitlab_event(mr_event(action)) == StopApp(MR, reason)
+
+
+@pytest.mark.parametrize("action", ["approved", "unapproved", "approval", "unapproval", ""])
+def test_other_mr_actions_are_ignored(action):
+    assert isinstance(lifecycle.route_gitlab_event(mr_event(action)), Ignore)
+
+
+def test_successful_mr_pipeline_considers_a_deploy():
+    event = PipelineEvent(mr=MR, status="success", sha=SHA2, source="merge_request_event", pipeline_id=9)
+    assert lifecycle.route_gitlab_event(event) == ConsiderDeploy(MR, SHA2, "pipeline")
+
+
+@pytest.mark.parametrize("status", ["running", "failed", "canceled", "pending", "created"])
+def test_unfinished_or_failed_pipelines_are_ignored(status):
+    event = PipelineEvent(mr=MR, status=status, sha=SHA, source="merge_request_event", pipeline_id=9)
+    decision = lifecycle.route_gitlab_event(event)
+    assert isinstance(decision, Ignore) and status in decision.reason
+
+
+def test_branch_pipeline_without_mr_is_ignored():
+    event = PipelineEvent(mr=None, status="success", sha=SHA, source="push", pipeline_id=9)
+    assert "not for a merge request" in lifecycle.route_gitlab_event(event).reason
+
+
+def test_comments_and_other_kinds_are_ignored():
+    note = NoteEvent(mr=MR, noteable_type="MergeRequest", system=False, text="hi", author_id=1)
+    issue_note = NoteEvent(mr=None, noteable_type="Issue", system=False, text="hi", author_id=1)
+    assert isinstance(lifecycle.route_gitlab_event(note), Ignore)
+    assert "Issue" in lifecycle.route_gitlab_event(issue_note).reason
+    assert "'push'" in lifecycle.route_gitlab_event(OtherEvent("push")).reason
+
+
+# --------------------------------------------------------------------------- planning a deploy
+
+
+def plan(ask, the_spec, the_record, state="opened", head=None):
+    return lifecycle.plan_deploy(ask, the_spec, the_record, mr_state=state, mr_head_sha=head or ask.sha)
+
+
+OPENED = ConsiderDeploy(MR, SHA, "opened")
+PUSHED = ConsiderDeploy(MR, SHA2, "pushed")
+PIPELINE = ConsiderDeploy(MR, SHA, "pipeline")
+
+
+def test_no_spec_means_no_review_app():
+    assert "no .gitlab/review-app.yml" in plan(PIPELINE, None, None).reason
+
+
+def test_trigger_merge_request_launches_on_open():
+    decision = plan(OPENED, spec(trigger="merge_request"), None)
+    assert decision == Launch(spec=spec(trigger="merge_request"), sha=SHA, replaces=None)
+
+
+def test_trigger_pipeline_waits_for_the_pipeline():
+    assert "waiting for this commit's pipeline" in plan(OPENED, spec(), None).reason
+    assert isinstance(plan(PIPELINE, spec(), None), Launch)
+
+
+def test_trigger_merge_request_ignores_pipelines():
+    assert "pipelines do not deploy" in plan(PIPELINE, spec(trigger="merge_request"), None).reason
+
+
+def test_pipeline_for_an_old_commit_is_ignored():
+    decision = plan(PIPELINE, spec(), None, head=SHA2)
+    assert isinstance(decision, Ignore) and "no longer the merge request's head" in decision.reason
+
+
+@pytest.mark.parametrize("state", ["closed", "merged", "locked"])
+def test_pipeline_for_a_closed_mr_is_ignored(state):
+    assert state in plan(PIPELINE, spec(), None, state=state).reason
+
+
+def test_push_replaces_the_running_app():
+    running = record(status=Status.LIVE)
+    decision = plan(PUSHED, spec(trigger="merge_request"), running)
+    assert isinstance(decision, Launch) and decision.replaces == running and decision.sha == SHA2
+
+
+def test_same_commit_already_running_is_not_launched_twice():
+    for status in (Status.DEPLOYING, Status.LIVE):
+        assert "already deployed" in plan(PIPELINE, spec(), record(status=status)).reason
+
+
+def test_a_stopped_app_for_the_same_commit_can_be_relaunched():
+    decision = plan(PIPELINE, spec(), record(status=Status.STOPPED, stop_reason=StopReason.TTL))
+    assert isinstance(decision, Launch) and decision.replaces is None
+
+
+def test_invalid_spec_is_rejected_once_per_commit():
+    problems = SpecProblems(("`ttl`: nope",))
+    assert plan(PIPELINE, problems, None) == Reject(("`ttl`: nope",))
+    already = record(status=Status.REJECTED, commit_sha=SHA)
+    assert isinstance(plan(PIPELINE, problems, already), Ignore)
+
+
+def test_stop_needs_a_running_app():
+    assert isinstance(lifecycle.plan_stop(None), Ignore)
+    assert isinstance(lifecycle.plan_stop(record(status=Status.STOPPED)), Ignore)
+    assert "already stopping" in lifecycle.plan_stop(record(status=Status.STOPPING)).reason
+    live = record(status=Status.LIVE)
+    assert lifecycle.plan_stop(live) is live
+
+
+# --------------------------------------------------------------------------- record transitions
+
+
+def test_claim_resets_the_launch_and_remembers_what_it_replaces():
+    old = record(status=Status.LIVE, url="http://10.0.0.1:8000", live_at=NOW, event_version=9, deployment_id=5)
+    launch = Launch(spec=spec(ttl_seconds=3600), sha=SHA2, replaces=old)
+    claimed = lifecycle.claim_launch(old, MR, launch, NOW + 100)
+    assert claimed.status == Status.DEPLOYING
+    assert claimed.commit_sha == SHA2 and claimed.replaced_commit == SHA
+    assert claimed.task_arn == "" and claimed.url == "" and claimed.event_version == 0
+    assert claimed.deadline == NOW + 100 + 3600 and claimed.deployment_id == 0
+    assert claimed.note_id == old.note_id  # still the same note on the MR
+
+
+def test_launch_id_is_deterministic_and_fits_started_by():
+    first = lifecycle.launch_id(14, 3, SHA, 2)
+    assert first == lifecycle.launch_id(14, 3, SHA, 2)
+    assert first != lifecycle.launch_id(14, 3, SHA, 3) != lifecycle.launch_id(14, 3, SHA2, 2)
+    assert len(first) <= 36 and first.isalnum()
+
+
+def test_rejected_spec_keeps_a_running_app_running():
+    live = record(status=Status.LIVE)
+    after = lifecycle.rejected(live, MR, SHA2, ("bad",))
+    assert after.status == Status.LIVE and after.commit_sha == SHA and after.problems == ["bad"]
+    fresh = lifecycle.rejected(None, MR, SHA2, ("bad",))
+    assert fresh.status == Status.REJECTED and fresh.commit_sha == SHA2
+
+
+def test_launch_failure_is_recorded_with_its_reasons():
+    failed = lifecycle.launch_failed(record(), ("RESOURCE:FARGATE",), NOW)
+    assert failed.status == Status.FAILED and failed.problems == ["RESOURCE:FARGATE"]
+
+
+# --------------------------------------------------------------------------- ECS task events
+
+
+def test_running_event_makes_the_app_live():
+    assert lifecycle.on_task_event(task_event("RUNNING"), record()) == lifecycle.WentLive()
+
+
+def test_event_found_by_started_by_before_the_task_arn_is_recorded():
+    assert lifecycle.on_task_event(task_event("RUNNING"), record(task_arn="")) == lifecycle.WentLive()
+
+
+def test_foreign_task_is_ignored():
+    event = task_event("RUNNING", task_arn=TASK + "-other", started_by="someone-else")
+    assert "not the merge request's current" in lifecycle.on_task_event(event, record()).reason
+
+
+def test_no_record_is_ignored():
+    assert isinstance(lifecycle.on_task_event(task_event(), None), Ignore)
+
+
+@pytest.mark.parametrize("version", [3, 5])
+def test_stale_or_duplicate_events_change_nothing(version):
+    live = record(status=Status.LIVE, event_version=5)
+    assert "not newer" in lifecycle.on_task_event(task_event("STOPPED", version=version), live).reason
+
+
+@pytest.mark.parametrize("status", [Status.STOPPED, Status.FAILED, Status.REJECTED])
+def test_finished_apps_are_never_resurrected(status):
+    done = record(status=status, event_version=9)
+    assert isinstance(lifecycle.on_task_event(task_event("RUNNING", version=12), done), Ignore)
+
+
+def test_second_running_event_changes_nothing():
+    live = record(status=Status.LIVE, event_version=5)
+    assert isinstance(lifecycle.on_task_event(task_event("RUNNING", version=6), live), Ignore)
+
+
+@pytest.mark.parametrize("status", ["PROVISIONING", "PENDING", "ACTIVATING", "DEACTIVATING", "DEPROVISIONING"])
+def test_intermediate_states_change_nothing(status):
+    assert isinstance(lifecycle.on_task_event(task_event(status), record()), Ignore)
+
+
+def test_stopped_event_stops_a_live_or_stopping_app():
+    for status in (Status.DEPLOYING, Status.LIVE, Status.STOPPING):
+        assert lifecycle.on_task_event(task_event("STOPPED", version=9), record(status=status)) == lifecycle.Stopped()
+
+
+def test_went_live_records_url_and_start():
+    live = lifecycle.went_live(record(), task_event("RUNNING"), url="http://10.0.0.7:8000", url_note="", now=NOW)
+    assert live.status == Status.LIVE and live.url == "http://10.0.0.7:8000"
+    assert live.live_at == NOW + 40 and live.event_version == 5
+
+
+def test_app_url_prefers_public_ip_and_says_when_there_is_none():
+    assert lifecycle.app_url("10.0.0.7", "3.3.3.3", 80, True) == ("http://3.3.3.3:80", "")
+    assert lifecycle.app_url("10.0.0.7", None, 80, False) == ("http://10.0.0.7:80", "")
+    url, caveat = lifecycle.app_url("10.0.0.7", None, 80, True)
+    assert url == "http://10.0.0.7:80" and "No public IP" in caveat
+    assert lifecycle.app_url(None, None, 80, False)[0] == ""
+
+
+# --------------------------------------------------------------------------- why an app stopped
+
+
+def explain(event, rec=None, now=NOW + 1840):
+    return lifecycle.explain_stop(event, rec or record(status=Status.LIVE, live_at=NOW), now)
+
+
+def test_ttl_reached_is_exit_124():
+    assert explain(task_event("STOPPED", exit_code=124, stop_code="EssentialContainerExited")) == (StopReason.TTL, "")
+
+
+def test_killed_after_the_deadline_is_still_the_ttl():
+    reason, detail = explain(task_event("STOPPED", exit_code=137, stop_code="EssentialContainerExited"))
+    assert reason == StopReason.TTL and "killed" in detail
+
+
+def test_killed_before_the_deadline_is_a_crash():
+    event = task_event("STOPPED", exit_code=137, stop_code="EssentialContainerExited", stopped_reason="OOM")
+    reason, detail = explain(event, now=NOW + 60)
+    assert reason == StopReason.CRASHED and "137" in detail and "OOM" in detail
+
+
+def test_crash_names_container_exit_code_and_reason():
+    event = task_event("STOPPED", exit_code=1, stop_code="EssentialContainerExited",
+                       stopped_reason="Essential container in task exited")
+    assert explain(event) == (
+        StopReason.CRASHED,
+        "container `web` exited with code 1 (Essential container in task exited)",
+    )
+
+
+def test_failed_to_start():
+    event = task_event("STOPPED", stop_code="TaskFailedToStart", stopped_reason="CannotPullContainerError: nope")
+    assert explain(event) == (StopReason.FAILED_TO_START, "CannotPullContainerError: nope")
+    no_code = task_event("STOPPED", stopped_reason="ResourceInitializationError: secrets")
+    assert explain(no_code)[0] == StopReason.FAILED_TO_START
+
+
+@pytest.mark.parametrize("code", ["SpotInterruption", "TerminationNotice"])
+def test_spot_interruption(code):
+    assert explain(task_event("STOPPED", exit_code=143, stop_code=code))[0] == StopReason.SPOT
+
+
+@pytest.mark.parametrize("reason", [StopReason.MERGED, StopReason.CLOSED])
+def test_our_own_stop_keeps_its_reason(reason):
+    stopping = record(status=Status.STOPPING, stop_reason=reason, live_at=NOW)
+    event = task_event("STOPPED", exit_code=143, stop_code="UserInitiated", stopped_reason="Review app stopped")
+    assert explain(event, stopping) == (reason, "")
+
+
+def test_someone_else_stopping_it_is_said_so():
+    event = task_event("STOPPED", exit_code=143, stop_code="UserInitiated", stopped_reason="by ops")
+    assert explain(event) == (StopReason.STOPPED_OUTSIDE, "by ops")
+
+
+def test_unknown_stop():
+    assert explain(task_event("STOPPED", stopped_reason="Host EC2 terminated"))[0] == StopReason.UNKNOWN
+
+
+def test_stopped_before_going_live_is_a_failure_unless_we_asked():
+    crashed = lifecycle.stopped(record(), task_event("STOPPED", exit_code=1, version=7), NOW)
+    assert crashed.status == Status.FAILED and crashed.stop_reason == StopReason.CRASHED
+    merged = lifecycle.stopped(
+        record(status=Status.STOPPING, stop_reason=StopReason.MERGED), task_event("STOPPED", version=7), NOW
+    )
+    assert merged.status == Status.STOPPED and merged.stop_reason == StopReason.MERGED
+
+
+def test_stopped_after_live_records_when():
+    live = record(status=Status.LIVE, live_at=NOW + 40, event_version=5)
+    done = lifecycle.stopped(live, task_event("STOPPED", exit_code=124, version=8), NOW + 5000)
+    assert done.status == Status.STOPPED and done.stopped_at == NOW + 1840 and done.event_version == 8
+    assert dataclasses.replace(done, status=Status.LIVE).active
