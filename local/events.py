@@ -124,6 +124,7 @@ def task_state_change(
     exit_codes: dict[str, int] | None = None,
     stop_code: str | None = None,
     stopped_reason: str | None = None,
+    stopped_at: datetime | None = None,
 ) -> dict[str, Any]:
     """An EventBridge "ECS Task State Change" for `task` (a DescribeTasks entry)."""
     event = load_sample("task_running.json")
@@ -182,8 +183,12 @@ def task_state_change(
         detail["startedAt"] = _iso(task.get("startedAt")) or now
     if last_status == "STOPPED":
         detail.update(
-            {"stopCode": stop_code or "EssentialContainerExited", "stoppedAt": now, "stoppingAt": now,
-             "stoppedReason": stopped_reason or "Essential container in task exited"}
+            {
+                "stopCode": stop_code or "EssentialContainerExited",
+                "stoppedAt": _iso(stopped_at) or now,
+                "stoppingAt": _iso(stopped_at) or now,
+                "stoppedReason": stopped_reason or "Essential container in task exited",
+            }
         )
     event["detail"] = detail
     return event

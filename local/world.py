@@ -10,10 +10,12 @@ import json
 import logging
 import os
 from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator
 
 import boto3
 import requests
+from boto3.dynamodb.types import TypeDeserializer
 from moto.server import ThreadedMotoServer
 
 from local import events
@@ -248,17 +250,25 @@ class World:
         return self.task_events_handler(event, LambdaContext(function_name="TaskEventsFunction"))
 
     def expire(self, task_arn: str, container: str = "web") -> dict:
-        """The TTL runs out: `timeout` ends the app with 124 and the task stops."""
+        """The TTL runs out: `timeout` ends the app with 124 and the task stops, TTL seconds
+        after it started (the emulator's clock does not move, so the event says when)."""
+        started = self.task(task_arn).get("startedAt") or datetime.now(timezone.utc)
+        record = next((r for r in self._records() if r.get("task_arn") == task_arn), None)
+        stopped_at = started + timedelta(seconds=int(record["ttl_seconds"])) if record else None
         return self.task_event(
-            task_arn, "STOPPED", exit_codes={container: 124}, stop_code="EssentialContainerExited"
+            task_arn, "STOPPED", exit_codes={container: 124}, stop_code="EssentialContainerExited",
+            stopped_at=stopped_at,
         )
+
+    def _records(self) -> list[dict]:
+        deserializer = TypeDeserializer()
+        items = self.dynamodb.scan(TableName=TABLE)["Items"]
+        return [{k: deserializer.deserialize(v) for k, v in item.items()} for item in items]
 
     def record(self, iid: int) -> dict | None:
         item = self.dynamodb.get_item(TableName=TABLE, Key={"pk": {"S": f"mr#{PROJECT_ID}/{iid}"}}).get("Item")
         if not item:
             return None
-        from boto3.dynamodb.types import TypeDeserializer
-
         deserializer = TypeDeserializer()
         return {k: deserializer.deserialize(v) for k, v in item.items()}
 

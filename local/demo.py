@@ -1,0 +1,133 @@
+"""`make demo`: one merge request's review app, from opening to its TTL running out.
+
+Everything runs on this machine: AWS is moto on 127.0.0.1, GitLab is the stand-in, and the
+webhooks and ECS events go through the real WebhookFunction and TaskEventsFunction. Each
+step prints what a reviewer would see on the merge request.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import textwrap
+
+from local.world import CLUSTER, PROJECT_PATH, SPEC, World, running_world
+
+WIDTH = min(shutil.get_terminal_size((100, 20)).columns, 100)
+EMOJI = {
+    ":hourglass:": "⏳",
+    ":white_check_mark:": "✅",
+    ":stop_button:": "⏹",
+    ":x:": "❌",
+    ":warning:": "⚠",
+}
+SHA1 = "3f6c2a9e8d1b4c7a9e0f1d2c3b4a5968778695a4"
+SHA2 = "7b1e4d0c9a8f7e6d5c4b3a2918273645fedcba98"
+
+
+def heading(number: int, text: str) -> None:
+    print()
+    print(f"── {number}. {text} ".ljust(WIDTH, "─"))
+
+
+def said(who: str, text: str) -> None:
+    print(textwrap.fill(f"{who}: {text}", WIDTH, subsequent_indent="    "))
+
+
+def webhook(answer: dict) -> None:
+    said("  GitLab → WebhookFunction", f"HTTP {answer['status']} {answer['body'].get('message', '')}")
+
+
+def task_event(answer: dict, status: str) -> None:
+    result = answer.get("result")
+    extra = f" ({answer['reason']})" if result == "ignored" else ""
+    said("  ECS → TaskEventsFunction", f"{status} → {result}{extra}")
+
+
+def show_mr(world: World, iid: int, sha: str) -> None:
+    note = world.note(iid)
+    print("\n  What the merge request shows:")
+    if note is None:
+        print("  │ (no review-app note yet)")
+    else:
+        text = re.sub(r"<!--.*?-->\n", "", note)
+        for code, symbol in EMOJI.items():
+            text = text.replace(code, symbol)
+        text = text.replace("**", "").replace("### ", "")
+        for line in text.strip().splitlines():
+            for wrapped in textwrap.wrap(line, WIDTH - 6) or [""]:
+                print(f"  │ {wrapped}")
+    env = world.environment("review/feature-checkout")
+    if env:
+        print(f"  │ Environment {env['name']}: {env['state']}, {env['external_url'] or 'no URL yet'}")
+    statuses = world.commit_statuses(sha)
+    if statuses:
+        latest = statuses[-1]
+        target = f" → {latest['target_url']}" if latest.get("target_url") else ""
+        print(f"  │ Commit {sha[:8]} status 'review-app': {latest['status']}{target}")
+
+
+def show_tasks(world: World) -> None:
+    tasks = world.tasks("RUNNING") + world.tasks("STOPPED")
+    print("\n  Tasks in the (emulated) cluster:")
+    for task in tasks:
+        reason = f" — {task['stoppedReason']}" if task.get("stoppedReason") else ""
+        print(f"  • {task['taskArn'].rsplit('/', 1)[-1][:8]}… {task['group']} {task['lastStatus']}{reason}")
+    if not tasks:
+        print("  • none")
+
+
+def main() -> None:
+    with running_world() as world:
+        print("Review apps, locally: AWS is moto on", world.moto.url, "and GitLab is a stand-in on", world.gitlab.url)
+        print(f"Project {PROJECT_PATH} commits this .gitlab/review-app.yml:")
+        for line in SPEC.splitlines():
+            print(f"    {line}")
+
+        heading(1, "A developer opens merge request !1 (branch feature/checkout)")
+        world.commit(SHA1)
+        webhook(world.open_mr(1, SHA1))
+        show_mr(world, 1, SHA1)
+
+        heading(2, "The MR pipeline builds and pushes the image, and succeeds")
+        webhook(world.pipeline(1))
+        [task] = world.tasks()
+        definition = world.ecs.describe_task_definition(taskDefinition=task["taskDefinitionArn"])["taskDefinition"]
+        web = definition["containerDefinitions"][0]
+        print(f"\n  RunTask on FARGATE with {definition['family']}:{definition['revision']}, image {web['image']}")
+        print(f"  The app runs as: {' '.join(web['entryPoint'] + web['command'])}")
+        show_mr(world, 1, SHA1)
+
+        heading(3, "Fargate starts the task")
+        for status in ("PROVISIONING", "PENDING", "RUNNING"):
+            task_event(world.task_event(task["taskArn"], status), status)
+        show_mr(world, 1, SHA1)
+
+        heading(4, "The developer pushes a fix; its pipeline succeeds")
+        world.commit(SHA2)
+        webhook(world.push(1, SHA2))
+        webhook(world.pipeline(1))
+        [new_task] = world.tasks()
+        show_tasks(world)
+        show_mr(world, 1, SHA2)
+
+        heading(5, "The old task's STOPPED event arrives late; the new task starts")
+        task_event(world.task_event(task["taskArn"], "STOPPED", exit_codes={"web": 143}, stop_code="UserInitiated",
+                                    stopped_reason="Review app replaced by commit 7b1e4d0c"), "old task STOPPED")
+        task_event(world.task_event(new_task["taskArn"], "RUNNING"), "RUNNING")
+        show_mr(world, 1, SHA2)
+
+        heading(6, "30 minutes later: `timeout` ends the app (exit 124) and the task stops by itself")
+        task_event(world.expire(new_task["taskArn"]), "STOPPED (exit 124)")
+        show_tasks(world)
+        show_mr(world, 1, SHA2)
+        left = world.ecs.list_tasks(cluster=CLUSTER, desiredStatus="RUNNING")["taskArns"]
+        print(f"\nDone: {len(left)} tasks running, one note on the MR, edited {count_edits(world)} times.")
+
+
+def count_edits(world: World) -> int:
+    return sum(1 for method, path in world.gitlab.state.requests if method == "PUT" and path.endswith("notes/:note_id"))
+
+
+if __name__ == "__main__":
+    main()
