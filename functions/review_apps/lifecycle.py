@@ -81,6 +81,20 @@ class Reject:
 
 # --------------------------------------------------------------------------- GitLab events
 
+FORK_PROBLEM = (
+    "This merge request comes from a fork (project {source}). Review apps do not run code from forks "
+    "by default: it would run with this install's review-app AWS roles and network. An administrator "
+    "can opt in by deploying the stack with `AllowForks=true`."
+)
+
+
+def admitted(mr: MergeRequestRef, allowlist: tuple[str, ...]) -> Ignore | None:
+    """None when the MR's project may have review apps under the install's allowlist."""
+    if not allowlist or str(mr.project_id) in allowlist or (mr.project_path and mr.project_path in allowlist):
+        return None
+    return Ignore(f"project {mr.project_path or mr.project_id} is not in this install's project allowlist")
+
+
 
 def route_gitlab_event(event: GitLabEvent) -> Ignore | ConsiderDeploy | StopApp:
     if isinstance(event, MergeRequestEvent):
@@ -117,6 +131,7 @@ def plan_deploy(
     *,
     mr_state: str,
     mr_head_sha: str,
+    allow_forks: bool = False,
 ) -> Ignore | Reject | Launch:
     """Decide whether `ask` launches an app. `mr_state`/`mr_head_sha` are GitLab's current view."""
     if mr_state != "opened":
@@ -125,10 +140,15 @@ def plan_deploy(
         return Ignore(f"commit {ask.sha[:8]} is no longer the merge request's head ({mr_head_sha[:8]})")
     if spec is None:
         return Ignore("no .gitlab/review-app.yml at this commit: review apps are off for this merge request")
-    if isinstance(spec, SpecProblems):
+    problems: tuple[str, ...] = ()
+    if ask.mr.is_fork and not allow_forks:
+        problems = (FORK_PROBLEM.format(source=ask.mr.source_project_id),)
+    elif isinstance(spec, SpecProblems):
+        problems = spec.problems
+    if problems:
         if record is not None and record.status == Status.REJECTED and record.commit_sha == ask.sha:
-            return Ignore("this commit's spec problems are already on the merge request")
-        return Reject(spec.problems)
+            return Ignore("this commit's problems are already on the merge request")
+        return Reject(problems)
     if spec.trigger == "pipeline" and ask.cause != "pipeline":
         return Ignore("spec trigger is 'pipeline': waiting for this commit's pipeline to succeed")
     if spec.trigger == "merge_request" and ask.cause == "pipeline":

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from review_apps.durations import format_duration
 from review_apps.lifecycle import StopReason
 from review_apps.models import Record, Status
-from review_apps.spec import SPEC_PATH, ref_slug
+from review_apps.spec import ref_slug
 
 COMMIT_STATUS_NAME = "review-app"
 
@@ -132,21 +132,17 @@ def render_note(record: Record) -> str:
         lines += ["", _relaunch_hint(record)]
     elif record.status == Status.REJECTED:
         lines = [
-            f"### :warning: Review app: not deployed, fix `{SPEC_PATH}`",
+            "### :warning: Review app: not deployed",
             "",
             f"Commit {commit} was not deployed:",
             _problem_list(record.problems),
             "",
-            "Nothing was launched. Fix the file and push; the next commit will be tried again.",
+            "Nothing was launched. Fix what is listed and push; the next commit is tried again.",
         ]
     else:
         lines = ["### Review app", "", "Nothing has been deployed for this merge request yet."]
     if record.active and record.problems:
-        lines += [
-            "",
-            f":warning: The latest commit was not deployed, fix `{SPEC_PATH}`:",
-            _problem_list(record.problems),
-        ]
+        lines += ["", ":warning: The latest commit was not deployed:", _problem_list(record.problems)]
     return marker + "\n" + "\n".join(lines) + "\n"
 
 

@@ -16,24 +16,35 @@ SECRET_CACHE_SECONDS = 300  # a rotated secret takes effect within five minutes
 
 
 class Services:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, in_request_path: bool = False) -> None:
         self.settings = settings
+        self._aws_config = aws.REQUEST_PATH if in_request_path else aws.BACKGROUND
+        # GitLab's own timeout and retries, sized the same way.
+        self._gitlab_timeout, self._gitlab_retries = (2.5, 1) if in_request_path else (5.0, 3)
+
+    def aws(self, service: str):
+        return aws.client(service, self._aws_config)
 
     @cached_property
     def _parameters(self) -> parameters.SSMProvider:
-        return parameters.SSMProvider(boto3_client=aws.client("ssm"))
+        return parameters.SSMProvider(boto3_client=self.aws("ssm"))
 
     def secret(self, name: str) -> str:
         return self._parameters.get(name, decrypt=True, max_age=SECRET_CACHE_SECONDS)
 
     @cached_property
     def store(self) -> RecordStore:
-        return RecordStore(self.settings.table_name, aws.client("dynamodb"))
+        return RecordStore(self.settings.table_name, self.aws("dynamodb"))
 
     @cached_property
     def ecs(self) -> Ecs:
-        return Ecs(self.settings, aws.client("ecs"), aws.client("ec2"))
+        return Ecs(self.settings, self.aws("ecs"), self.aws("ec2"))
 
     @cached_property
     def gitlab(self) -> GitLab:
-        return GitLab(self.settings.gitlab_url, self.secret(self.settings.gitlab_token_parameter))
+        return GitLab(
+            self.settings.gitlab_url,
+            self.secret(self.settings.gitlab_token_parameter),
+            timeout=self._gitlab_timeout,
+            retries=self._gitlab_retries,
+        )

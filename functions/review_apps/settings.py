@@ -31,6 +31,12 @@ class Settings:
     max_ttl: int
     # Roles a review app's task definition may carry; empty means "let IAM decide".
     allowed_role_arns: tuple[str, ...] = ()
+    # SSM name of a `whsec_…` signing secret; when set, every request must be signed with it.
+    webhook_signing_secret_parameter: str = ""
+    # A fork's code would run with the review apps' roles and network: off unless an admin opts in.
+    allow_forks: bool = False
+    # Project IDs or paths that may have review apps; empty means every project the token sees.
+    project_allowlist: tuple[str, ...] = ()
 
     @property
     def cluster_name(self) -> str:
@@ -60,6 +66,15 @@ def _duration(env: Mapping[str, str], name: str, default: str) -> int:
         raise SettingsError(f"{name}={raw!r}: {exc}") from None
 
 
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in ("", "false", "no", "0"):
+        return False
+    if raw in ("true", "yes", "1"):
+        return True
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     gitlab_url = _required(env, "GITLAB_URL").rstrip("/")
@@ -84,4 +99,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         default_ttl=default_ttl,
         max_ttl=max_ttl,
         allowed_role_arns=_csv(env, "ALLOWED_ROLE_ARNS", required=False),
+        webhook_signing_secret_parameter=env.get("WEBHOOK_SIGNING_SECRET_PARAMETER", "").strip(),
+        allow_forks=_flag(env, "ALLOW_FORKS"),
+        project_allowlist=_csv(env, "PROJECT_ALLOWLIST", required=False),
     )

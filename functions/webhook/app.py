@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hmac
+import hashlib
 import json
 import time
+from functools import lru_cache
 from typing import Any
 
+import gitlab
+import requests
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from botocore.exceptions import BotoCoreError, ClientError
 
-from review_apps import lifecycle, taskdef
+from review_apps import auth, lifecycle, taskdef
 from review_apps.adapters.ecs import TaskDefinitionNotFound
 from review_apps.adapters.store import Conflict
 from review_apps.models import BadEvent, MergeRequestEvent, Record, parse_gitlab_event
@@ -27,27 +31,22 @@ from review_apps.spec import SPEC_PATH, parse_spec, placeholder_values
 
 MAX_BODY_BYTES = 5 * 1024 * 1024  # GitLab MR payloads with long descriptions stay well below this
 CLAIM_ATTEMPTS = 3
+DELIVERY_MEMORY_SECONDS = 24 * 3600  # "Resend request" within a day replays the first answer
 
 logger = Logger(service="review-apps-webhook")
 app = APIGatewayHttpResolver()
-services = Services(load_settings())
+services = Services(load_settings(), in_request_path=True)
+
+
+class TooLarge(Exception):
+    pass
 
 
 def _answer(status: int, message: str, **extra: Any) -> Response:
     return Response(status, "application/json", json.dumps({"message": message, **extra}))
 
 
-def _header(name: str) -> str:
-    return app.current_event.headers.get(name) or ""
-
-
-def _authenticated() -> bool:
-    given = _header("x-gitlab-token")
-    expected = services.secret(services.settings.webhook_secret_parameter)
-    return bool(given) and hmac.compare_digest(given.encode(), expected.encode())
-
-
-def _body() -> Any:
+def _raw_body() -> bytes:
     raw = app.current_event.body or ""
     if app.current_event.is_base64_encoded:
         try:
@@ -57,36 +56,115 @@ def _body() -> Any:
     else:
         data = raw.encode()
     if len(data) > MAX_BODY_BYTES:
-        raise OverflowError
-    try:
-        return json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadEvent(f"the body is not JSON ({exc.__class__.__name__}): send GitLab's webhook payload") from None
+        raise TooLarge
+    return data
+
+
+def _authentication_problem(headers: dict[str, str], body: bytes) -> str | None:
+    """Checked before anything else: a stranger's request costs one cached secret read."""
+    settings = services.settings
+    if not auth.token_matches(headers.get("x-gitlab-token") or "", services.secret(settings.webhook_secret_parameter)):
+        return "missing or wrong X-Gitlab-Token: set the webhook's secret token to the install's secret"
+    if settings.webhook_signing_secret_parameter:
+        key = auth.signing_key(services.secret(settings.webhook_signing_secret_parameter))
+        problem = auth.signature_problem(headers, body, key, int(time.time()))
+        if problem:
+            return f"signing token check failed: {problem}"
+    return None
+
+
+def _delivery_key(headers: dict[str, str], body: bytes) -> str:
+    """GitLab ≥ 17.4 sends the same Idempotency-Key on every retry and resend; for older
+    GitLab the event itself identifies the delivery."""
+    given = headers.get("idempotency-key")
+    if given:
+        return "key:" + given[:200]
+    digest = hashlib.sha256((headers.get("x-gitlab-event") or "").encode() + b"\n" + body).hexdigest()
+    return "body:" + digest
 
 
 @app.post("/webhook")
 def receive() -> Response:
-    if not _authenticated():
-        return _answer(401, "missing or wrong X-Gitlab-Token: set the webhook's secret token to the install's secret")
+    headers = app.current_event.headers
     try:
-        event = parse_gitlab_event(_body())
-    except OverflowError:
+        body = _raw_body()
+    except TooLarge:
+        body = None
+    except BadEvent as exc:
+        body = exc
+    problem = _authentication_problem(headers, body if isinstance(body, bytes) else b"")
+    if problem:
+        logger.warning("unauthenticated request", extra={"reason": problem})
+        return _answer(401, problem)
+    if body is None:
         return _answer(413, f"body is larger than {MAX_BODY_BYTES} bytes")
+    if isinstance(body, BadEvent):
+        return _answer(400, str(body))
+    try:
+        payload = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return _answer(400, f"the body is not JSON ({exc.__class__.__name__}): send GitLab's webhook payload")
+    try:
+        event = parse_gitlab_event(payload)
     except BadEvent as exc:
         return _answer(400, str(exc))
 
     route = lifecycle.route_gitlab_event(event)
+    if not isinstance(route, lifecycle.Ignore):
+        route = lifecycle.admitted(route.mr, services.settings.project_allowlist) or route
     if isinstance(route, lifecycle.Ignore):
         logger.info("ignored", extra={"reason": route.reason})
         return _answer(200, f"ignored: {route.reason}")
     logger.append_keys(mr=route.mr.key)
+    state = event.state if isinstance(event, MergeRequestEvent) else None
+    result = _once_per_delivery(_delivery_key(headers, body), route, state)
+    return _answer(result["status"], result["message"], **result.get("extra", {}))
+
+
+def _once_per_delivery(key: str, route: lifecycle.StopApp | lifecycle.ConsiderDeploy, state: str | None) -> dict:
+    """Run the delivery once; a redelivery with the same key gets the first answer back."""
+    from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
+
+    act, config = _idempotent_act()
+    config.register_lambda_context(app.lambda_context)
+    try:
+        return act(delivery={"key": key}, route=route, state=state)
+    except IdempotencyAlreadyInProgressError:
+        return {"status": 202, "message": "this delivery is already being handled"}
+
+
+@lru_cache(maxsize=1)
+def _idempotent_act():
+    # Imported on first use: the idempotency utility is the heaviest import here, and
+    # ignored events and rejected requests never need it.
+    from aws_lambda_powertools.utilities.idempotency import (
+        DynamoDBPersistenceLayer,
+        IdempotencyConfig,
+        idempotent_function,
+    )
+
+    persistence = DynamoDBPersistenceLayer(
+        table_name=services.settings.table_name,
+        key_attr="pk",
+        expiry_attr="expires_at",
+        boto3_client=services.aws("dynamodb"),
+    )
+    config = IdempotencyConfig(event_key_jmespath="key", expires_after_seconds=DELIVERY_MEMORY_SECONDS)
+    act = idempotent_function(data_keyword_argument="delivery", persistence_store=persistence, config=config)(_act)
+    return act, config
+
+
+def _act(delivery: dict, route: lifecycle.StopApp | lifecycle.ConsiderDeploy, state: str | None) -> dict:
     if isinstance(route, lifecycle.StopApp):
         return _stop(route)
-    state = event.state if isinstance(event, MergeRequestEvent) else None
     return _consider_deploy(route, state)
 
 
-def _consider_deploy(ask: lifecycle.ConsiderDeploy, mr_state: str | None) -> Response:
+def _result(status: int, message: str, **extra: Any) -> dict:
+    return {"status": status, "message": message, "extra": extra}
+
+
+def _consider_deploy(ask: lifecycle.ConsiderDeploy, mr_state: str | None) -> dict:
     mr, settings = ask.mr, services.settings
     if mr_state is None:  # pipeline events don't say whether their commit is still the MR's head
         mr_state, head_sha = services.gitlab.merge_request_head(mr.project_id, mr.iid)
@@ -97,10 +175,12 @@ def _consider_deploy(ask: lifecycle.ConsiderDeploy, mr_state: str | None) -> Res
 
     for _ in range(CLAIM_ATTEMPTS):
         record = services.store.get(mr.project_id, mr.iid)
-        plan = lifecycle.plan_deploy(ask, spec, record, mr_state=mr_state, mr_head_sha=head_sha)
+        plan = lifecycle.plan_deploy(
+            ask, spec, record, mr_state=mr_state, mr_head_sha=head_sha, allow_forks=settings.allow_forks
+        )
         if isinstance(plan, lifecycle.Ignore):
             logger.info("ignored", extra={"reason": plan.reason})
-            return _answer(200, f"ignored: {plan.reason}")
+            return _result(200, f"ignored: {plan.reason}")
         if isinstance(plan, lifecycle.Reject):
             return _reject(record, ask, plan.problems)
 
@@ -128,20 +208,20 @@ def _consider_deploy(ask: lifecycle.ConsiderDeploy, mr_state: str | None) -> Res
             continue  # another delivery for this MR wrote first: look again
         return _launch(claimed, derived, plan.replaces)
     logger.warning("gave up after repeated conflicts")
-    return _answer(503, "this merge request changed repeatedly while we handled it; GitLab may resend")
+    raise Conflict("the merge request changed repeatedly while we handled it")
 
 
-def _reject(record: Record | None, ask: lifecycle.ConsiderDeploy, problems: tuple[str, ...]) -> Response:
+def _reject(record: Record | None, ask: lifecycle.ConsiderDeploy, problems: tuple[str, ...]) -> dict:
     try:
         saved = services.store.save(lifecycle.rejected(record, ask.mr, ask.sha, problems))
     except Conflict:
-        return _answer(200, "ignored: the merge request changed meanwhile")
+        return _result(200, "ignored: the merge request changed meanwhile")
     _publish(saved)
     logger.info("rejected", extra={"problems": list(problems)})
-    return _answer(200, "not deployed: the problems are on the merge request", problems=list(problems))
+    return _result(200, "not deployed: the problems are on the merge request", problems=list(problems))
 
 
-def _launch(record: Record, derived: taskdef.DerivedTaskDefinition, replaces: Record | None) -> Response:
+def _launch(record: Record, derived: taskdef.DerivedTaskDefinition, replaces: Record | None) -> dict:
     ecs = services.ecs
     td_arn = ecs.register(derived.register_kwargs)
     result = ecs.run(record, td_arn)
@@ -153,10 +233,10 @@ def _launch(record: Record, derived: taskdef.DerivedTaskDefinition, replaces: Re
         try:
             record = services.store.save(lifecycle.launch_failed(record, problems, int(time.time())))
         except Conflict:
-            return _answer(200, "could not start the task; the merge request changed meanwhile")
+            return _result(200, "could not start the task; the merge request changed meanwhile")
         _publish(record)
         logger.warning("run_task failed", extra={"failures": list(problems)})
-        return _answer(200, "could not start the review app; the reason is on the merge request")
+        return _result(200, "could not start the review app; the reason is on the merge request")
 
     launched = lifecycle.launched(
         record, task_arn=result.task_arn, task_definition_arn=td_arn, container=derived.container, port=derived.port
@@ -167,11 +247,11 @@ def _launch(record: Record, derived: taskdef.DerivedTaskDefinition, replaces: Re
         # A newer delivery (new commit, merge, close) took over while we launched: ours must go.
         ecs.stop(result.task_arn, "Review app superseded by a newer event for this merge request")
         ecs.deregister(td_arn)
-        return _answer(200, "superseded by a newer event for this merge request")
+        return _result(200, "superseded by a newer event for this merge request")
     _stop_replaced(replaces, launched)
     _publish(launched)
     logger.info("launched", extra={"task_arn": result.task_arn, "commit": launched.commit_sha})
-    return _answer(202, "deploying", task=result.task_arn)
+    return _result(202, "deploying", task=result.task_arn)
 
 
 def _stop_replaced(old: Record | None, new: Record) -> None:
@@ -182,12 +262,12 @@ def _stop_replaced(old: Record | None, new: Record) -> None:
         services.ecs.deregister(old.task_definition_arn)
 
 
-def _stop(ask: lifecycle.StopApp) -> Response:
+def _stop(ask: lifecycle.StopApp) -> dict:
     for _ in range(CLAIM_ATTEMPTS):
         record = services.store.get(ask.mr.project_id, ask.mr.iid)
         target = lifecycle.plan_stop(record)
         if isinstance(target, lifecycle.Ignore):
-            return _answer(200, f"ignored: {target.reason}")
+            return _result(200, f"ignored: {target.reason}")
         try:
             stopping = services.store.save(lifecycle.stop_requested(target, ask.reason))
         except Conflict:
@@ -195,8 +275,8 @@ def _stop(ask: lifecycle.StopApp) -> Response:
         if stopping.task_arn:
             services.ecs.stop(stopping.task_arn, f"Review app stopped: merge request {ask.reason}")
         _publish(stopping)
-        return _answer(202, "stopping", task=stopping.task_arn)
-    return _answer(503, "this merge request changed repeatedly while we handled it; GitLab may resend")
+        return _result(202, "stopping", task=stopping.task_arn)
+    raise Conflict("the merge request changed repeatedly while we handled it")
 
 
 def _publish(record: Record) -> None:
@@ -213,6 +293,25 @@ def _publish(record: Record) -> None:
         logger.info("record changed while publishing; the newer writer publishes its own view")
 
 
-@logger.inject_lambda_context(correlation_id_path='headers."x-gitlab-event-uuid"', clear_state=True)
+_DEPENDENCY_ERRORS = (BotoCoreError, ClientError, gitlab.exceptions.GitlabError, requests.RequestException, Conflict)
+
+
+@app.not_found
+def _no_such_route(exc: Exception) -> Response:
+    return _answer(404, "no such route: GitLab webhooks go to POST /webhook")
+
+
+@app.exception_handler(Exception)
+def _failed(exc: Exception) -> Response:
+    """Only our side fails here: client mistakes were answered above with a 4xx."""
+    logger.exception("delivery failed")
+    if isinstance(exc, _DEPENDENCY_ERRORS):
+        return _answer(502, "GitLab or AWS did not answer in time; nothing was half-done that a resend won't fix")
+    return _answer(500, "internal error; the logs have the details under this delivery's id")
+
+
+@logger.inject_lambda_context(
+    correlation_id_path='headers."idempotency-key" || headers."x-gitlab-event-uuid"', clear_state=True
+)
 def handler(event: dict, context: Any) -> dict:
     return app.resolve(event, context)

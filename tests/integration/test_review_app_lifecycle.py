@@ -157,7 +157,7 @@ def test_invalid_spec_is_explained_and_launches_nothing(world: World):
     answer = world.open_mr(1, SHA1)
     assert answer["status"] == 200 and len(answer["body"]["problems"]) == 2
     note = world.note(1)
-    assert "not deployed, fix `.gitlab/review-app.yml`" in note
+    assert "Review app: not deployed" in note
     assert "`ttl`: 'forever' is not a duration" in note and "`port: 0` must be a number from 1 to 65535" in note
     assert world.tasks() == [] and derived_task_definitions(world) == []
     # Redelivery of the same commit does not post the problems again.

@@ -1,4 +1,4 @@
-"""boto3 clients with timeouts and retries that fit inside a webhook's 10-second budget.
+"""boto3 clients with timeouts and retries that fit the caller's budget.
 
 Plain clients: the standard AWS_ENDPOINT_URL (and AWS_ENDPOINT_URL_<SERVICE>) variables point
 them at an emulator without any code knowing about it.
@@ -11,9 +11,12 @@ from functools import lru_cache
 import boto3
 from botocore.config import Config
 
-_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
+# The webhook must answer GitLab within 10 s: short timeouts and one retry per call.
+REQUEST_PATH = Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "max_attempts": 2})
+# Task events run asynchronously with their own retries and a 30 s timeout: more patience.
+BACKGROUND = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 4})
 
 
 @lru_cache(maxsize=None)
-def client(service: str):
-    return boto3.client(service, config=_CONFIG)
+def client(service: str, config: Config = BACKGROUND):
+    return boto3.client(service, config=config)

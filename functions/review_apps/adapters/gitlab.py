@@ -18,23 +18,24 @@ from review_apps.messages import COMMIT_STATUS_NAME, environment_name, gitlab_vi
 from review_apps.models import Record
 from review_apps.spec import SPEC_PATH
 
-# Two quick retries on transient errors; python-gitlab's own retry loop (10 tries, growing
-# sleeps) would blow through GitLab's 10-second webhook timeout.
-_RETRY = Retry(
-    total=2,
-    connect=2,
-    read=1,
-    status=2,
-    backoff_factor=0.2,
-    status_forcelist=(502, 503, 504),
-    allowed_methods=None,
-    raise_on_status=False,
-)
-
-
-def _session() -> requests.Session:
+def _session(retries: int) -> requests.Session:
+    """Bounded retries with short backoff on transient errors. python-gitlab's own loop (up to
+    10 tries, growing sleeps) is left off: it would blow through GitLab's 10-second budget.
+    A POST that failed with a 5xx may have been applied, so only idempotent methods retry on
+    status; a lost note creation is found again by its marker on the next publish."""
+    retry = Retry(
+        total=retries,
+        connect=retries,
+        read=retries,
+        status=retries,
+        backoff_factor=0.2,
+        status_forcelist=(500, 502, 503, 504),
+        allowed_methods=frozenset({"GET", "PUT", "DELETE", "HEAD"}),
+        raise_on_status=False,
+        respect_retry_after_header=False,
+    )
     session = requests.Session()
-    adapter = HTTPAdapter(max_retries=_RETRY)
+    adapter = HTTPAdapter(max_retries=retry)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
@@ -45,8 +46,8 @@ def _digest(text: str) -> str:
 
 
 class GitLab:
-    def __init__(self, url: str, token: str, timeout: float = 4.0) -> None:
-        self._gl = gitlab.Gitlab(url, private_token=token, timeout=timeout, session=_session())
+    def __init__(self, url: str, token: str, timeout: float = 4.0, retries: int = 2) -> None:
+        self._gl = gitlab.Gitlab(url, private_token=token, timeout=timeout, session=_session(retries))
 
     def _project(self, project_id: int):
         return self._gl.projects.get(project_id, lazy=True)
