@@ -25,6 +25,7 @@ from local.lambda_runtime import LambdaContext, load_handler
 REGION = "us-east-1"
 GITLAB_TOKEN = "glpat-local-bot-token-0123456789"
 WEBHOOK_SECRET = "local-webhook-secret-9f8e7d6c"
+SIGNING_SECRET = "whsec_bG9jYWwtc2lnbmluZy1rZXktZm9yLXJldmlldy1hcHBz"  # base64 of a local-only key
 CLUSTER = "review-apps"
 TABLE = "review-apps-records"
 BASE_FAMILY = "shop-web"
@@ -102,6 +103,7 @@ class World:
         )
         self.ssm.put_parameter(Name="/review-apps/gitlab-token", Value=GITLAB_TOKEN, Type="SecureString")
         self.ssm.put_parameter(Name="/review-apps/webhook-secret", Value=WEBHOOK_SECRET, Type="SecureString")
+        self.ssm.put_parameter(Name="/review-apps/signing-secret", Value=SIGNING_SECRET, Type="SecureString")
         self.register_base_task_definition()
         os.environ.update(
             {
@@ -152,15 +154,19 @@ class World:
 
     # ------------------------------------------------------------------ GitLab side
 
-    def commit(self, sha: str, spec: str | None = SPEC, extra_files: dict[str, str] | None = None) -> str:
+    def commit(
+        self, sha: str, spec: str | None = SPEC, extra_files: dict[str, str] | None = None, project: int = PROJECT_ID
+    ) -> str:
         files = dict(extra_files or {})
         if spec is not None:
             files[".gitlab/review-app.yml"] = spec
-        self.gitlab.state.add_commit(PROJECT_ID, sha, files)
+        self.gitlab.state.add_commit(project, sha, files)
         return sha
 
-    def open_mr(self, iid: int, sha: str, branch: str = "feature/checkout") -> dict:
-        self.gitlab.state.open_merge_request(PROJECT_ID, iid, sha=sha, source_branch=branch)
+    def open_mr(self, iid: int, sha: str, branch: str = "feature/checkout", source_project_id: int | None = None) -> dict:
+        self.gitlab.state.open_merge_request(
+            PROJECT_ID, iid, sha=sha, source_branch=branch, source_project_id=source_project_id
+        )
         return self.send_mr(iid, "open")
 
     def mr(self, iid: int) -> dict:
@@ -185,6 +191,7 @@ class World:
             sha=mr["sha"],
             source_branch=mr["source_branch"],
             project_path=PROJECT_PATH,
+            source_project_id=mr["source_project_id"],
             **kwargs,
         )
         return self.deliver(body, "Merge Request Hook")

@@ -23,11 +23,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from review_apps import auth, lifecycle, taskdef
 from review_apps.adapters.ecs import TaskDefinitionNotFound
+from review_apps.adapters.gitlab import NoAccess
 from review_apps.adapters.store import Conflict
 from review_apps.models import BadEvent, MergeRequestEvent, Record, parse_gitlab_event
 from review_apps.services import Services
 from review_apps.settings import load_settings
-from review_apps.spec import SPEC_PATH, parse_spec, placeholder_values
+from review_apps.spec import SPEC_PATH, SpecProblems, parse_spec, placeholder_values
 
 MAX_BODY_BYTES = 5 * 1024 * 1024  # GitLab MR payloads with long descriptions stay well below this
 CLAIM_ATTEMPTS = 3
@@ -167,11 +168,17 @@ def _result(status: int, message: str, **extra: Any) -> dict:
 def _consider_deploy(ask: lifecycle.ConsiderDeploy, mr_state: str | None) -> dict:
     mr, settings = ask.mr, services.settings
     if mr_state is None:  # pipeline events don't say whether their commit is still the MR's head
-        mr_state, head_sha = services.gitlab.merge_request_head(mr.project_id, mr.iid)
+        current = services.gitlab.merge_request_head(mr.project_id, mr.iid)
+        if current is None:
+            return _result(200, f"ignored: GitLab has no merge request !{mr.iid} in project {mr.project_id}")
+        mr_state, head_sha = current
     else:
         head_sha = ask.sha
-    text = services.gitlab.read_spec(mr.source_project_id, ask.sha)
-    spec = parse_spec(text, settings.default_ttl, settings.max_ttl) if text is not None else None
+    try:
+        text = services.gitlab.read_spec(mr.source_project_id, ask.sha)
+        spec = parse_spec(text, settings.default_ttl, settings.max_ttl) if text is not None else None
+    except NoAccess as exc:
+        spec = SpecProblems((f"{exc}, so `{SPEC_PATH}` could not be read. Add the bot to it as a Reporter or more.",))
 
     for _ in range(CLAIM_ATTEMPTS):
         record = services.store.get(mr.project_id, mr.iid)

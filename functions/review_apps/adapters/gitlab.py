@@ -45,6 +45,10 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+class NoAccess(Exception):
+    """The bot may not read something the spec needs (e.g. a fork it is not a member of)."""
+
+
 class GitLab:
     def __init__(self, url: str, token: str, timeout: float = 4.0, retries: int = 2) -> None:
         self._gl = gitlab.Gitlab(url, private_token=token, timeout=timeout, session=_session(retries))
@@ -61,12 +65,19 @@ class GitLab:
         except gitlab.exceptions.GitlabGetError as exc:
             if exc.response_code == 404:
                 return None
+            if exc.response_code == 403:
+                raise NoAccess(f"the review-app bot may not read project {project_id}") from None
             raise
         return raw.decode("utf-8", errors="replace")
 
-    def merge_request_head(self, project_id: int, mr_iid: int) -> tuple[str, str]:
-        """(state, head sha) as GitLab sees them now."""
-        mr = self._project(project_id).mergerequests.get(mr_iid)
+    def merge_request_head(self, project_id: int, mr_iid: int) -> tuple[str, str] | None:
+        """(state, head sha) as GitLab sees them now; None if GitLab knows no such MR."""
+        try:
+            mr = self._project(project_id).mergerequests.get(mr_iid)
+        except gitlab.exceptions.GitlabGetError as exc:
+            if exc.response_code == 404:
+                return None
+            raise
         return mr.state, mr.sha
 
     # ------------------------------------------------------------------ publishing
