@@ -234,7 +234,7 @@ def scenarios_with_secrets(world: World, capfd, buffer: io.StringIO) -> None:
     world.gitlab.state.open_merge_request(PROJECT_ID, 1, sha=SHA1, source_branch="feature/a")
     raw, headers = signed(mr_open_body(world))
     signature = headers["webhook-signature"]
-    world.deliver(raw, "Merge Request Hook", **headers)  # accepted
+    world.deliver(raw, "Merge Request Hook", **headers, **{"idempotency-key": "delivery-correlated"})  # accepted
     world.deliver(raw, "Merge Request Hook", token="guess", **headers)  # wrong token
     world.deliver(raw, "Merge Request Hook", **{**headers, "webhook-signature": "v1,bm9wZQ=="})
     world.deliver("not json", "Merge Request Hook", **signed({})[1])
@@ -248,6 +248,8 @@ def scenarios_with_secrets(world: World, capfd, buffer: io.StringIO) -> None:
     text = buffer.getvalue() + logs.out + logs.err
     # The scenarios did log: a search of empty output would prove nothing.
     assert "unauthenticated request" in text and '"message":"launched"' in text
+    launched = next(json.loads(line) for line in text.splitlines() if '"message":"launched"' in line)
+    assert launched["correlation_id"] == "delivery-correlated" and launched["mr"] == f"{PROJECT_ID}/1"
     notes = "\n".join(n["body"] for n in world.notes(1))
     for secret in (GITLAB_TOKEN, WEBHOOK_SECRET, SIGNING_SECRET, SIGNING_SECRET[6:], signature, signature[3:]):
         assert secret not in text, f"secret in logs: {secret[:6]}…"
