@@ -125,6 +125,7 @@ def task_state_change(
     stop_code: str | None = None,
     stopped_reason: str | None = None,
     stopped_at: datetime | None = None,
+    started_at: datetime | None = None,
 ) -> dict[str, Any]:
     """An EventBridge "ECS Task State Change" for `task` (a DescribeTasks entry)."""
     event = load_sample("task_running.json")
@@ -179,8 +180,9 @@ def task_state_change(
         "version": version,
         "platformVersion": "1.4.0",
     }
-    if last_status in ("RUNNING", "STOPPED"):
-        detail["startedAt"] = _iso(task.get("startedAt")) or now
+    # A task that failed to start (e.g. its image could not be pulled) never has startedAt.
+    if last_status == "RUNNING" or (last_status == "STOPPED" and stop_code != "TaskFailedToStart"):
+        detail["startedAt"] = _iso(started_at or task.get("startedAt")) or now
     if last_status == "STOPPED":
         detail.update(
             {

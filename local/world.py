@@ -64,9 +64,10 @@ class MotoServer:
 
 
 class World:
-    def __init__(self, moto: MotoServer, gitlab: GitLabStandIn, **settings: str) -> None:
+    def __init__(self, moto: MotoServer, gitlab: GitLabStandIn, aws_endpoint: str | None = None, **settings: str) -> None:
         self.moto = moto
         self.gitlab = gitlab
+        self.aws_endpoint = aws_endpoint or moto.url  # e.g. a FaultProxy in front of moto
         self.settings = settings
         self._versions: dict[str, int] = {}
 
@@ -77,7 +78,7 @@ class World:
         self.gitlab.state.__init__(GITLAB_TOKEN)  # type: ignore[misc]
         os.environ.update(
             {
-                "AWS_ENDPOINT_URL": self.moto.url,
+                "AWS_ENDPOINT_URL": self.aws_endpoint,
                 "AWS_DEFAULT_REGION": REGION,
                 "AWS_ACCESS_KEY_ID": "testing",
                 "AWS_SECRET_ACCESS_KEY": "testing",
@@ -131,6 +132,7 @@ class World:
         """Load both handlers anew, as Lambda does in a fresh container."""
         self.webhook_handler = load_handler("WebhookFunction")
         self.task_events_handler = load_handler("TaskEventsFunction")
+        self.reconcile_handler = load_handler("ReconcileFunction")
 
     def register_base_task_definition(self, family: str = BASE_FAMILY, **overrides: Any) -> str:
         container = {
@@ -255,6 +257,11 @@ class World:
 
     def deliver_task_event(self, event: dict) -> dict:
         return self.task_events_handler(event, LambdaContext(function_name="TaskEventsFunction"))
+
+    def reconcile(self) -> dict:
+        """One scheduled run of the real ReconcileFunction."""
+        return self.reconcile_handler({"source": "aws.events", "detail-type": "Scheduled Event"},
+                                      LambdaContext(function_name="ReconcileFunction"))
 
     def expire(self, task_arn: str, container: str = "web") -> dict:
         """The TTL runs out: `timeout` ends the app with 124 and the task stops, TTL seconds

@@ -43,6 +43,7 @@ class StopReason:
     REQUESTED = frozenset({REPLACED, MERGED, CLOSED})
 
 
+FINISHED_RECORD_DAYS = 14  # then DynamoDB's TTL deletes it; the note on the MR stays
 TTL_EXIT_CODE = 124  # GNU/BusyBox `timeout` when the limit expires
 KILLED_EXIT_CODE = 137  # `timeout -k` had to SIGKILL an app that ignored SIGTERM
 
@@ -213,6 +214,7 @@ def claim_launch(record: Record | None, mr: MergeRequestRef, launch: Launch, now
         stop_detail="",
         problems=[],
         replaced_commit=launch.replaces.commit_sha if launch.replaces else "",
+        expires_at=0,
         deployment_id=0,
         deployment_status="",
         commit_status="",
@@ -225,11 +227,19 @@ def launched(record: Record, *, task_arn: str, task_definition_arn: str, contain
     )
 
 
+def _expiry(now: int) -> int:
+    return now + FINISHED_RECORD_DAYS * 86400
+
+
 def launch_failed(record: Record, problems: tuple[str, ...], now: int) -> Record:
-    return dataclasses.replace(record, status=Status.FAILED, problems=list(problems), stopped_at=now)
+    return dataclasses.replace(
+        record, status=Status.FAILED, problems=list(problems), stopped_at=now, expires_at=_expiry(now)
+    )
 
 
-def rejected(record: Record | None, mr: MergeRequestRef, sha: str, problems: tuple[str, ...]) -> Record:
+def rejected(
+    record: Record | None, mr: MergeRequestRef, sha: str, problems: tuple[str, ...], now: int
+) -> Record:
     """Nothing is launched; an app already running for an older commit keeps running."""
     base = _base(record, mr)
     if base.active:
@@ -241,14 +251,33 @@ def rejected(record: Record | None, mr: MergeRequestRef, sha: str, problems: tup
         source_project_id=mr.source_project_id,
         source_branch=mr.source_branch,
         problems=list(problems),
+        expires_at=_expiry(now),
         deployment_id=0,
         deployment_status="",
         commit_status="",
     )
 
 
-def stop_requested(record: Record, reason: str) -> Record:
-    return dataclasses.replace(record, status=Status.STOPPING, stop_reason=reason)
+def stop_requested(record: Record, reason: str, detail: str = "") -> Record:
+    return dataclasses.replace(record, status=Status.STOPPING, stop_reason=reason, stop_detail=detail)
+
+
+def vanished(record: Record, now: int) -> Record:
+    """The record's task is gone and ECS no longer describes it (its events were lost)."""
+    if not record.task_arn:
+        return launch_failed(
+            record, ("The launch was interrupted before a task started. Push or re-run the pipeline to try again.",),
+            now,
+        )
+    status = Status.STOPPED if record.live_at or record.stop_reason in StopReason.REQUESTED else Status.FAILED
+    return dataclasses.replace(
+        record,
+        status=status,
+        stopped_at=now,
+        stop_reason=record.stop_reason or StopReason.UNKNOWN,
+        stop_detail=record.stop_detail or "the task is gone and ECS no longer describes it",
+        expires_at=_expiry(now),
+    )
 
 
 # --------------------------------------------------------------------------- ECS task events
@@ -313,7 +342,7 @@ def explain_stop(event: TaskEvent, record: Record, now: int) -> tuple[str, str]:
     if event.stop_code in ("SpotInterruption", "TerminationNotice"):
         return StopReason.SPOT, "AWS reclaimed the Fargate Spot capacity it was running on"
     if record.status == Status.STOPPING and record.stop_reason:
-        return record.stop_reason, ""
+        return record.stop_reason, record.stop_detail
     if event.stop_code == "TaskFailedToStart" or (
         exit_code is None and ecs_reason.startswith(("CannotPull", "ResourceInitializationError", "CannotStart"))
     ):
@@ -334,17 +363,25 @@ def explain_stop(event: TaskEvent, record: Record, now: int) -> tuple[str, str]:
 
 
 def stopped(record: Record, event: TaskEvent, now: int) -> Record:
+    """The record once its task has stopped. The STOPPED event says on its own whether the app
+    ever started (`startedAt`), so the outcome is the same whether or not RUNNING came first."""
     reason, detail = explain_stop(event, record, now)
     at = int(event.stopped_at.timestamp()) if event.stopped_at else now
-    never_live = record.status == Status.DEPLOYING or (record.status == Status.STOPPING and not record.live_at)
-    status = Status.FAILED if never_live and reason not in StopReason.REQUESTED else Status.STOPPED
+    live_at = record.live_at or (int(event.started_at.timestamp()) if event.started_at else 0)
+    status = Status.STOPPED if live_at or reason in StopReason.REQUESTED else Status.FAILED
+    url = record.url
+    if live_at and not url and event.private_ip and record.port:
+        url = f"http://{event.private_ip}:{record.port}"
     return dataclasses.replace(
         record,
         status=status,
         task_arn=event.task_arn,
         event_version=event.version,
+        live_at=live_at,
+        url=url,
         stopped_at=at,
         stop_reason=reason,
         stop_detail=detail,
+        expires_at=_expiry(now),
     )
 

@@ -6,6 +6,7 @@ time (after a retry, from a later event) and GitLab converges to the same pictur
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -173,9 +174,42 @@ def gitlab_view(record: Record) -> GitLabView:
     if status == Status.STOPPED:
         if record.live_at:
             # The commit did get a working app; a later stop does not make the commit worse.
-            return GitLabView(None, "success", "", True)
+            worked = CommitStatus("success", "Review app ran and has stopped", record.url)
+            return GitLabView(worked, "success", "", True)
         return GitLabView(CommitStatus("canceled", "Review app stopped before it went live", ""), "canceled", "", True)
     if status == Status.FAILED:
         failed = CommitStatus("failed", "Review app could not start", "")
         return GitLabView(failed, "failed" if record.deployment_id else "", "", bool(record.environment_id))
     return GitLabView(None, "", "", False)
+
+
+def digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def commit_status_marker(record: Record, status: CommitStatus) -> str:
+    return f"{record.commit_sha}:{status.state}"
+
+
+def environment_wanted(view: GitLabView) -> str:
+    """The environment state to publish: "available:<url>", "stopped", or "" for no change."""
+    if view.environment_stopped:
+        return "stopped"
+    if view.deployment_status in ("running", "success"):
+        return f"available:{view.environment_url}"
+    return ""
+
+
+def needs_publish(record: Record) -> bool:
+    """Whether GitLab is behind the record (a publish failed or never ran): no I/O needed."""
+    view = gitlab_view(record)
+    if record.note_digest != digest(render_note(record)):
+        return True
+    if view.commit_status and record.commit_status != commit_status_marker(record, view.commit_status):
+        return True
+    if view.deployment_status and record.deployment_status != view.deployment_status:
+        return True
+    wanted = environment_wanted(view)
+    if wanted == "stopped":
+        return bool(record.environment_id) and record.environment_state != "stopped"
+    return bool(wanted) and record.environment_state != wanted

@@ -202,12 +202,21 @@ class TaskEvent:
 def _time(value: Any, path: str) -> datetime | None:
     if value is None:
         return None
+    if isinstance(value, datetime):  # DescribeTasks through boto3, rather than an event
+        return value
     if not isinstance(value, str):
         raise BadEvent(f"field '{path}' must be an ISO timestamp")
     try:
         return datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise BadEvent(f"field '{path}' must be an ISO timestamp, got {value!r}") from None
+
+
+def task_from_description(task: dict[str, Any], fallback_version: int) -> TaskEvent:
+    """A DescribeTasks entry read as the state-change event it would have produced."""
+    detail = dict(task)
+    detail.setdefault("version", fallback_version)
+    return parse_task_event({"source": "aws.ecs", "detail-type": "ECS Task State Change", "detail": detail})
 
 
 def parse_task_event(event: Any) -> TaskEvent:
@@ -302,6 +311,8 @@ class Record:
     stop_detail: str = ""
     problems: list[str] = field(default_factory=list)
     replaced_commit: str = ""
+    # When DynamoDB may delete a finished record (epoch seconds); 0 while the app may still run.
+    expires_at: int = 0
     # What has been published to GitLab, so each step makes only the calls that change something.
     note_id: int = 0
     note_digest: str = ""

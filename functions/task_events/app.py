@@ -62,7 +62,7 @@ def handler(event: dict, context: Any) -> dict:
         except Conflict:
             continue
         if isinstance(decision, lifecycle.Stopped) and saved.task_definition_arn:
-            services.ecs.deregister(saved.task_definition_arn)
+            services.ecs.retire(saved.task_definition_arn)
         _publish(saved)
         logger.info("merge request updated", extra={"status": saved.status, "reason": saved.stop_reason})
         return {"result": saved.status, "mr": saved.key}

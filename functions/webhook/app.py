@@ -220,7 +220,7 @@ def _consider_deploy(ask: lifecycle.ConsiderDeploy, mr_state: str | None) -> dic
 
 def _reject(record: Record | None, ask: lifecycle.ConsiderDeploy, problems: tuple[str, ...]) -> dict:
     try:
-        saved = services.store.save(lifecycle.rejected(record, ask.mr, ask.sha, problems))
+        saved = services.store.save(lifecycle.rejected(record, ask.mr, ask.sha, problems, int(time.time())))
     except Conflict:
         return _result(200, "ignored: the merge request changed meanwhile")
     _publish(saved)
@@ -233,7 +233,7 @@ def _launch(record: Record, derived: taskdef.DerivedTaskDefinition, replaces: Re
     td_arn = ecs.register(derived.register_kwargs)
     result = ecs.run(record, td_arn)
     if result.task_arn is None:
-        ecs.deregister(td_arn)
+        ecs.retire(td_arn)
         # The old app is stopped too: the MR has moved on, and a task no record tracks would leak.
         _stop_replaced(replaces, record)
         problems = result.failures or ("RunTask started no task and gave no reason",)
@@ -253,7 +253,7 @@ def _launch(record: Record, derived: taskdef.DerivedTaskDefinition, replaces: Re
     except Conflict:
         # A newer delivery (new commit, merge, close) took over while we launched: ours must go.
         ecs.stop(result.task_arn, "Review app superseded by a newer event for this merge request")
-        ecs.deregister(td_arn)
+        ecs.retire(td_arn)
         return _result(200, "superseded by a newer event for this merge request")
     _stop_replaced(replaces, launched)
     _publish(launched)
@@ -266,7 +266,7 @@ def _stop_replaced(old: Record | None, new: Record) -> None:
         return
     services.ecs.stop(old.task_arn, f"Review app replaced by commit {new.commit_sha[:8]}")
     if old.task_definition_arn:
-        services.ecs.deregister(old.task_definition_arn)
+        services.ecs.retire(old.task_definition_arn)
 
 
 def _stop(ask: lifecycle.StopApp) -> dict:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections import Counter
 
 import pytest
 
+from local.fault_proxy import FaultProxy
 from local.gitlab_standin import GitLabStandIn
 from local.world import GITLAB_TOKEN, MotoServer, World
 
@@ -40,3 +42,31 @@ def make_world(moto_server, gitlab_server):
 @pytest.fixture
 def world(make_world) -> World:
     return make_world()
+
+
+@pytest.fixture
+def fault_world(moto_server, gitlab_server):
+    """A world whose AWS calls pass through a FaultProxy (moto behind it)."""
+    saved = dict(os.environ)
+    proxy = FaultProxy(moto_server.url)
+    world = World(moto_server, gitlab_server, aws_endpoint=proxy.url).install()
+    world.proxy = proxy
+    yield world
+    proxy.stop()
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+# What the fault-injection suite tried, printed at the end of the run.
+TALLY: Counter[str] = Counter()
+
+
+@pytest.fixture
+def tally() -> Counter[str]:
+    return TALLY
+
+
+def pytest_terminal_summary(terminalreporter):
+    if TALLY:
+        figures = ", ".join(f"{name}: {count}" for name, count in sorted(TALLY.items()))
+        terminalreporter.write_line(f"fault-injection suite: {figures}")

@@ -80,7 +80,8 @@ def test_configuration_contract_is_what_the_functions_get():
 
 def test_every_function_has_samples_for_what_it_accepts():
     samples = {p.name for p in (ROOT / "events").glob("*.json")}
-    for prefix in ("webhook_merge_request_", "webhook_pipeline_", "webhook_note", "task_running", "task_stopped_"):
+    for prefix in ("webhook_merge_request_", "webhook_pipeline_", "webhook_note", "task_running", "task_stopped_",
+                   "reconcile_schedule"):
         assert any(s.startswith(prefix) for s in samples), prefix
 
 
@@ -164,6 +165,15 @@ def test_task_events_have_retries_and_a_dead_letter_queue():
     assert RESOURCES["DeadLetterAlarm"]["Properties"]["Dimensions"][0]["Value"] == {
         "GetAtt": "DeadLetterQueue.QueueName"
     }
+
+
+def test_reconciler_runs_on_a_schedule_one_at_a_time():
+    props = RESOURCES["ReconcileFunction"]["Properties"]
+    assert props["Events"]["Every5Minutes"]["Properties"]["Schedule"] == "rate(5 minutes)"
+    assert props["ReservedConcurrentExecutions"] == 1
+    actions = {a for s in _statements("ReconcileFunction") for a in
+               (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])}
+    assert not {"ecs:RunTask", "iam:PassRole", "ecs:RegisterTaskDefinition"} & actions
 
 
 def test_table_is_on_demand_and_the_webhook_url_is_an_output():

@@ -62,6 +62,7 @@ def task_event(
     stop_code: str | None = None,
     stopped_reason: str | None = None,
     container: str = "web",
+    started: bool = True,
 ) -> TaskEvent:
     return TaskEvent(
         task_arn=task_arn,
@@ -76,6 +77,6 @@ def task_event(
         stopped_reason=stopped_reason,
         eni_id="eni-1",
         private_ip="10.0.0.7",
-        started_at=datetime.fromtimestamp(NOW + 40, tz=timezone.utc),
+        started_at=datetime.fromtimestamp(NOW + 40, tz=timezone.utc) if started else None,
         stopped_at=datetime.fromtimestamp(NOW + 1840, tz=timezone.utc) if last_status == "STOPPED" else None,
     )

@@ -165,10 +165,11 @@ def test_launch_id_is_deterministic_and_fits_started_by():
 
 def test_rejected_spec_keeps_a_running_app_running():
     live = record(status=Status.LIVE)
-    after = lifecycle.rejected(live, MR, SHA2, ("bad",))
+    after = lifecycle.rejected(live, MR, SHA2, ("bad",), NOW)
     assert after.status == Status.LIVE and after.commit_sha == SHA and after.problems == ["bad"]
-    fresh = lifecycle.rejected(None, MR, SHA2, ("bad",))
+    fresh = lifecycle.rejected(None, MR, SHA2, ("bad",), NOW)
     assert fresh.status == Status.REJECTED and fresh.commit_sha == SHA2
+    assert fresh.expires_at > NOW and after.expires_at == 0
 
 
 def test_launch_failure_is_recorded_with_its_reasons():
@@ -296,13 +297,27 @@ def test_unknown_stop():
     assert explain(task_event("STOPPED", stopped_reason="Host EC2 terminated"))[0] == StopReason.UNKNOWN
 
 
-def test_stopped_before_going_live_is_a_failure_unless_we_asked():
-    crashed = lifecycle.stopped(record(), task_event("STOPPED", exit_code=1, version=7), NOW)
+def test_stopped_before_starting_is_a_failure_unless_we_asked():
+    crashed = lifecycle.stopped(record(), task_event("STOPPED", exit_code=1, version=7, started=False), NOW)
     assert crashed.status == Status.FAILED and crashed.stop_reason == StopReason.CRASHED
     merged = lifecycle.stopped(
-        record(status=Status.STOPPING, stop_reason=StopReason.MERGED), task_event("STOPPED", version=7), NOW
+        record(status=Status.STOPPING, stop_reason=StopReason.MERGED),
+        task_event("STOPPED", version=7, started=False), NOW,
     )
     assert merged.status == Status.STOPPED and merged.stop_reason == StopReason.MERGED
+    assert crashed.expires_at == merged.expires_at == NOW + 14 * 86400
+
+
+def test_stopped_event_alone_tells_that_the_app_had_started():
+    """RUNNING may arrive after STOPPED, or never: the outcome must not depend on it."""
+    in_order = lifecycle.stopped(
+        lifecycle.went_live(record(), task_event("RUNNING"), url="http://10.0.0.7:8000", url_note="", now=NOW),
+        task_event("STOPPED", exit_code=124, version=8), NOW + 1900,
+    )
+    stopped_first = lifecycle.stopped(record(), task_event("STOPPED", exit_code=124, version=8), NOW + 1900)
+    assert stopped_first == dataclasses.replace(in_order, url_note=stopped_first.url_note)
+    assert stopped_first.status == Status.STOPPED and stopped_first.live_at == NOW + 40
+    assert stopped_first.url == "http://10.0.0.7:8000"
 
 
 def test_stopped_after_live_records_when():

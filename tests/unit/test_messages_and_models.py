@@ -107,8 +107,9 @@ def test_gitlab_view_through_a_lifecycle():
     live = gitlab_view(record(status=Status.LIVE, url="http://u:1", live_at=NOW))
     assert (live.commit_status.state, live.commit_status.target_url, live.environment_url) == (
         "success", "http://u:1", "http://u:1")
-    stopped = gitlab_view(record(status=Status.STOPPED, live_at=NOW, stop_reason=StopReason.TTL))
-    assert stopped.commit_status is None and stopped.environment_stopped and stopped.deployment_status == "success"
+    stopped = gitlab_view(record(status=Status.STOPPED, live_at=NOW, stop_reason=StopReason.TTL, url="http://u:1"))
+    assert (stopped.commit_status.state, stopped.commit_status.target_url) == ("success", "http://u:1")
+    assert stopped.environment_stopped and stopped.deployment_status == "success"
     canceled = gitlab_view(record(status=Status.STOPPED, stop_reason=StopReason.MERGED))
     assert canceled.commit_status.state == "canceled" and canceled.deployment_status == "canceled"
     failed = gitlab_view(record(status=Status.FAILED, deployment_id=4, environment_id=2))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,6 +10,16 @@ from botocore.exceptions import ClientError
 
 from review_apps.models import Record, group_for
 from review_apps.settings import Settings
+
+
+# Pauses before trying RunTask again after "no capacity": about a second in all, well inside
+# the webhook's budget.
+CAPACITY_RETRY_PAUSES = (0.3, 0.7)
+
+
+def _retryable(failure: str) -> bool:
+    text = failure.lower()
+    return "capacity" in text or "throttl" in text or "rate exceeded" in text
 
 
 class TaskDefinitionNotFound(Exception):
@@ -43,15 +54,58 @@ class Ecs:
     def register(self, kwargs: dict[str, Any]) -> str:
         return self._ecs.register_task_definition(**kwargs)["taskDefinition"]["taskDefinitionArn"]
 
-    def deregister(self, task_definition_arn: str) -> None:
+    def retire(self, task_definition_arn: str) -> None:
+        """Deregister a derived revision and ask ECS to delete it, so nothing is left behind."""
         try:
             self._ecs.deregister_task_definition(taskDefinition=task_definition_arn)
+            self._ecs.delete_task_definitions(taskDefinitions=[task_definition_arn])
         except ClientError as exc:
             # Already gone is the state we wanted.
             if exc.response.get("Error", {}).get("Code") not in ("ClientException", "InvalidParameterException"):
                 raise
 
+    def derived_definitions(self) -> list[str]:
+        """Every ACTIVE revision in a review-app family."""
+        arns: list[str] = []
+        families = self._ecs.get_paginator("list_task_definition_families")
+        for page in families.paginate(familyPrefix="review-app-", status="ACTIVE"):
+            for family in page["families"]:
+                revisions = self._ecs.get_paginator("list_task_definitions")
+                for revision_page in revisions.paginate(familyPrefix=family, status="ACTIVE"):
+                    arns.extend(revision_page["taskDefinitionArns"])
+        return arns
+
+    def review_app_tasks(self) -> list[dict[str, Any]]:
+        """Tasks in the cluster that are meant to run and belong to review apps."""
+        arns: list[str] = []
+        for page in self._ecs.get_paginator("list_tasks").paginate(
+            cluster=self._settings.cluster, desiredStatus="RUNNING"
+        ):
+            arns.extend(page["taskArns"])
+        tasks: list[dict[str, Any]] = []
+        for start in range(0, len(arns), 100):
+            described = self._ecs.describe_tasks(cluster=self._settings.cluster, tasks=arns[start : start + 100])
+            tasks.extend(t for t in described["tasks"] if (t.get("group") or "").startswith("review-app:"))
+        return tasks
+
+    def describe(self, task_arn: str) -> dict[str, Any] | None:
+        """The task as ECS describes it, or None once ECS has forgotten it (about an hour after it stops)."""
+        described = self._ecs.describe_tasks(cluster=self._settings.cluster, tasks=[task_arn])
+        return described["tasks"][0] if described.get("tasks") else None
+
     def run(self, record: Record, task_definition_arn: str) -> RunResult:
+        """RunTask, tried again on the answers that say "try again" (throttling is retried by
+        botocore; no capacity comes back as `failures` and is retried here)."""
+        result = self._run_once(record, task_definition_arn, record.launch_id)
+        for attempt, pause in enumerate(CAPACITY_RETRY_PAUSES, start=1):
+            if result.task_arn or not any(_retryable(f) for f in result.failures):
+                break
+            time.sleep(pause)
+            # A new token: ECS may answer a reused one with the same failure.
+            result = self._run_once(record, task_definition_arn, f"{record.launch_id}-{attempt}")
+        return result
+
+    def _run_once(self, record: Record, task_definition_arn: str, client_token: str) -> RunResult:
         settings = self._settings
         try:
             answer = self._ecs.run_task(
@@ -61,7 +115,7 @@ class Ecs:
                 count=1,
                 group=group_for(record.project_id, record.mr_iid),
                 startedBy=record.launch_id,
-                clientToken=record.launch_id,
+                clientToken=client_token,
                 networkConfiguration={
                     "awsvpcConfiguration": {
                         "subnets": list(settings.subnets),

@@ -7,14 +7,22 @@ only calls GitLab for what differs. That makes it safe to call again after any f
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 
 import gitlab
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from review_apps.messages import COMMIT_STATUS_NAME, environment_name, gitlab_view, note_marker, render_note
+from review_apps.messages import (
+    COMMIT_STATUS_NAME,
+    commit_status_marker,
+    digest,
+    environment_name,
+    environment_wanted,
+    gitlab_view,
+    note_marker,
+    render_note,
+)
 from review_apps.models import Record
 from review_apps.spec import SPEC_PATH
 
@@ -39,10 +47,6 @@ def _session(retries: int) -> requests.Session:
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
-
-
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 class NoAccess(Exception):
@@ -88,17 +92,16 @@ class GitLab:
         project = self._project(record.project_id)
 
         body = render_note(record)
-        if out.note_digest != _digest(body):
+        if out.note_digest != digest(body):
             out.note_id = self._upsert_note(project, record, body)
-            out.note_digest = _digest(body)
+            out.note_digest = digest(body)
 
         view = gitlab_view(record)
         env_name = environment_name(record.source_branch)
-        if view.deployment_status in ("running", "success") and not view.environment_stopped:
-            wanted = f"available:{view.environment_url}"
-            if out.environment_state != wanted or not out.environment_id:
-                out.environment_id = self._ensure_environment(project, env_name, view.environment_url)
-                out.environment_state = wanted
+        wanted = environment_wanted(view)
+        if wanted.startswith("available:") and (out.environment_state != wanted or not out.environment_id):
+            out.environment_id = self._ensure_environment(project, env_name, view.environment_url)
+            out.environment_state = wanted
 
         if view.deployment_status and out.deployment_status != view.deployment_status:
             if out.deployment_id:
@@ -119,7 +122,7 @@ class GitLab:
             out.deployment_status = view.deployment_status
 
         status = view.commit_status
-        if status is not None and out.commit_status != f"{record.commit_sha}:{status.state}":
+        if status is not None and out.commit_status != commit_status_marker(record, status):
             payload = {
                 "state": status.state,
                 "name": COMMIT_STATUS_NAME,
@@ -130,9 +133,9 @@ class GitLab:
                 payload["target_url"] = status.target_url
             source = self._project(record.source_project_id or record.project_id)
             source.commits.get(record.commit_sha, lazy=True).statuses.create(payload)
-            out.commit_status = f"{record.commit_sha}:{status.state}"
+            out.commit_status = commit_status_marker(record, status)
 
-        if view.environment_stopped and out.environment_id and out.environment_state != "stopped":
+        if wanted == "stopped" and out.environment_id and out.environment_state != "stopped":
             project.environments.get(out.environment_id, lazy=True).stop()
             out.environment_state = "stopped"
         return out

@@ -30,8 +30,22 @@ class RecordStore:
     def get(self, project_id: int, mr_iid: int) -> Record | None:
         answer = self._db.get_item(TableName=self._table, Key=_key(project_id, mr_iid), ConsistentRead=True)
         item = answer.get("Item")
-        if not item:
-            return None
+        return self._record(item) if item else None
+
+    def all(self) -> list[Record]:
+        """Every MR record (the reconciler's view; a few hundred items at most in practice)."""
+        records = []
+        for page in self._db.get_paginator("scan").paginate(
+            TableName=self._table,
+            ConsistentRead=True,
+            FilterExpression="begins_with(pk, :mr)",
+            ExpressionAttributeValues={":mr": {"S": "mr#"}},
+        ):
+            records.extend(self._record(item) for item in page["Items"])
+        return records
+
+    @staticmethod
+    def _record(item: dict[str, Any]) -> Record:
         plain = {k: _deserializer.deserialize(v) for k, v in item.items()}
         plain = {k: int(v) if isinstance(v, Decimal) else v for k, v in plain.items()}
         return Record.from_item(plain)
@@ -39,7 +53,8 @@ class RecordStore:
     def save(self, record: Record) -> Record:
         """Write `record` if the stored rev is still `record.rev`; return it with the new rev."""
         saved = dataclasses.replace(record, rev=record.rev + 1)
-        item = {k: _serializer.serialize(v) for k, v in saved.to_item().items()}
+        # A zero expires_at would read as "long expired" to DynamoDB's TTL: leave it out instead.
+        item = {k: _serializer.serialize(v) for k, v in saved.to_item().items() if k != "expires_at" or v}
         item.update(_key(record.project_id, record.mr_iid))
         if record.rev == 0:
             condition, values = "attribute_not_exists(pk)", {}

@@ -1,0 +1,94 @@
+"""The backstop, as pure decisions: compare what runs in the cluster with what the records say.
+
+Events can be lost (a DLQ'd delivery, a bug, an outage), `timeout` can be missing from an
+image, and a Lambda can die between two calls. Every few minutes ReconcileFunction looks at
+the whole picture and `plan` says what to heal:
+- stop tasks that outlived their deadline, and tasks no record owns;
+- check active records whose task is no longer running (and finish them);
+- re-publish MR views that did not reach GitLab;
+- retire derived task definitions no active record uses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from review_apps.messages import needs_publish
+from review_apps.models import Record, Status, parse_group
+from review_apps.taskdef import KILL_AFTER_SECONDS
+
+# How long after its deadline a task may still run before the reconciler stops it: the
+# wrapper's kill grace plus slack for a task that is already stopping by itself.
+OVERTIME_SECONDS = KILL_AFTER_SECONDS + 90
+# A launch claimed this long ago without a task was interrupted (the Lambda died mid-way).
+LAUNCH_GRACE_SECONDS = 120
+
+
+@dataclass(frozen=True)
+class RunningTask:
+    task_arn: str
+    group: str
+    started_by: str
+    task_definition_arn: str
+
+
+@dataclass(frozen=True)
+class StopTask:
+    task: RunningTask
+    reason: str
+    record: Record | None  # the owner, whose record should say why (None for orphans)
+
+
+@dataclass
+class Plan:
+    stop: list[StopTask] = field(default_factory=list)
+    check: list[Record] = field(default_factory=list)  # active, but their task is not running
+    republish: list[Record] = field(default_factory=list)
+    retire: list[str] = field(default_factory=list)  # task definition ARNs
+
+    def empty(self) -> bool:
+        return not (self.stop or self.check or self.republish or self.retire)
+
+
+def _owner(task: RunningTask, records: dict[tuple[int, int], Record]) -> Record | None:
+    mr = parse_group(task.group)
+    record = records.get(mr) if mr else None
+    if record is None or not record.active:
+        return None
+    if task.task_arn == record.task_arn or (task.started_by and task.started_by == record.launch_id):
+        return record
+    return None
+
+
+def plan(tasks: list[RunningTask], records: list[Record], active_definitions: list[str], now: int) -> Plan:
+    by_mr = {(r.project_id, r.mr_iid): r for r in records}
+    result = Plan()
+    owned: set[tuple[int, int]] = set()
+    for task in tasks:
+        owner = _owner(task, by_mr)
+        if owner is None:
+            result.stop.append(StopTask(task, "Review app task has no merge request that owns it (reconciler)", None))
+            continue
+        owned.add((owner.project_id, owner.mr_iid))
+        if owner.deadline and now > owner.deadline + OVERTIME_SECONDS and owner.status != Status.STOPPING:
+            result.stop.append(StopTask(task, "Review app outlived its time to live (reconciler)", owner))
+
+    for record in records:
+        key = (record.project_id, record.mr_iid)
+        if record.active and key not in owned:
+            if record.task_arn or now > record.launched_at + LAUNCH_GRACE_SECONDS:
+                result.check.append(record)
+        elif needs_publish(record):
+            result.republish.append(record)
+
+    in_use = {r.task_definition_arn for r in records if r.active and r.task_definition_arn}
+    # A launch registers its definition a moment before it records it: leave those MRs alone.
+    launching = {f"review-app-{r.project_id}-{r.mr_iid}" for r in records if r.status == Status.DEPLOYING}
+    result.retire = [
+        arn for arn in active_definitions if arn not in in_use and _family(arn) not in launching
+    ]
+    return result
+
+
+def _family(task_definition_arn: str) -> str:
+    return task_definition_arn.rsplit("/", 1)[-1].rsplit(":", 1)[0]
