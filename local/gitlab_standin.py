@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -80,6 +81,8 @@ class GitLabState:
         self._ids = 1000
         # Faults to inject: each entry answers one matching request with (status, body).
         self.faults: list[tuple[Callable[[str, str], bool], int, dict]] = []
+        # Slow answers: each entry delays one matching request by that many seconds.
+        self.delays: list[tuple[Callable[[str, str], bool], float]] = []
 
     def next_id(self) -> int:
         self._ids += 1
@@ -126,6 +129,18 @@ class GitLabState:
                     {"message": f"{status} injected fault"},
                 )
             )
+
+    def slow_next(self, count: int, seconds: float, path_contains: str = "") -> None:
+        for _ in range(count):
+            self.delays.append((lambda m, p: path_contains in p, seconds))
+
+    def _delay_for(self, method: str, path: str) -> float:
+        with self.lock:
+            for index, (matches, seconds) in enumerate(self.delays):
+                if matches(method, path):
+                    del self.delays[index]
+                    return seconds
+        return 0.0
 
     # ------------------------------------------------------------------ lookups
 
@@ -570,6 +585,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self, state: GitLabState, method: str, path: str, query: dict, raw_body: bytes):
         if self.headers.get("PRIVATE-TOKEN") != state.token:
             raise HttpError(401, {"message": "401 Unauthorized"})
+        delay = state._delay_for(method, path)
+        if delay:
+            time.sleep(delay)  # outside the lock: other requests go on meanwhile
         for route_method, pattern, fn, template in _ROUTES:
             match = pattern.match(path)
             if match and route_method == method:

@@ -199,6 +199,20 @@ def test_gitlab_down_is_502_and_a_resend_works(world: World):
     assert again["status"] == 202 and len(world.tasks()) == 1
 
 
+def test_gitlab_timing_out_is_502_within_budget_and_a_resend_works(world: World):
+    world.commit(SHA1, spec=ON_OPEN)
+    world.gitlab.state.open_merge_request(PROJECT_ID, 1, sha=SHA1, source_branch="feature/a")
+    world.gitlab.state.slow_next(2, seconds=3.5, path_contains="/repository/files/")
+    body = mr_open_body(world)
+    started = time.monotonic()
+    first = world.deliver(body, "Merge Request Hook", **{"idempotency-key": "delivery-slow"})
+    elapsed = time.monotonic() - started
+    assert first["status"] == 502 and world.tasks() == []
+    assert elapsed < 8, f"the webhook took {elapsed:.1f}s; GitLab gives up at 10s and the function at 8s"
+    again = world.deliver(body, "Merge Request Hook", **{"idempotency-key": "delivery-slow"})
+    assert again["status"] == 202 and len(world.tasks()) == 1
+
+
 # --------------------------------------------------------------------------- secrets stay secret
 
 
