@@ -66,6 +66,7 @@ def merge_request_hook(
     oldrev: str | None = None,
     state: str | None = None,
     source_project_id: int | None = None,
+    updated_at: datetime | None = None,
 ) -> dict[str, Any]:
     body = _sample_body("webhook_merge_request_open.json")
     body["project"].update({"id": project_id, "path_with_namespace": project_path})
@@ -73,6 +74,7 @@ def merge_request_hook(
     _mr_fields(attrs, project_id, iid, sha, source_branch, source_project_id or project_id)
     attrs["action"] = action
     attrs["state"] = state or {"close": "closed", "merge": "merged"}.get(action, "opened")
+    attrs["updated_at"] = (updated_at or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ")
     attrs.pop("oldrev", None)
     if oldrev:
         attrs["oldrev"] = oldrev

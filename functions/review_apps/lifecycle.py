@@ -60,19 +60,22 @@ class ConsiderDeploy:
     mr: MergeRequestRef
     sha: str
     cause: str  # opened | pushed | pipeline
+    updated_at: int = 0  # MR events: when GitLab made the change they report
 
 
 @dataclass(frozen=True)
 class StopApp:
     mr: MergeRequestRef
     reason: str
+    updated_at: int = 0
 
 
 @dataclass(frozen=True)
 class Launch:
     spec: Spec
     sha: str
-    replaces: Record | None  # the previous launch, still running, to stop once the new one runs
+    replaces: Record | None  # the MR's active record this launch supersedes
+    updated_at: int = 0
 
 
 @dataclass(frozen=True)
@@ -101,15 +104,15 @@ def route_gitlab_event(event: GitLabEvent) -> Ignore | ConsiderDeploy | StopApp:
     if isinstance(event, MergeRequestEvent):
         action = event.action
         if action in ("open", "reopen"):
-            return ConsiderDeploy(event.mr, event.head_sha, "opened")
+            return ConsiderDeploy(event.mr, event.head_sha, "opened", event.updated_at)
         if action == "update":
             if event.pushed:
-                return ConsiderDeploy(event.mr, event.head_sha, "pushed")
+                return ConsiderDeploy(event.mr, event.head_sha, "pushed", event.updated_at)
             return Ignore("merge request edited without new commits: nothing to deploy")
         if action == "merge":
-            return StopApp(event.mr, StopReason.MERGED)
+            return StopApp(event.mr, StopReason.MERGED, event.updated_at)
         if action == "close":
-            return StopApp(event.mr, StopReason.CLOSED)
+            return StopApp(event.mr, StopReason.CLOSED, event.updated_at)
         return Ignore(f"merge request action '{action or 'none'}' needs no review app change")
     if isinstance(event, PipelineEvent):
         if event.mr is None:
@@ -137,6 +140,8 @@ def plan_deploy(
     """Decide whether `ask` launches an app. `mr_state`/`mr_head_sha` are GitLab's current view."""
     if mr_state != "opened":
         return Ignore(f"merge request is {mr_state}")
+    if record is not None and ask.updated_at and ask.updated_at < record.mr_updated_at:
+        return Ignore("this merge request event is older than one already applied")
     if ask.sha != mr_head_sha:
         return Ignore(f"commit {ask.sha[:8]} is no longer the merge request's head ({mr_head_sha[:8]})")
     if spec is None:
@@ -156,14 +161,16 @@ def plan_deploy(
         return Ignore("spec trigger is 'merge_request': pipelines do not deploy")
     if record is not None and record.active and record.commit_sha == ask.sha:
         return Ignore(f"commit {ask.sha[:8]} is already deployed or deploying")
-    replaces = record if record is not None and record.active and record.task_arn else None
-    return Launch(spec=spec, sha=ask.sha, replaces=replaces)
+    replaces = record if record is not None and record.active else None
+    return Launch(spec=spec, sha=ask.sha, replaces=replaces, updated_at=ask.updated_at)
 
 
-def plan_stop(record: Record | None) -> Ignore | Record:
+def plan_stop(record: Record | None, updated_at: int = 0) -> Ignore | Record:
     """The record to stop, or why there is nothing to stop."""
     if record is None or not record.active:
         return Ignore("no review app is running for this merge request")
+    if updated_at and updated_at < record.mr_updated_at:
+        return Ignore("this merge request event is older than one already applied")
     if record.status == Status.STOPPING:
         return Ignore("the review app is already stopping")
     return record
@@ -185,10 +192,21 @@ def _base(record: Record | None, mr: MergeRequestRef) -> Record:
     return Record(project_id=mr.project_id, mr_iid=mr.iid)
 
 
+def _predecessor(base: Record) -> tuple[str, str, str]:
+    """(task, task definition, commit) the new launch must stop: the running one, or, if the
+    record is itself an unfinished claim, the one that claim was going to stop."""
+    if not base.active:
+        return "", "", ""
+    if base.task_arn:
+        return base.task_arn, base.task_definition_arn, base.commit_sha
+    return base.replaced_task_arn, base.replaced_task_definition_arn, base.replaced_commit
+
+
 def claim_launch(record: Record | None, mr: MergeRequestRef, launch: Launch, now: int) -> Record:
     """The record as it should be once the new launch is claimed (before RunTask)."""
     base = _base(record, mr)
     spec = launch.spec
+    replaced_task, replaced_definition, replaced_commit = _predecessor(base)
     return dataclasses.replace(
         base,
         status=Status.DEPLOYING,
@@ -213,7 +231,10 @@ def claim_launch(record: Record | None, mr: MergeRequestRef, launch: Launch, now
         stop_reason="",
         stop_detail="",
         problems=[],
-        replaced_commit=launch.replaces.commit_sha if launch.replaces else "",
+        replaced_commit=replaced_commit,
+        replaced_task_arn=replaced_task,
+        replaced_task_definition_arn=replaced_definition,
+        mr_updated_at=max(base.mr_updated_at, launch.updated_at),
         expires_at=0,
         deployment_id=0,
         deployment_status="",
@@ -258,8 +279,11 @@ def rejected(
     )
 
 
-def stop_requested(record: Record, reason: str, detail: str = "") -> Record:
-    return dataclasses.replace(record, status=Status.STOPPING, stop_reason=reason, stop_detail=detail)
+def stop_requested(record: Record, reason: str, detail: str = "", updated_at: int = 0) -> Record:
+    return dataclasses.replace(
+        record, status=Status.STOPPING, stop_reason=reason, stop_detail=detail,
+        mr_updated_at=max(record.mr_updated_at, updated_at),
+    )
 
 
 def vanished(record: Record, now: int) -> Record:

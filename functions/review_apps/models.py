@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field, fields
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 
@@ -66,6 +66,7 @@ class MergeRequestEvent:
     pushed: bool  # `oldrev` is only present when commits were pushed
     draft: bool
     labels: tuple[str, ...]
+    updated_at: int = 0  # epoch seconds of the MR change this event reports; 0 when unknown
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,21 @@ def _prefixed(mr: Any, prefix: str, project_path: str) -> MergeRequestRef:
         raise BadEvent(str(exc).replace("field '", f"field '{prefix}.", 1)) from None
 
 
+def gitlab_time(value: Any) -> int:
+    """Epoch seconds from GitLab's two webhook time formats ("2013-12-03T17:23:34Z" and
+    "2013-12-03 17:23:34 UTC"); 0 when absent or unreadable, which disables ordering checks."""
+    if not isinstance(value, str):
+        return 0
+    text = value.strip().replace(" UTC", "+00:00").replace("Z", "+00:00")
+    try:
+        moment = datetime.fromisoformat(text.replace(" ", "T", 1) if "T" not in text else text)
+    except ValueError:
+        return 0
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return int(moment.timestamp())
+
+
 def parse_gitlab_event(body: Any) -> GitLabEvent:
     """Turn a decoded webhook body into one of our event types, or raise BadEvent."""
     if not isinstance(body, dict):
@@ -131,6 +147,7 @@ def parse_gitlab_event(body: Any) -> GitLabEvent:
             pushed=bool(attrs.get("oldrev")),
             draft=bool(attrs.get("draft") or attrs.get("work_in_progress")),
             labels=labels,
+            updated_at=gitlab_time(attrs.get("updated_at")),
         )
     if kind == "pipeline":
         raw_mr = body.get("merge_request")
@@ -311,6 +328,12 @@ class Record:
     stop_detail: str = ""
     problems: list[str] = field(default_factory=list)
     replaced_commit: str = ""
+    # The task this launch must stop once it runs. Carried from claim to claim, so a launch
+    # superseded before it could stop its predecessor does not leave that task running.
+    replaced_task_arn: str = ""
+    replaced_task_definition_arn: str = ""
+    # The newest MR event applied (its updated_at): an older one arriving late changes nothing.
+    mr_updated_at: int = 0
     # When DynamoDB may delete a finished record (epoch seconds); 0 while the app may still run.
     expires_at: int = 0
     # What has been published to GitLab, so each step makes only the calls that change something.

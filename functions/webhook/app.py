@@ -213,7 +213,7 @@ def _consider_deploy(ask: lifecycle.ConsiderDeploy, mr_state: str | None) -> dic
             claimed = services.store.save(lifecycle.claim_launch(record, mr, plan, int(time.time())))
         except Conflict:
             continue  # another delivery for this MR wrote first: look again
-        return _launch(claimed, derived, plan.replaces)
+        return _launch(claimed, derived)
     logger.warning("gave up after repeated conflicts")
     raise Conflict("the merge request changed repeatedly while we handled it")
 
@@ -228,14 +228,14 @@ def _reject(record: Record | None, ask: lifecycle.ConsiderDeploy, problems: tupl
     return _result(200, "not deployed: the problems are on the merge request", problems=list(problems))
 
 
-def _launch(record: Record, derived: taskdef.DerivedTaskDefinition, replaces: Record | None) -> dict:
+def _launch(record: Record, derived: taskdef.DerivedTaskDefinition) -> dict:
     ecs = services.ecs
     td_arn = ecs.register(derived.register_kwargs)
     result = ecs.run(record, td_arn)
     if result.task_arn is None:
         ecs.retire(td_arn)
         # The old app is stopped too: the MR has moved on, and a task no record tracks would leak.
-        _stop_replaced(replaces, record)
+        _stop_replaced(record)
         problems = result.failures or ("RunTask started no task and gave no reason",)
         try:
             record = services.store.save(lifecycle.launch_failed(record, problems, int(time.time())))
@@ -255,32 +255,34 @@ def _launch(record: Record, derived: taskdef.DerivedTaskDefinition, replaces: Re
         ecs.stop(result.task_arn, "Review app superseded by a newer event for this merge request")
         ecs.retire(td_arn)
         return _result(200, "superseded by a newer event for this merge request")
-    _stop_replaced(replaces, launched)
+    _stop_replaced(launched)
     _publish(launched)
     logger.info("launched", extra={"task_arn": result.task_arn, "commit": launched.commit_sha})
     return _result(202, "deploying", task=result.task_arn)
 
 
-def _stop_replaced(old: Record | None, new: Record) -> None:
-    if old is None or not old.task_arn:
+def _stop_replaced(record: Record) -> None:
+    if not record.replaced_task_arn:
         return
-    services.ecs.stop(old.task_arn, f"Review app replaced by commit {new.commit_sha[:8]}")
-    if old.task_definition_arn:
-        services.ecs.retire(old.task_definition_arn)
+    services.ecs.stop(record.replaced_task_arn, f"Review app replaced by commit {record.commit_sha[:8]}")
+    if record.replaced_task_definition_arn:
+        services.ecs.retire(record.replaced_task_definition_arn)
 
 
 def _stop(ask: lifecycle.StopApp) -> dict:
     for _ in range(CLAIM_ATTEMPTS):
         record = services.store.get(ask.mr.project_id, ask.mr.iid)
-        target = lifecycle.plan_stop(record)
+        target = lifecycle.plan_stop(record, ask.updated_at)
         if isinstance(target, lifecycle.Ignore):
             return _result(200, f"ignored: {target.reason}")
         try:
-            stopping = services.store.save(lifecycle.stop_requested(target, ask.reason))
+            stopping = services.store.save(lifecycle.stop_requested(target, ask.reason, updated_at=ask.updated_at))
         except Conflict:
             continue
-        if stopping.task_arn:
-            services.ecs.stop(stopping.task_arn, f"Review app stopped: merge request {ask.reason}")
+        # A launch may be in flight (no task recorded yet): it will find the record changed and
+        # stop its own task; the task it was replacing is stopped here.
+        for task in filter(None, (stopping.task_arn, stopping.replaced_task_arn)):
+            services.ecs.stop(task, f"Review app stopped: merge request {ask.reason}")
         _publish(stopping)
         return _result(202, "stopping", task=stopping.task_arn)
     raise Conflict("the merge request changed repeatedly while we handled it")

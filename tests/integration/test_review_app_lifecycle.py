@@ -262,3 +262,23 @@ def test_events_of_other_clusters_and_groups_are_ignored(world: World):
     for foreign in (foreign_cluster, foreign_group):
         assert world.deliver_task_event(foreign)["result"] == "ignored"
     assert world.record(1)["status"] == "deploying"
+
+
+def test_a_late_open_event_does_not_bring_back_an_older_commit(world: World):
+    from datetime import datetime, timedelta, timezone
+
+    from local.events import merge_request_hook
+
+    world.commit(SHA1, spec=ON_OPEN)
+    world.commit(SHA2, spec=ON_OPEN)
+    world.gitlab.state.open_merge_request(PROJECT_ID, 1, sha=SHA2, source_branch="feature/checkout")
+    now = datetime.now(timezone.utc)
+    push = merge_request_hook("update", project_id=PROJECT_ID, iid=1, sha=SHA2, source_branch="feature/checkout",
+                              project_path="awesome_space/awesome_project", oldrev=SHA1, updated_at=now)
+    late_open = merge_request_hook("open", project_id=PROJECT_ID, iid=1, sha=SHA1, source_branch="feature/checkout",
+                                   project_path="awesome_space/awesome_project", updated_at=now - timedelta(minutes=1))
+    assert world.deliver(push, "Merge Request Hook")["status"] == 202
+    answer = world.deliver(late_open, "Merge Request Hook")
+    assert answer["status"] == 200 and "older than one already applied" in answer["body"]["message"]
+    [task] = world.tasks()
+    assert world.record(1)["commit_sha"] == SHA2 and world.record(1)["task_arn"] == task["taskArn"]

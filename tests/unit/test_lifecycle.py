@@ -41,6 +41,21 @@ def test_merge_and_close_stop_the_app(action, reason):
     assert lifecycle.route_gitlab_event(mr_event(action)) == StopApp(MR, reason)
 
 
+def test_late_mr_events_change_nothing():
+    """A delayed `open` must not bring back an older commit after a newer push was applied."""
+    applied = record(status=Status.LIVE, commit_sha=SHA2, mr_updated_at=NOW)
+    late_open = ConsiderDeploy(MR, SHA, "opened", updated_at=NOW - 5)
+    assert "older than one already applied" in plan(late_open, spec(trigger="merge_request"), applied).reason
+    late_close = lifecycle.plan_stop(applied, updated_at=NOW - 5)
+    assert "older than one already applied" in late_close.reason
+    newer = ConsiderDeploy(MR, SHA, "pushed", updated_at=NOW + 5)
+    launch = plan(newer, spec(trigger="merge_request"), applied)
+    assert isinstance(launch, Launch)
+    assert lifecycle.claim_launch(applied, MR, launch, NOW + 6).mr_updated_at == NOW + 5
+    unknown_time = ConsiderDeploy(MR, SHA, "pushed", updated_at=0)
+    assert isinstance(plan(unknown_time, spec(trigger="merge_request"), applied), Launch)
+
+
 @pytest.mark.parametrize("action", ["approved", "unapproved", "approval", "unapproval", ""])
 def test_other_mr_actions_are_ignored(action):
     assert isinstance(lifecycle.route_gitlab_event(mr_event(action)), Ignore)
@@ -154,6 +169,19 @@ def test_claim_resets_the_launch_and_remembers_what_it_replaces():
     assert claimed.task_arn == "" and claimed.url == "" and claimed.event_version == 0
     assert claimed.deadline == NOW + 100 + 3600 and claimed.deployment_id == 0
     assert claimed.note_id == old.note_id  # still the same note on the MR
+
+
+def test_a_claim_over_an_unfinished_claim_inherits_the_task_to_stop():
+    """A launched T1; B claimed (to replace T1) but lost its race before stopping T1; C claims
+    over B's claim: C must still stop T1, or T1 runs on with no record pointing at it."""
+    running = record(status=Status.LIVE, task_arn=TASK, commit_sha=SHA)
+    b_claim = lifecycle.claim_launch(running, MR, Launch(spec(), SHA2, running), NOW)
+    assert (b_claim.task_arn, b_claim.replaced_task_arn, b_claim.replaced_commit) == ("", TASK, SHA)
+    c_claim = lifecycle.claim_launch(b_claim, MR, Launch(spec(), "c" * 40, b_claim), NOW + 1)
+    assert c_claim.replaced_task_arn == TASK and c_claim.replaced_commit == SHA
+    assert c_claim.replaced_task_definition_arn == running.task_definition_arn
+    finished = lifecycle.claim_launch(record(status=Status.STOPPED), MR, Launch(spec(), SHA2, None), NOW)
+    assert finished.replaced_task_arn == "" and finished.replaced_commit == ""
 
 
 def test_launch_id_is_deterministic_and_fits_started_by():

@@ -160,6 +160,15 @@ def test_bad_mr_payloads_name_the_field(mutate, message):
         parse_gitlab_event(payload)
 
 
+def test_gitlab_times_in_both_webhook_formats():
+    from review_apps.models import gitlab_time
+
+    assert gitlab_time("2013-12-03T17:23:34Z") == gitlab_time("2013-12-03 17:23:34 UTC") == 1386091414
+    assert gitlab_time("2013-12-03T19:23:34+02:00") == 1386091414
+    assert gitlab_time(None) == gitlab_time("yesterday") == gitlab_time(5) == 0
+    assert parse_gitlab_event(body("webhook_merge_request_open.json")).updated_at == 1386091414
+
+
 def test_non_object_body_is_refused():
     with pytest.raises(BadEvent, match="JSON object"):
         parse_gitlab_event([1, 2])
