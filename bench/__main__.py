@@ -1,0 +1,114 @@
+"""`make bench`: measure, print the tables, and write BENCHMARKS.md.
+
+Every ratio is measured in one run against a floor measured in the same run, on the same
+machine, so the machine's speed cancels out. Nothing here is part of `make test`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from bench import burst, cold, size, warm
+from local.world import running_world
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
+    return "\n".join([line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms"
+
+
+def machine() -> str:
+    memory = ""
+    try:
+        kb = int(next(l for l in open("/proc/meminfo") if l.startswith("MemTotal")).split()[1])
+        memory = f", {kb / 1024 / 1024:.0f} GiB"
+    except (OSError, StopIteration):
+        pass
+    return f"{platform.machine()}, {os.cpu_count()} cores{memory}, {platform.system()} {platform.release()}"
+
+
+def main() -> None:
+    logging.getLogger().setLevel(logging.ERROR)
+    os.environ["POWERTOOLS_LOG_LEVEL"] = "ERROR"
+    sections = [f"# Benchmarks\n\nMeasured by `make bench` on {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}, "
+                f"{machine()}, Python {platform.python_version()} (tests) against moto and the GitLab stand-in "
+                "on 127.0.0.1. Figures are from one run; ratios compare subjects measured in that same run."]
+
+    print("cold init …", file=sys.stderr)
+    c = cold.measure()
+    rows = [[name, ms(t), f"{t / c['floor']:.2f}×", ms(c["with_clients"][name]),
+             f"{c['with_clients'][name] / c['floor']:.2f}×"] for name, t in c["functions"].items()]
+    heaviest = "\n".join(f"- {name}: " + ", ".join(f"{mod} {ms(sec)}" for mod, sec in mods)
+                         for name, mods in c["heaviest"].items())
+    sections.append(
+        f"## Cold init\n\nImporting each handler module in a fresh process ({c['python']}, a virtualenv with only "
+        f"`requirements.txt` and boto3: no sam-cli, no awscrt), median of {c['runs']} runs, against the floor "
+        f"`import boto3; boto3.client(\"ecs\")` = **{ms(c['floor'])}** in the same run. Handlers build their clients "
+        "on first use, so the last two columns add the clients each function creates.\n\n"
+        + table(["function", "import", "× floor", "import + its clients", "× floor"], rows)
+        + "\n\nThe handler module's own imports, by cumulative time (one `-X importtime` run):\n\n" + heaviest)
+
+    with running_world() as world:
+        print("warm latency …", file=sys.stderr)
+        lat = warm.latency(world)
+    rows = []
+    for name, r in lat.items():
+        ratio = f"{r['p50'] / r['bare_p50']:.2f}×" if r["bare_p50"] else "n/a (needs no call)"
+        rows.append([name, ms(r["p50"]), ms(r["p99"]), ms(r["bare_p50"]) if r["bare_p50"] else "—", ratio])
+    sections.append(
+        f"## Warm latency per event kind\n\n{warm.ITERATIONS} events of each kind through the real handler, "
+        "against the bare API calls that step needs made directly with boto3 and python-gitlab, both against the "
+        "same moto server and GitLab stand-in in the same run.\n\n"
+        + table(["event", "handler p50", "handler p99", "bare calls p50", "p50 ratio"], rows))
+
+    with running_world() as world:
+        print("API calls per step …", file=sys.stderr)
+        steps = warm.calls_per_step(world)
+    rows = [[name, str(sum(a.values())), ", ".join(f"{k.split(':', 1)[1]}×{v}" if v > 1 else k.split(":", 1)[1]
+                                                   for k, v in sorted(a.items())) or "—",
+             str(sum(g.values())), ", ".join(f"{k}×{v}" if v > 1 else k for k, v in sorted(g.items())) or "—"]
+            for name, a, g in steps]
+    sections.append("## API calls per step\n\nA full lifecycle (open → pipeline → running → push → pipeline → "
+                    "running → TTL), counted by instrumenting the handlers' boto3 clients and the GitLab stand-in.\n\n"
+                    + table(["step", "AWS", "AWS operations", "GitLab", "GitLab calls"], rows))
+
+    with running_world() as world:
+        print("burst …", file=sys.stderr)
+        b = burst.run(world)
+    sections.append(
+        f"## Burst\n\n{b['deliveries']} deliveries over {b['mrs']} MRs (each open and push delivered twice, plus a "
+        f"label edit, all shuffled) through {b['containers']} concurrent WebhookFunction containers: "
+        f"**{b['seconds']:.1f} s** ({b['deliveries'] / b['seconds']:.0f} deliveries/s). Answers: {b['statuses']}.\n\n"
+        f"- most tasks running for one MR: **{b['max_tasks_per_mr']}** (MRs with a task: {b['mrs_running']})\n"
+        f"- most review-app notes on one MR: **{b['max_notes_per_mr']}**\n"
+        f"- MRs whose app runs the latest commit: **{b['mrs_on_latest_commit']} of {b['mrs']}**")
+
+    print("package size …", file=sys.stderr)
+    sam = os.environ.get("SAM_CLI") or str(ROOT / ".venv-sam" / "bin" / "sam")
+    s = size.measure(sam)
+    if "skipped" in s:
+        sections.append(f"## Package size\n\nSkipped: {s['skipped']}.")
+    else:
+        rows = [[name, f"{s['unzipped'][name]:.1f} MB", f"{s['zipped'][name]:.1f} MB"] for name in s["unzipped"]]
+        sections.append(f"## Package size\n\nAfter `sam build` ({s['python']}, arm64):\n\n"
+                        + table(["function", "unzipped", "zipped"], rows))
+
+    report = "\n\n".join(sections) + "\n"
+    print(report)
+    (ROOT / "BENCHMARKS.md").write_text(report)
+
+
+if __name__ == "__main__":
+    main()

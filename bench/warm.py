@@ -1,0 +1,252 @@
+"""Warm latency per event kind through the real handlers, against the bare API calls that step
+needs made directly, in the same run against the same moto server and GitLab stand-in; and
+the API calls each step of a full lifecycle makes, counted by instrumenting the clients."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections import Counter
+from typing import Callable
+
+import boto3
+import gitlab
+
+from local import events
+from local.world import CLUSTER, GITLAB_TOKEN, PROJECT_ID, PROJECT_PATH, TABLE, World
+
+ITERATIONS = 25
+ON_OPEN = "task_definition: shop-web\ntrigger: merge_request\n"
+ON_PIPELINE = "task_definition: shop-web\ntrigger: pipeline\n"
+
+
+class AwsCallCounter:
+    """Counts AWS operations made by clients created after `start` (the handlers' clients:
+    they are created on first use, after a cold start)."""
+
+    def __init__(self) -> None:
+        self.calls: Counter[str] = Counter()
+        self._session = boto3._get_default_session()
+
+    def _count(self, model, **_: object) -> None:
+        self.calls[f"{model.service_model.service_name}:{model.name}"] += 1
+
+    def start(self) -> None:
+        self._session.events.register("before-call", self._count)
+
+    def stop(self) -> None:
+        self._session.events.unregister("before-call", self._count)
+
+
+def _sha(n: int) -> str:
+    return f"{n:040x}"
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+class Bare:
+    """The calls a step needs, made directly with boto3 and python-gitlab: the floor."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.ecs, self.ddb = world.ecs, world.dynamodb
+        self.gl = gitlab.Gitlab(world.gitlab.url, private_token=GITLAB_TOKEN)
+        self.project = self.gl.projects.get(PROJECT_ID, lazy=True)
+        self.td_arns: list[str] = []
+
+    def item(self, iid: int) -> dict:
+        return {"pk": {"S": f"bare#{iid}"}, "status": {"S": "x"}}
+
+    def read_spec(self, sha: str) -> None:
+        self.project.files.raw(file_path=".gitlab/review-app.yml", ref=sha)
+
+    def launch(self, iid: int, sha: str) -> str:
+        self.ddb.get_item(TableName=TABLE, Key={"pk": {"S": f"bare#{iid}"}})
+        base = self.ecs.describe_task_definition(taskDefinition="shop-web")["taskDefinition"]
+        arn = self.ecs.register_task_definition(
+            family=f"bare-{iid}", networkMode="awsvpc", requiresCompatibilities=["FARGATE"], cpu="256",
+            memory="512", containerDefinitions=base["containerDefinitions"])["taskDefinition"]["taskDefinitionArn"]
+        task = self.ecs.run_task(
+            cluster=CLUSTER, taskDefinition=arn, launchType="FARGATE", group=f"bare:{iid}",
+            networkConfiguration={"awsvpcConfiguration": {"subnets": [self.world.subnet],
+                                                          "securityGroups": [self.world.security_group]}},
+        )["tasks"][0]["taskArn"]
+        self.ddb.put_item(TableName=TABLE, Item=self.item(iid))
+        return task
+
+    def tell(self, iid: int, note_id: int | None, deployment: str | None, status: str) -> int:
+        mr = self.project.mergerequests.get(iid, lazy=True)
+        if note_id:
+            note = mr.notes.get(note_id, lazy=True)
+            note.body = "updated"
+            note.save()
+        else:
+            note_id = mr.notes.create({"body": "bare"}).id
+        if deployment:
+            self.project.deployments.create({"environment": f"bare/{iid}", "sha": _sha(iid), "ref": "b",
+                                             "tag": False, "status": deployment})
+        self.project.commits.get(_sha(iid), lazy=True).statuses.create({"state": status, "name": f"bare-{iid}"})
+        return note_id
+
+
+def _mr(world: World, iid: int, spec: str) -> None:
+    world.commit(_sha(iid), spec=spec)
+    world.gitlab.state.open_merge_request(PROJECT_ID, iid, sha=_sha(iid), source_branch=f"feature/{iid}")
+
+
+def _timed(fn: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def latency(world: World) -> dict[str, dict]:
+    """p50/p99 of each step through the handlers, and of its bare calls."""
+    bare = Bare(world)
+    results: dict[str, dict] = {}
+    next_iid = iter(range(10_000, 100_000))
+
+    def running_mr(spec: str = ON_OPEN) -> tuple[int, dict]:
+        iid = next(next_iid)
+        _mr(world, iid, spec)
+        world.send_mr(iid, "open")
+        task = next(t for t in world.tasks() if t["group"] == f"review-app:{PROJECT_ID}:{iid}")
+        return iid, task
+
+    def step(name: str, setup: Callable[[], tuple], ours: Callable[..., object], floor: Callable[..., object]):
+        handler_times, bare_times = [], []
+        for _ in range(ITERATIONS):
+            args = setup()
+            handler_times.append(_timed(lambda: ours(*args)))
+            args = setup()
+            bare_times.append(_timed(lambda: floor(*args)) if floor else 0.0)
+        results[name] = {
+            "p50": statistics.median(handler_times), "p99": percentile(handler_times, 0.99),
+            "bare_p50": statistics.median(bare_times) if floor else None,
+        }
+        for task in world.tasks():  # keep the cluster small: moto's list/describe grow with it
+            world.ecs.stop_task(cluster=CLUSTER, task=task["taskArn"], reason="bench")
+
+    def new_mr(spec: str = ON_OPEN) -> tuple[int]:
+        iid = next(next_iid)
+        _mr(world, iid, spec)
+        return (iid,)
+
+    step("MR open", new_mr,
+         lambda iid: world.send_mr(iid, "open"),
+         lambda iid: (bare.read_spec(_sha(iid)), bare.launch(iid, _sha(iid)),
+                      bare.tell(iid, None, "running", "running")))
+
+    def pushed() -> tuple[int, str]:
+        iid, task = running_mr()
+        world.commit(_sha(iid + 500_000), spec=ON_OPEN)
+        return iid, task["taskArn"]
+
+    def bare_push(iid: int, old_task: str) -> None:
+        bare.read_spec(_sha(iid))
+        bare.launch(iid, _sha(iid))
+        world.ecs.stop_task(cluster=CLUSTER, task=old_task, reason="bench")
+        bare.tell(iid, 1, "running", "running")
+
+    step("MR push", pushed, lambda iid, _: world.push(iid, _sha(iid + 500_000)), bare_push)
+
+    def bare_close(iid: int, task: str) -> None:
+        world.dynamodb.get_item(TableName=TABLE, Key={"pk": {"S": f"bare#{iid}"}})
+        world.dynamodb.put_item(TableName=TABLE, Item=bare.item(iid))
+        world.ecs.stop_task(cluster=CLUSTER, task=task, reason="bench")
+        note = bare.project.mergerequests.get(iid, lazy=True).notes.get(1, lazy=True)
+        note.body = "closed"
+        note.save()
+
+    step("MR close", lambda: (lambda iid, task: (iid, task["taskArn"]))(*running_mr()),
+         lambda iid, _: world.send_mr(iid, "close"), bare_close)
+
+    def bare_pipeline(iid: int) -> None:
+        bare.project.mergerequests.get(iid)
+        bare.read_spec(_sha(iid))
+        bare.launch(iid, _sha(iid))
+        bare.tell(iid, None, "running", "running")
+
+    step("pipeline", lambda: new_mr(ON_PIPELINE), lambda iid: world.pipeline(iid), bare_pipeline)
+
+    step("comment", new_mr,
+         lambda iid: world.deliver(events.note_hook("looks good", project_id=PROJECT_ID, iid=iid, sha=_sha(iid),
+                                                    source_branch=f"feature/{iid}", project_path=PROJECT_PATH),
+                                   "Note Hook"),
+         None)
+
+    def bare_running(iid: int, _: str) -> None:
+        world.dynamodb.get_item(TableName=TABLE, Key={"pk": {"S": f"bare#{iid}"}})
+        bare.tell(iid, 1, None, "success")
+        env = bare.project.environments.create({"name": f"bare-env/{iid}", "external_url": "http://10.0.0.1:8000"})
+        deployment = bare.project.deployments.create({"environment": f"bare/{iid}", "sha": _sha(iid), "ref": "b",
+                                                      "tag": False, "status": "running"})
+        deployment.status = "success"
+        deployment.save()
+        del env
+        world.dynamodb.put_item(TableName=TABLE, Item=bare.item(iid))
+
+    step("ECS RUNNING", lambda: (lambda iid, task: (iid, task["taskArn"]))(*running_mr()),
+         lambda iid, task: world.task_event(task, "RUNNING"), bare_running)
+
+    def live_mr() -> tuple[int, str]:
+        iid, task = running_mr()
+        world.task_event(task["taskArn"], "RUNNING")
+        return iid, task["taskArn"]
+
+    def bare_stopped(iid: int, _: str) -> None:
+        world.dynamodb.get_item(TableName=TABLE, Key={"pk": {"S": f"bare#{iid}"}})
+        world.dynamodb.put_item(TableName=TABLE, Item=bare.item(iid))
+        arn = world.ecs.register_task_definition(
+            family=f"bare-stop-{iid}", containerDefinitions=[{"name": "w", "image": "x", "memory": 64}]
+        )["taskDefinition"]["taskDefinitionArn"]
+        world.ecs.deregister_task_definition(taskDefinition=arn)
+        note = bare.project.mergerequests.get(iid, lazy=True).notes.get(1, lazy=True)
+        note.body = "stopped"
+        note.save()
+        env = bare.project.environments.create({"name": f"bare-stop/{iid}"})
+        env.stop()
+
+    step("ECS STOPPED", live_mr, lambda iid, task: world.expire(task), bare_stopped)
+    return results
+
+
+def calls_per_step(world: World) -> list[tuple[str, Counter, Counter]]:
+    """open → pipeline → running → push → pipeline → running → TTL, counting every call."""
+    counter = AwsCallCounter()
+    world.cold_start()
+    counter.start()
+    rows = []
+    iid, first, second = 1, _sha(1), _sha(2)
+    world.commit(first, spec=ON_PIPELINE)
+    world.commit(second, spec=ON_PIPELINE)
+    world.gitlab.state.open_merge_request(PROJECT_ID, iid, sha=first, source_branch="feature/bench")
+
+    def measure(name: str, action: Callable[[], object]) -> None:
+        counter.calls.clear()
+        gitlab_before = len(world.gitlab.state.requests)
+        action()
+        gitlab_calls = Counter(f"{m} {p}" for m, p in world.gitlab.state.requests[gitlab_before:])
+        rows.append((name, Counter(counter.calls), gitlab_calls))
+
+    try:
+        measure("MR open", lambda: world.send_mr(iid, "open"))
+        measure("pipeline success", lambda: world.pipeline(iid))
+        task = world.tasks()[0]["taskArn"]
+        # The world's own DescribeTasks (to build the event) is not the handler's: count only delivery.
+        event = events.task_state_change(world.task(task), last_status="RUNNING", version=4)
+        measure("ECS RUNNING", lambda: world.deliver_task_event(event))
+        measure("push", lambda: world.push(iid, second))
+        measure("pipeline success (new commit)", lambda: world.pipeline(iid))
+        task = next(t["taskArn"] for t in world.tasks() if t["taskArn"] != task)
+        event = events.task_state_change(world.task(task), last_status="RUNNING", version=4)
+        measure("ECS RUNNING (new task)", lambda: world.deliver_task_event(event))
+        world.ecs.stop_task(cluster=CLUSTER, task=task, reason="Essential container in task exited")
+        event = events.task_state_change(world.task(task), last_status="STOPPED", version=9, exit_codes={"web": 124})
+        measure("ECS STOPPED (TTL)", lambda: world.deliver_task_event(event))
+    finally:
+        counter.stop()
+    return rows
