@@ -202,7 +202,9 @@ def _predecessor(base: Record) -> tuple[str, str, str]:
     return base.replaced_task_arn, base.replaced_task_definition_arn, base.replaced_commit
 
 
-def claim_launch(record: Record | None, mr: MergeRequestRef, launch: Launch, now: int) -> Record:
+def claim_launch(
+    record: Record | None, mr: MergeRequestRef, launch: Launch, now: int, notices: tuple[str, ...] = ()
+) -> Record:
     """The record as it should be once the new launch is claimed (before RunTask)."""
     base = _base(record, mr)
     spec = launch.spec
@@ -231,6 +233,7 @@ def claim_launch(record: Record | None, mr: MergeRequestRef, launch: Launch, now
         stop_reason="",
         stop_detail="",
         problems=[],
+        notices=list(notices),
         replaced_commit=replaced_commit,
         replaced_task_arn=replaced_task,
         replaced_task_definition_arn=replaced_definition,

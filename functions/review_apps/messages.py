@@ -144,6 +144,8 @@ def render_note(record: Record) -> str:
         lines = ["### Review app", "", "Nothing has been deployed for this merge request yet."]
     if record.active and record.problems:
         lines += ["", ":warning: The latest commit was not deployed:", _problem_list(record.problems)]
+    if record.notices and record.status in (Status.DEPLOYING, Status.LIVE):
+        lines += ["", "Good to know:", _problem_list(record.notices)]
     return marker + "\n" + "\n".join(lines) + "\n"
 
 

@@ -327,6 +327,7 @@ class Record:
     stop_reason: str = ""
     stop_detail: str = ""
     problems: list[str] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)  # worth knowing, not blocking (e.g. ignored compose keys)
     replaced_commit: str = ""
     # The task this launch must stop once it runs. Carried from claim to claim, so a launch
     # superseded before it could stop its predecessor does not leave that task running.
@@ -363,6 +364,7 @@ class Record:
         for f in fields(cls):
             if f.name in data and f.type in ("int", int):
                 data[f.name] = int(data[f.name])
-        if "problems" in data:
-            data["problems"] = list(data["problems"])
+        for name in ("problems", "notices"):
+            if name in data:
+                data[name] = list(data[name])
         return cls(**data)

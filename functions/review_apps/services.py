@@ -38,7 +38,7 @@ class Services:
 
     @cached_property
     def ecs(self) -> Ecs:
-        return Ecs(self.settings, self.aws("ecs"), self.aws("ec2"))
+        return Ecs(self.settings, self.aws("ecs"), lambda: self.aws("ec2"))
 
     @cached_property
     def gitlab(self) -> GitLab:

@@ -24,14 +24,14 @@ PLACEHOLDERS = (
     "CI_MERGE_REQUEST_IID",
     "CI_PROJECT_PATH_SLUG",
 )
-_KNOWN_KEYS = ("task_definition", "container", "port", "image", "command", "ttl", "trigger")
+_KNOWN_KEYS = ("task_definition", "compose", "ecs_params", "container", "port", "image", "command", "ttl", "trigger")
 _PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
 _TASK_DEFINITION = re.compile(r"^(arn:aws[\w-]*:ecs:[\w-]+:\d{12}:task-definition/)?[A-Za-z0-9_-]{1,255}(:\d+)?$")
 
 
 @dataclass(frozen=True)
 class Spec:
-    task_definition: str
+    task_definition: str  # "" when the app is described by `compose`
     container: str | None
     port: int | None
     image: str | None
@@ -39,6 +39,8 @@ class Spec:
     ttl_seconds: int
     ttl_capped_from: int  # the TTL asked for when it was above the install's maximum, else 0
     trigger: str
+    compose: str | None = None  # path of a docker-compose.yml in the repository
+    ecs_params: str | None = None  # path of an ecs-params.yml in the repository
 
 
 @dataclass(frozen=True)
@@ -66,14 +68,22 @@ def parse_spec(text: str, default_ttl: int, max_ttl: int) -> Spec | SpecProblems
         if key not in _KNOWN_KEYS:
             problems.append(f"Unknown key `{key}`; the keys are {', '.join(f'`{k}`' for k in _KNOWN_KEYS)}.")
 
+    compose_path = _repository_path(data, "compose", problems)
+    params_path = _repository_path(data, "ecs_params", problems)
     task_definition = data.get("task_definition")
-    if not isinstance(task_definition, str) or not task_definition.strip():
+    if compose_path or "compose" in data:
+        if task_definition is not None:
+            problems.append("Give either `task_definition` or `compose`, not both.")
+        task_definition = ""
+    elif params_path:
+        problems.append("`ecs_params` goes with `compose:`; name your docker-compose.yml too.")
+    elif not isinstance(task_definition, str) or not task_definition.strip():
         problems.append(
-            "`task_definition` is required: the ECS task definition your app already runs with, "
-            "as `family` or `family:revision`."
+            "`task_definition` is required (the ECS task definition your app already runs with, as `family` "
+            "or `family:revision`), or `compose:` naming a docker-compose.yml."
         )
         task_definition = ""
-    elif not _TASK_DEFINITION.match(task_definition.strip()):
+    if task_definition and not _TASK_DEFINITION.match(task_definition.strip()):
         problems.append(
             f"`task_definition: {task_definition}` is not a task definition family, "
             "`family:revision` or task definition ARN."
@@ -145,7 +155,25 @@ def parse_spec(text: str, default_ttl: int, max_ttl: int) -> Spec | SpecProblems
         ttl_seconds=ttl_seconds,
         ttl_capped_from=capped_from,
         trigger=trigger,
+        compose=compose_path,
+        ecs_params=params_path,
     )
+
+
+def _repository_path(data: dict, key: str, problems: list[str]) -> str | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        problems.append(f"`{key}` must be a path in the repository, such as `docker-compose.yml`.")
+        return None
+    path = value.strip()
+    while path.startswith("./"):
+        path = path[2:]
+    if path.startswith("/") or ".." in path.split("/"):
+        problems.append(f"`{key}: {value}` must be a path inside the repository (no leading `/`, no `..`).")
+        return None
+    return path
 
 
 def ref_slug(ref: str) -> str:

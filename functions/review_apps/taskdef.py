@@ -93,6 +93,8 @@ def derive(
             )
     elif len(containers) == 1:
         target = containers[0]
+    elif len(serving := [c for c in containers if c.get("portMappings")]) == 1:
+        target = serving[0]  # the only container that publishes a port
     else:
         target = None
         problems.append(
@@ -101,6 +103,12 @@ def derive(
         )
 
     port = spec.port
+    if target is not None and target.get("essential", True) is False:
+        problems.append(
+            f"Container `{target['name']}` serves the app but is not essential: when its TTL ends it, ECS keeps the "
+            "task (and its bill) running, because a task stops only when an essential container exits. Mark it "
+            f"essential (in ecs-params.yml: `task_definition.services.{target['name']}.essential: true`)."
+        )
     if target is not None:
         if port is None:
             mappings = target.get("portMappings") or []

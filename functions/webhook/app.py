@@ -21,11 +21,11 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from botocore.exceptions import BotoCoreError, ClientError
 
-from review_apps import auth, lifecycle, taskdef
+from review_apps import auth, compose, lifecycle, taskdef
 from review_apps.adapters.ecs import TaskDefinitionNotFound
 from review_apps.adapters.gitlab import NoAccess
 from review_apps.adapters.store import Conflict
-from review_apps.models import BadEvent, MergeRequestEvent, Record, parse_gitlab_event
+from review_apps.models import BadEvent, MergeRequestEvent, MergeRequestRef, Record, parse_gitlab_event
 from review_apps.services import Services
 from review_apps.settings import load_settings
 from review_apps.spec import SPEC_PATH, SpecProblems, parse_spec, placeholder_values
@@ -191,14 +191,9 @@ def _consider_deploy(ask: lifecycle.ConsiderDeploy, mr_state: str | None) -> dic
         if isinstance(plan, lifecycle.Reject):
             return _reject(record, ask, plan.problems)
 
-        try:
-            base = services.ecs.describe_task_definition(plan.spec.task_definition)
-        except TaskDefinitionNotFound as exc:
-            problem = (
-                f"Task definition `{plan.spec.task_definition}` was not found in this account and region "
-                f"({exc}). Check `task_definition:` in `{SPEC_PATH}`."
-            )
-            return _reject(record, ask, (problem,))
+        base, notices = _base_task_definition(plan, mr)
+        if isinstance(base, tuple):
+            return _reject(record, ask, base)
         derived = taskdef.derive(
             base,
             plan.spec,
@@ -210,12 +205,44 @@ def _consider_deploy(ask: lifecycle.ConsiderDeploy, mr_state: str | None) -> dic
         if isinstance(derived, taskdef.TaskDefinitionProblems):
             return _reject(record, ask, derived.problems)
         try:
-            claimed = services.store.save(lifecycle.claim_launch(record, mr, plan, int(time.time())))
+            claimed = services.store.save(lifecycle.claim_launch(record, mr, plan, int(time.time()), notices))
         except Conflict:
             continue  # another delivery for this MR wrote first: look again
         return _launch(claimed, derived)
     logger.warning("gave up after repeated conflicts")
     raise Conflict("the merge request changed repeatedly while we handled it")
+
+
+def _base_task_definition(
+    plan: lifecycle.Launch, mr: MergeRequestRef
+) -> tuple[dict | tuple[str, ...], tuple[str, ...]]:
+    """(the task definition to derive from, notices), or (problems, ()) when there is none."""
+    spec = plan.spec
+    if not spec.compose:
+        try:
+            return services.ecs.describe_task_definition(spec.task_definition), ()
+        except TaskDefinitionNotFound as exc:
+            return (
+                f"Task definition `{spec.task_definition}` was not found in this account and region "
+                f"({exc}). Check `task_definition:` in `{SPEC_PATH}`.",
+            ), ()
+    texts = {}
+    for path in filter(None, (spec.compose, spec.ecs_params)):
+        texts[path] = services.gitlab.read_file(mr.source_project_id, path, plan.sha)
+        if texts[path] is None:
+            return (f"`{path}` (named in `{SPEC_PATH}`) does not exist at commit `{plan.sha[:8]}`.",), ()
+    result = compose.translate(
+        texts[spec.compose],
+        texts.get(spec.ecs_params) if spec.ecs_params else None,
+        compose_path=spec.compose,
+        params_path=spec.ecs_params,
+        placeholders=placeholder_values(plan.sha, mr.source_branch, mr.iid, mr.project_path),
+        allowed_role_arns=services.settings.allowed_role_arns,
+        family=spec.compose,
+    )
+    if isinstance(result, compose.ComposeProblems):
+        return result.problems + tuple(f"Also: {n}" for n in result.notices), ()
+    return result.task_definition, tuple(result.notices)
 
 
 def _reject(record: Record | None, ask: lifecycle.ConsiderDeploy, problems: tuple[str, ...]) -> dict:

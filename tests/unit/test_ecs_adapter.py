@@ -26,7 +26,7 @@ def ecs():
     client = boto3.client("ecs", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
     ec2 = boto3.client("ec2", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
     with Stubber(client) as stub:
-        yield Ecs(load_settings({**ENV, "ASSIGN_PUBLIC_IP": "ENABLED"}), client, ec2), stub
+        yield Ecs(load_settings({**ENV, "ASSIGN_PUBLIC_IP": "ENABLED"}), client, lambda: ec2), stub
 
 
 NO_CAPACITY = {"tasks": [], "failures": [{"arn": TD, "reason": "Capacity is unavailable at this time.",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from botocore.exceptions import ClientError
 
@@ -38,10 +38,10 @@ def _error_text(exc: ClientError) -> str:
 
 
 class Ecs:
-    def __init__(self, settings: Settings, ecs, ec2) -> None:
+    def __init__(self, settings: Settings, ecs, ec2: Callable[[], Any]) -> None:
         self._settings = settings
         self._ecs = ecs
-        self._ec2 = ec2
+        self._ec2 = ec2  # made on first use: only installs with public IPs need it
 
     def describe_task_definition(self, name: str) -> dict[str, Any]:
         try:
@@ -149,7 +149,7 @@ class Ecs:
 
     def public_ip(self, eni_id: str) -> str | None:
         try:
-            interfaces = self._ec2.describe_network_interfaces(NetworkInterfaceIds=[eni_id])["NetworkInterfaces"]
+            interfaces = self._ec2().describe_network_interfaces(NetworkInterfaceIds=[eni_id])["NetworkInterfaces"]
         except ClientError:
             return None
         association = (interfaces[0] if interfaces else {}).get("Association") or {}

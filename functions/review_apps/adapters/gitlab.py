@@ -64,8 +64,12 @@ class GitLab:
 
     def read_spec(self, project_id: int, sha: str) -> str | None:
         """The spec at `sha` in the MR's source project, or None when the file is absent."""
+        return self.read_file(project_id, SPEC_PATH, sha)
+
+    def read_file(self, project_id: int, path: str, sha: str) -> str | None:
+        """A file of the repository at `sha`, or None when it does not exist there."""
         try:
-            raw = self._project(project_id).files.raw(file_path=SPEC_PATH, ref=sha)
+            raw = self._project(project_id).files.raw(file_path=path, ref=sha)
         except gitlab.exceptions.GitlabGetError as exc:
             if exc.response_code == 404:
                 return None
@@ -100,7 +104,9 @@ class GitLab:
         env_name = environment_name(record.source_branch)
         wanted = environment_wanted(view)
         if wanted.startswith("available:") and (out.environment_state != wanted or not out.environment_id):
-            out.environment_id = self._ensure_environment(project, env_name, view.environment_url)
+            out.environment_id = self._ensure_environment(
+                project, env_name, view.environment_url, out.environment_id
+            )
             out.environment_state = wanted
 
         if view.deployment_status and out.deployment_status != view.deployment_status:
@@ -161,13 +167,27 @@ class GitLab:
                 return note.id
         return mr.notes.create({"body": body}).id
 
-    def _ensure_environment(self, project, name: str, url: str) -> int:
+    def _ensure_environment(self, project, name: str, url: str, known_id: int) -> int:
+        """The environment's id, with `url` as its external URL. Tries the cheap call first:
+        update by id when we know it, create when we don't, look it up only if it exists."""
+        if known_id:
+            if url:
+                env = project.environments.get(known_id, lazy=True)
+                env.external_url = url
+                env.save()
+            return known_id
+        payload = {"name": name, "tier": "development"}
+        if url:
+            payload["external_url"] = url
+        try:
+            return project.environments.create(payload).id
+        except gitlab.exceptions.GitlabCreateError as exc:
+            if exc.response_code != 400:
+                raise
+            refused = exc  # most likely "name has already been taken": look it up
         found = [env for env in project.environments.list(name=name) if env.name == name]
         if not found:
-            payload = {"name": name, "tier": "development"}
-            if url:
-                payload["external_url"] = url
-            return project.environments.create(payload).id
+            raise refused
         env = found[0]
         if url and getattr(env, "external_url", None) != url:
             lazy = project.environments.get(env.id, lazy=True)
