@@ -18,6 +18,31 @@ from local.world import running_world
 
 ROOT = Path(__file__).resolve().parent.parent
 
+READING = """## Reading these numbers
+
+- **Cold init.** The handler modules import boto3 (through the DynamoDB type serializer), Powertools'
+  Logger and, for the webhook, python-gitlab (with requests/urllib3) and the HTTP resolver. Clients are
+  built on first use, the EC2 client only when public IPs are on, and the idempotency utility (the
+  heaviest Powertools import) only when a delivery needs it; X-Ray's Tracer is not used. The "import +
+  its clients" columns show what a function's first request adds.
+- **Warm latency** against moto and the stand-in is dominated by the number of calls (each is an HTTP
+  round trip to a local emulator), so the ratio is close to "calls made / calls needed". The handler
+  makes more calls than the bare floor for three reasons, all deliberate:
+  1. two idempotency writes per accepted delivery (in-progress, then completed), so a redelivery never
+     launches twice; stop events are idempotent on their own and could skip them;
+  2. the record is written three times around a launch (the claim before RunTask, the task after it,
+     what was published to GitLab after that): the claim is what makes concurrent deliveries safe, and
+     the third write could be folded into the second by publishing first, at the price of briefly
+     showing a launch that may lose a race;
+  3. the first note on an MR is looked up by its hidden marker before it is created, so a lost record
+     never makes a second note; a brand-new MR could skip it.
+  ECS RUNNING/STOPPED are below the floor because the floor creates a new environment and deployment,
+  which the handler already has from the launch.
+- **Calls that could still go**: the note lookup on an MR's first note (see 3), the idempotency writes for
+  stop events (see 1), the publish write (see 2), and `GetParameter` twice on a cold start (cached for
+  five minutes afterwards). The GitLab environment is created without a lookup and updated by id.
+"""
+
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
@@ -105,6 +130,7 @@ def main() -> None:
         sections.append(f"## Package size\n\nAfter `sam build` ({s['python']}, arm64):\n\n"
                         + table(["function", "unzipped", "zipped"], rows))
 
+    sections.append(READING)
     report = "\n\n".join(sections) + "\n"
     print(report)
     (ROOT / "BENCHMARKS.md").write_text(report)

@@ -26,7 +26,7 @@ MODULES = {
 # comparison with the floor, which creates one, also shows import + these).
 CLIENTS = {
     "WebhookFunction": ("ssm", "dynamodb", "ecs"),
-    "TaskEventsFunction": ("ssm", "dynamodb", "ecs", "ec2"),
+    "TaskEventsFunction": ("ssm", "dynamodb", "ecs"),  # ec2 only with public IPs
     "ReconcileFunction": ("ssm", "dynamodb", "ecs"),
 }
 ENV = {

@@ -34,4 +34,5 @@ def measure(sam: str) -> dict:
         for name in sizes:
             archive = shutil.make_archive(str(Path(scratch) / name), "zip", build / name)
             zipped[name] = Path(archive).stat().st_size / 1e6
-        return {"unzipped": sizes, "zipped": zipped, "python": Path(python).name}
+        version = subprocess.run([python, "--version"], capture_output=True, text=True).stdout.strip()
+        return {"unzipped": sizes, "zipped": zipped, "python": version}

@@ -13,7 +13,8 @@ import boto3
 import gitlab
 
 from local import events
-from local.world import CLUSTER, GITLAB_TOKEN, PROJECT_ID, PROJECT_PATH, TABLE, World
+from local.lambda_runtime import LambdaContext
+from local.world import CLUSTER, GITLAB_TOKEN, PROJECT_ID, PROJECT_PATH, TABLE, WEBHOOK_SECRET, World
 
 ITERATIONS = 25
 ON_OPEN = "task_definition: shop-web\ntrigger: merge_request\n"
@@ -77,19 +78,26 @@ class Bare:
         self.ddb.put_item(TableName=TABLE, Item=self.item(iid))
         return task
 
-    def tell(self, iid: int, note_id: int | None, deployment: str | None, status: str) -> int:
+    def existing_note(self, iid: int) -> int:
+        return self.world.notes(iid)[0]["id"]
+
+    def edit_note(self, iid: int, body: str) -> None:
+        note = self.project.mergerequests.get(iid, lazy=True).notes.get(self.existing_note(iid), lazy=True)
+        note.body = body
+        note.save()
+
+    def tell(self, iid: int, edit: bool, deployment: str | None, status: str) -> None:
         mr = self.project.mergerequests.get(iid, lazy=True)
-        if note_id:
-            note = mr.notes.get(note_id, lazy=True)
+        if edit:
+            note = mr.notes.get(self.existing_note(iid), lazy=True)
             note.body = "updated"
             note.save()
         else:
-            note_id = mr.notes.create({"body": "bare"}).id
+            mr.notes.create({"body": "bare"})
         if deployment:
             self.project.deployments.create({"environment": f"bare/{iid}", "sha": _sha(iid), "ref": "b",
                                              "tag": False, "status": deployment})
         self.project.commits.get(_sha(iid), lazy=True).statuses.create({"state": status, "name": f"bare-{iid}"})
-        return note_id
 
 
 def _mr(world: World, iid: int, spec: str) -> None:
@@ -104,10 +112,23 @@ def _timed(fn: Callable[[], object]) -> float:
 
 
 def latency(world: World) -> dict[str, dict]:
-    """p50/p99 of each step through the handlers, and of its bare calls."""
+    """p50/p99 of each step through the handlers, and of its bare calls. Only the handler call
+    (or the bare calls) is timed: payloads and ECS events are built beforehand."""
     bare = Bare(world)
     results: dict[str, dict] = {}
     next_iid = iter(range(10_000, 100_000))
+    context = LambdaContext(function_name="WebhookFunction")
+
+    def webhook(body: dict, kind: str) -> dict:
+        return events.api_event(body, kind, WEBHOOK_SECRET)
+
+    def mr_hook(iid: int, action: str, sha: str, **kwargs) -> dict:
+        return webhook(events.merge_request_hook(action, project_id=PROJECT_ID, iid=iid, sha=sha,
+                                                 source_branch=f"feature/{iid}", project_path=PROJECT_PATH,
+                                                 **kwargs), "Merge Request Hook")
+
+    def call_webhook(request: dict) -> None:
+        assert world.webhook_handler(request, context)["statusCode"] < 500
 
     def running_mr(spec: str = ON_OPEN) -> tuple[int, dict]:
         iid = next(next_iid)
@@ -116,13 +137,14 @@ def latency(world: World) -> dict[str, dict]:
         task = next(t for t in world.tasks() if t["group"] == f"review-app:{PROJECT_ID}:{iid}")
         return iid, task
 
-    def step(name: str, setup: Callable[[], tuple], ours: Callable[..., object], floor: Callable[..., object]):
+    def step(name: str, setup: Callable[[], tuple], ours: Callable[..., object], floor: Callable[..., object] | None):
         handler_times, bare_times = [], []
         for _ in range(ITERATIONS):
             args = setup()
             handler_times.append(_timed(lambda: ours(*args)))
-            args = setup()
-            bare_times.append(_timed(lambda: floor(*args)) if floor else 0.0)
+            if floor:
+                args = setup()
+                bare_times.append(_timed(lambda: floor(*args)))
         results[name] = {
             "p50": statistics.median(handler_times), "p99": percentile(handler_times, 0.99),
             "bare_p50": statistics.median(bare_times) if floor else None,
@@ -130,87 +152,103 @@ def latency(world: World) -> dict[str, dict]:
         for task in world.tasks():  # keep the cluster small: moto's list/describe grow with it
             world.ecs.stop_task(cluster=CLUSTER, task=task["taskArn"], reason="bench")
 
-    def new_mr(spec: str = ON_OPEN) -> tuple[int]:
+    def opened(spec: str = ON_OPEN) -> tuple:
         iid = next(next_iid)
         _mr(world, iid, spec)
-        return (iid,)
+        return iid, mr_hook(iid, "open", _sha(iid))
 
-    step("MR open", new_mr,
-         lambda iid: world.send_mr(iid, "open"),
-         lambda iid: (bare.read_spec(_sha(iid)), bare.launch(iid, _sha(iid)),
-                      bare.tell(iid, None, "running", "running")))
+    step("MR open", opened,
+         lambda iid, request: call_webhook(request),
+         lambda iid, _: (bare.read_spec(_sha(iid)), bare.launch(iid, _sha(iid)),
+                         bare.tell(iid, False, "running", "running")))
 
-    def pushed() -> tuple[int, str]:
+    def pushed() -> tuple:
         iid, task = running_mr()
-        world.commit(_sha(iid + 500_000), spec=ON_OPEN)
-        return iid, task["taskArn"]
+        new = _sha(iid + 500_000)
+        world.commit(new, spec=ON_OPEN)
+        world.mr(iid)["sha"] = new
+        return iid, task["taskArn"], mr_hook(iid, "update", new, oldrev=_sha(iid))
 
-    def bare_push(iid: int, old_task: str) -> None:
+    def bare_push(iid: int, old_task: str, _: dict) -> None:
         bare.read_spec(_sha(iid))
         bare.launch(iid, _sha(iid))
         world.ecs.stop_task(cluster=CLUSTER, task=old_task, reason="bench")
-        bare.tell(iid, 1, "running", "running")
+        bare.tell(iid, True, "running", "running")
 
-    step("MR push", pushed, lambda iid, _: world.push(iid, _sha(iid + 500_000)), bare_push)
+    step("MR push", pushed, lambda iid, task, request: call_webhook(request), bare_push)
 
-    def bare_close(iid: int, task: str) -> None:
+    def closing() -> tuple:
+        iid, task = running_mr()
+        world.mr(iid)["state"] = "closed"
+        return iid, task["taskArn"], mr_hook(iid, "close", _sha(iid))
+
+    def bare_close(iid: int, task: str, _: dict) -> None:
         world.dynamodb.get_item(TableName=TABLE, Key={"pk": {"S": f"bare#{iid}"}})
         world.dynamodb.put_item(TableName=TABLE, Item=bare.item(iid))
         world.ecs.stop_task(cluster=CLUSTER, task=task, reason="bench")
-        note = bare.project.mergerequests.get(iid, lazy=True).notes.get(1, lazy=True)
-        note.body = "closed"
-        note.save()
+        bare.edit_note(iid, "closed")
 
-    step("MR close", lambda: (lambda iid, task: (iid, task["taskArn"]))(*running_mr()),
-         lambda iid, _: world.send_mr(iid, "close"), bare_close)
+    step("MR close", closing, lambda iid, task, request: call_webhook(request), bare_close)
 
-    def bare_pipeline(iid: int) -> None:
+    def piped() -> tuple:
+        iid = next(next_iid)
+        _mr(world, iid, ON_PIPELINE)
+        body = events.pipeline_hook("success", project_id=PROJECT_ID, iid=iid, sha=_sha(iid),
+                                    source_branch=f"feature/{iid}", project_path=PROJECT_PATH)
+        return iid, webhook(body, "Pipeline Hook")
+
+    def bare_pipeline(iid: int, _: dict) -> None:
         bare.project.mergerequests.get(iid)
         bare.read_spec(_sha(iid))
         bare.launch(iid, _sha(iid))
-        bare.tell(iid, None, "running", "running")
+        bare.tell(iid, False, "running", "running")
 
-    step("pipeline", lambda: new_mr(ON_PIPELINE), lambda iid: world.pipeline(iid), bare_pipeline)
+    step("pipeline", piped, lambda iid, request: call_webhook(request), bare_pipeline)
 
-    step("comment", new_mr,
-         lambda iid: world.deliver(events.note_hook("looks good", project_id=PROJECT_ID, iid=iid, sha=_sha(iid),
-                                                    source_branch=f"feature/{iid}", project_path=PROJECT_PATH),
-                                   "Note Hook"),
-         None)
+    def commented() -> tuple:
+        iid = next(next_iid)
+        body = events.note_hook("looks good", project_id=PROJECT_ID, iid=iid, sha=_sha(iid),
+                                source_branch=f"feature/{iid}", project_path=PROJECT_PATH)
+        return (webhook(body, "Note Hook"),)
 
-    def bare_running(iid: int, _: str) -> None:
+    step("comment", commented, call_webhook, None)
+
+    def deploying() -> tuple:
+        iid, task = running_mr()
+        return iid, events.task_state_change(world.task(task["taskArn"]), last_status="RUNNING", version=4)
+
+    def bare_running(iid: int, _: dict) -> None:
         world.dynamodb.get_item(TableName=TABLE, Key={"pk": {"S": f"bare#{iid}"}})
-        bare.tell(iid, 1, None, "success")
-        env = bare.project.environments.create({"name": f"bare-env/{iid}", "external_url": "http://10.0.0.1:8000"})
+        bare.tell(iid, True, None, "success")
+        bare.project.environments.create({"name": f"bare-env/{iid}", "external_url": "http://10.0.0.1:8000"})
         deployment = bare.project.deployments.create({"environment": f"bare/{iid}", "sha": _sha(iid), "ref": "b",
                                                       "tag": False, "status": "running"})
         deployment.status = "success"
         deployment.save()
-        del env
         world.dynamodb.put_item(TableName=TABLE, Item=bare.item(iid))
 
-    step("ECS RUNNING", lambda: (lambda iid, task: (iid, task["taskArn"]))(*running_mr()),
-         lambda iid, task: world.task_event(task, "RUNNING"), bare_running)
+    step("ECS RUNNING", deploying, lambda iid, event: world.deliver_task_event(event), bare_running)
 
-    def live_mr() -> tuple[int, str]:
+    def expiring() -> tuple:
         iid, task = running_mr()
         world.task_event(task["taskArn"], "RUNNING")
-        return iid, task["taskArn"]
+        world.ecs.stop_task(cluster=CLUSTER, task=task["taskArn"], reason="Essential container in task exited")
+        event = events.task_state_change(world.task(task["taskArn"]), last_status="STOPPED", version=9,
+                                         exit_codes={"web": 124})
+        return iid, event
 
-    def bare_stopped(iid: int, _: str) -> None:
+    def bare_stopped(iid: int, _: dict) -> None:
         world.dynamodb.get_item(TableName=TABLE, Key={"pk": {"S": f"bare#{iid}"}})
         world.dynamodb.put_item(TableName=TABLE, Item=bare.item(iid))
         arn = world.ecs.register_task_definition(
             family=f"bare-stop-{iid}", containerDefinitions=[{"name": "w", "image": "x", "memory": 64}]
         )["taskDefinition"]["taskDefinitionArn"]
         world.ecs.deregister_task_definition(taskDefinition=arn)
-        note = bare.project.mergerequests.get(iid, lazy=True).notes.get(1, lazy=True)
-        note.body = "stopped"
-        note.save()
+        bare.edit_note(iid, "stopped")
         env = bare.project.environments.create({"name": f"bare-stop/{iid}"})
         env.stop()
 
-    step("ECS STOPPED", live_mr, lambda iid, task: world.expire(task), bare_stopped)
+    step("ECS STOPPED", expiring, lambda iid, event: world.deliver_task_event(event), bare_stopped)
     return results
 
 
