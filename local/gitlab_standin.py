@@ -335,8 +335,14 @@ def create_environment(state, q, data, id):
     tier = data.get("tier", "other")
     if tier not in ENV_TIERS:
         raise HttpError(400, {"error": "tier does not have a valid value"})
+    env = _new_environment(state, name, external_url, tier)
+    envs.append(env)
+    return 201, env
+
+
+def _new_environment(state: GitLabState, name: str, external_url: str | None, tier: str) -> dict:
     env_id = state.next_id()
-    env = {
+    return {
         "id": env_id,
         "name": name,
         "slug": _env_slug(name, env_id),
@@ -346,8 +352,6 @@ def create_environment(state, q, data, id):
         "created_at": _now(),
         "updated_at": _now(),
     }
-    envs.append(env)
-    return 201, env
 
 
 @route("GET", "/projects/:id/environments/:env_id")
@@ -407,17 +411,7 @@ def create_deployment(state, q, data, id):
     envs = state.environments.setdefault(project.id, [])
     env = next((e for e in envs if e["name"] == env_name), None)
     if env is None:  # GitLab creates the environment on first deployment
-        env_id = state.next_id()
-        env = {
-            "id": env_id,
-            "name": env_name,
-            "slug": _env_slug(env_name, env_id),
-            "external_url": None,
-            "state": "available",
-            "tier": "other",
-            "created_at": _now(),
-            "updated_at": _now(),
-        }
+        env = _new_environment(state, env_name, None, "other")
         envs.append(env)
     if status in ("running", "success"):
         env["state"] = "available"
