@@ -95,7 +95,7 @@ class World:
         self.ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
         subnet = self.ec2.create_subnet(VpcId=vpc, CidrBlock="10.20.1.0/24")["Subnet"]["SubnetId"]
         group = self.ec2.create_security_group(GroupName="review-apps", Description="review apps", VpcId=vpc)["GroupId"]
-        self.ecs.create_cluster(clusterName=CLUSTER)
+        self.ecs.create_cluster(clusterName=CLUSTER, capacityProviders=["FARGATE", "FARGATE_SPOT"])
         self.dynamodb.create_table(
             TableName=TABLE,
             BillingMode="PAY_PER_REQUEST",

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from review_apps import sizes
 from review_apps.durations import DurationError, parse_duration
 from review_apps.spec import PLACEHOLDERS
 
@@ -121,30 +122,6 @@ def memory_mib(value: Any) -> int | None:
     number, unit = float(match.group(1)), match.group(2).lower()
     factor = {"": 1 / (1024 * 1024), "b": 1 / (1024 * 1024), "k": 1 / 1024, "m": 1, "g": 1024}[unit]
     return max(int(number * factor), 1)
-
-
-def task_memory_mib(value: Any) -> int | None:
-    """ecs-params task size: `512` (MiB), `512MB`, `1GB`, `0.5GB`."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    text = str(value).strip().upper().replace(" ", "")
-    match = re.match(r"^(\d+(?:\.\d+)?)(MB|MIB|GB|GIB)?$", text)
-    if not match:
-        return None
-    number = float(match.group(1))
-    return int(number * 1024) if (match.group(2) or "").startswith("G") else int(number)
-
-
-def task_cpu_units(value: Any) -> int | None:
-    """ecs-params task size: `256` (units) or `0.25 vCPU`."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    text = str(value).strip().lower().replace(" ", "")
-    match = re.match(r"^(\d+(?:\.\d+)?)(vcpu)?$", text)
-    if not match:
-        return None
-    number = float(match.group(1))
-    return int(number * 1024) if match.group(2) else int(number)
 
 
 def _command(value: Any, where: str, out: _Collector) -> list[str] | None:
@@ -445,13 +422,13 @@ def _apply_params(
         definition[ecs_key] = role
     size = task.get("task_size") or {}
     if "cpu_limit" in size:
-        cpu = task_cpu_units(size["cpu_limit"])
+        cpu = sizes.cpu_units(size["cpu_limit"])
         if cpu is None:
             out.problems.append(f"`{where}`: `cpu_limit: {size['cpu_limit']}` is not CPU units (256) or `0.25 vCPU`.")
         else:
             definition["cpu"] = str(cpu)
     if "mem_limit" in size:
-        memory = task_memory_mib(size["mem_limit"])
+        memory = sizes.memory_mib(size["mem_limit"])
         if memory is None:
             out.problems.append(f"`{where}`: `mem_limit: {size['mem_limit']}` is not a size such as `1GB` or `512`.")
         else:

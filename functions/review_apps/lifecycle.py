@@ -79,6 +79,18 @@ class Launch:
 
 
 @dataclass(frozen=True)
+class Compute:
+    """What a launch runs on, decided once the task definition is derived."""
+
+    cpu: int
+    memory: int
+    architecture: str
+    capacity: str
+    public_ip: bool
+    rate_per_hour: float
+
+
+@dataclass(frozen=True)
 class Reject:
     problems: tuple[str, ...]
 
@@ -203,7 +215,12 @@ def _predecessor(base: Record) -> tuple[str, str, str]:
 
 
 def claim_launch(
-    record: Record | None, mr: MergeRequestRef, launch: Launch, now: int, notices: tuple[str, ...] = ()
+    record: Record | None,
+    mr: MergeRequestRef,
+    launch: Launch,
+    now: int,
+    notices: tuple[str, ...] = (),
+    compute: Compute | None = None,
 ) -> Record:
     """The record as it should be once the new launch is claimed (before RunTask)."""
     base = _base(record, mr)
@@ -221,6 +238,12 @@ def claim_launch(
         trigger=spec.trigger,
         container="",
         port=0,
+        cpu_units=compute.cpu if compute else 0,
+        memory_mib=compute.memory if compute else 0,
+        architecture=compute.architecture if compute else "",
+        capacity=compute.capacity if compute else spec.capacity,
+        public_ip=compute.public_ip if compute else False,
+        rate_microusd=round(compute.rate_per_hour * 1_000_000) if compute else 0,
         ttl_seconds=spec.ttl_seconds,
         ttl_capped_from=spec.ttl_capped_from,
         launched_at=now,

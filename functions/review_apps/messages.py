@@ -10,6 +10,8 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from review_apps import sizes
+from review_apps.cost import dollars, run_cost
 from review_apps.durations import format_duration
 from review_apps.lifecycle import StopReason
 from review_apps.models import Record, Status
@@ -68,6 +70,26 @@ def stop_sentence(record: Record) -> str:
     return text
 
 
+def _compute(record: Record) -> str:
+    capacity = "Fargate Spot (AWS may interrupt it)" if record.capacity == "spot" else "on demand"
+    extra = ", public IPv4" if record.public_ip else ""
+    return f"{sizes.describe(record.cpu_units, record.memory_mib)}, {record.architecture}, {capacity}{extra}"
+
+
+def cost_rate_line(record: Record) -> str:
+    if not record.rate_microusd:
+        return ""
+    return f"Costs about {dollars(record.rate_microusd / 1e6)}/hour ({_compute(record)})."
+
+
+def cost_total_line(record: Record) -> str:
+    if not (record.rate_microusd and record.live_at and record.stopped_at):
+        return ""
+    seconds = max(record.stopped_at - record.live_at, 0)
+    spent = run_cost(seconds, record.rate_microusd / 1e6)
+    return f"It ran for {format_duration(seconds)} and cost about {dollars(spent)} ({_compute(record)})."
+
+
 def _problem_list(problems: list[str]) -> str:
     return "\n".join(f"- {p}" for p in problems)
 
@@ -95,6 +117,8 @@ def render_note(record: Record) -> str:
             "",
             f"Commit {commit}, live since {_when(record.live_at)}, until **{_when(record.deadline)}** ({ttl}).",
         ]
+        if cost_rate_line(record):
+            lines.append(cost_rate_line(record))
         if record.url_note:
             lines.append(f"\n:warning: {record.url_note}")
         if record.status == Status.STOPPING:
@@ -115,6 +139,8 @@ def render_note(record: Record) -> str:
             "",
             f"The app for commit {commit} stopped because {stop_sentence(record)}.{ran}",
         ]
+        if cost_total_line(record):
+            lines += ["", cost_total_line(record)]
         if record.stop_reason not in (StopReason.MERGED, StopReason.CLOSED):
             lines += ["", _relaunch_hint(record)]
     elif record.status == Status.FAILED:

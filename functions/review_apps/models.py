@@ -315,6 +315,13 @@ class Record:
     trigger: str = ""
     container: str = ""
     port: int = 0
+    # What the task runs on, and what that costs (micro-dollars per hour: DynamoDB has no floats).
+    cpu_units: int = 0
+    memory_mib: int = 0
+    architecture: str = ""
+    capacity: str = ""
+    public_ip: bool = False
+    rate_microusd: int = 0
     ttl_seconds: int = 0
     ttl_capped_from: int = 0
     launched_at: int = 0
@@ -364,6 +371,8 @@ class Record:
         for f in fields(cls):
             if f.name in data and f.type in ("int", int):
                 data[f.name] = int(data[f.name])
+            elif f.name in data and f.type in ("bool", bool):
+                data[f.name] = bool(data[f.name])
         for name in ("problems", "notices"):
             if name in data:
                 data[name] = list(data[name])

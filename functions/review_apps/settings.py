@@ -7,9 +7,11 @@ start-up with the variable's name instead of surfacing later as a confusing MR n
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping
 
+from review_apps import sizes
+from review_apps.cost import PriceTableError, Prices, load_prices
 from review_apps.durations import DurationError, parse_duration
 
 
@@ -37,6 +39,10 @@ class Settings:
     allow_forks: bool = False
     # Project IDs or paths that may have review apps; empty means every project the token sees.
     project_allowlist: tuple[str, ...] = ()
+    # The largest task a spec may ask for (CPU units, MiB), and the prices cost figures use.
+    max_cpu: int = 2048
+    max_memory: int = 8192
+    prices: Prices = field(default_factory=Prices)
 
     @property
     def cluster_name(self) -> str:
@@ -75,6 +81,16 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
     raise SettingsError(f"{name} must be true or false, got {raw!r}")
 
 
+def _size(env: Mapping[str, str], name: str, default: int, parse) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    value = parse(raw)
+    if not value or value <= 0:
+        raise SettingsError(f"{name}={raw!r} is not a size such as 2048 or 8GB")
+    return value
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     gitlab_url = _required(env, "GITLAB_URL").rstrip("/")
@@ -102,4 +118,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         webhook_signing_secret_parameter=env.get("WEBHOOK_SIGNING_SECRET_PARAMETER", "").strip(),
         allow_forks=_flag(env, "ALLOW_FORKS"),
         project_allowlist=_csv(env, "PROJECT_ALLOWLIST", required=False),
+        max_cpu=_size(env, "MAX_CPU", 2048, sizes.cpu_units),
+        max_memory=_size(env, "MAX_MEMORY", 8192, sizes.memory_mib),
+        prices=_prices(env),
     )
+
+
+def _prices(env: Mapping[str, str]) -> Prices:
+    try:
+        return load_prices(env.get("PRICES", ""))
+    except PriceTableError as exc:
+        raise SettingsError(str(exc)) from None

@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from review_apps import sizes
 from review_apps.durations import DurationError, format_duration, parse_duration
 
 SPEC_PATH = ".gitlab/review-app.yml"
@@ -24,7 +25,12 @@ PLACEHOLDERS = (
     "CI_MERGE_REQUEST_IID",
     "CI_PROJECT_PATH_SLUG",
 )
-_KNOWN_KEYS = ("task_definition", "compose", "ecs_params", "container", "port", "image", "command", "ttl", "trigger")
+_KNOWN_KEYS = (
+    "task_definition", "compose", "ecs_params", "container", "port", "image", "command", "ttl", "trigger",
+    "cpu", "memory", "capacity", "architecture",
+)
+CAPACITIES = ("on_demand", "spot")
+ARCHITECTURES = ("x86_64", "arm64")
 _PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
 _TASK_DEFINITION = re.compile(r"^(arn:aws[\w-]*:ecs:[\w-]+:\d{12}:task-definition/)?[A-Za-z0-9_-]{1,255}(:\d+)?$")
 
@@ -41,6 +47,10 @@ class Spec:
     trigger: str
     compose: str | None = None  # path of a docker-compose.yml in the repository
     ecs_params: str | None = None  # path of an ecs-params.yml in the repository
+    cpu: int | None = None  # task CPU units; None keeps the task definition's
+    memory: int | None = None  # task memory, MiB; None keeps the task definition's
+    capacity: str = "on_demand"  # or "spot": Fargate Spot, cheaper, may be interrupted
+    architecture: str | None = None  # "x86_64" / "arm64"; None keeps the task definition's
 
 
 @dataclass(frozen=True)
@@ -48,7 +58,9 @@ class SpecProblems:
     problems: tuple[str, ...]
 
 
-def parse_spec(text: str, default_ttl: int, max_ttl: int) -> Spec | SpecProblems:
+def parse_spec(
+    text: str, default_ttl: int, max_ttl: int, max_cpu: int = 16384, max_memory: int = 122880
+) -> Spec | SpecProblems:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -144,6 +156,26 @@ def parse_spec(text: str, default_ttl: int, max_ttl: int) -> Spec | SpecProblems
             "or `merge_request` (deploy when the MR opens and on every push)."
         )
 
+    cpu = memory = None
+    if "cpu" in data:
+        cpu = sizes.cpu_units(data["cpu"])
+        if cpu is None:
+            problems.append(f"`cpu: {data['cpu']}` is not CPU units (`512`) or vCPUs (`0.5 vCPU`).")
+        elif cpu > max_cpu:
+            problems.append(f"`cpu: {data['cpu']}` is more than this install allows ({max_cpu} units).")
+    if "memory" in data:
+        memory = sizes.memory_mib(data["memory"])
+        if memory is None:
+            problems.append(f"`memory: {data['memory']}` is not a size such as `1024` (MiB) or `2GB`.")
+        elif memory > max_memory:
+            problems.append(f"`memory: {data['memory']}` is more than this install allows ({max_memory} MiB).")
+    capacity = data.get("capacity", "on_demand")
+    if capacity not in CAPACITIES:
+        problems.append(f"`capacity: {capacity}` is not supported; use `on_demand` or `spot`.")
+    architecture = data.get("architecture")
+    if architecture is not None and architecture not in ARCHITECTURES:
+        problems.append(f"`architecture: {architecture}` is not supported; use `x86_64` or `arm64`.")
+
     if problems:
         return SpecProblems(tuple(problems))
     return Spec(
@@ -157,6 +189,10 @@ def parse_spec(text: str, default_ttl: int, max_ttl: int) -> Spec | SpecProblems
         trigger=trigger,
         compose=compose_path,
         ecs_params=params_path,
+        cpu=cpu,
+        memory=memory,
+        capacity=capacity,
+        architecture=architecture,
     )
 
 

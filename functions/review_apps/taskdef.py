@@ -10,6 +10,7 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
+from review_apps import sizes
 from review_apps.spec import Spec, fill_placeholders
 
 # Fields of DescribeTaskDefinition's answer that RegisterTaskDefinition accepts back.
@@ -37,6 +38,9 @@ class DerivedTaskDefinition:
     register_kwargs: dict[str, Any]
     container: str
     port: int
+    cpu: int
+    memory: int
+    architecture: str  # "x86_64" or "arm64"
 
 
 @dataclass(frozen=True)
@@ -132,10 +136,25 @@ def derive(
         target["entryPoint"] = ["timeout", "-k", str(KILL_AFTER_SECONDS), str(spec.ttl_seconds)]
         target["command"] = entry_point + command
 
+    cpu = spec.cpu or sizes.cpu_units(base.get("cpu") or "256") or 256
+    memory = spec.memory or sizes.memory_mib(base.get("memory") or "512") or 512
+    size_problem = sizes.fargate_problem(cpu, memory)
+    if size_problem:
+        problems.append(size_problem + " Set `cpu:` and `memory:` in the spec.")
+    platform = base.get("runtimePlatform") or {}
+    base_architecture = "arm64" if platform.get("cpuArchitecture") == "ARM64" else "x86_64"
+    architecture = spec.architecture or base_architecture
+
     if problems:
         return TaskDefinitionProblems(tuple(problems))
 
     kwargs: dict[str, Any] = {k: copy.deepcopy(base[k]) for k in _REGISTERABLE if base.get(k)}
+    kwargs["cpu"], kwargs["memory"] = str(cpu), str(memory)
+    kwargs["runtimePlatform"] = {
+        **platform,
+        "cpuArchitecture": "ARM64" if architecture == "arm64" else "X86_64",
+        "operatingSystemFamily": platform.get("operatingSystemFamily", "LINUX"),
+    }
     kwargs["family"] = review_family(project_id, mr_iid)
     kwargs["containerDefinitions"] = containers
     kwargs["requiresCompatibilities"] = ["FARGATE"]
@@ -144,4 +163,7 @@ def derive(
         {"key": "review-app:mr", "value": str(mr_iid)},
         {"key": "review-app:base", "value": name},
     ]
-    return DerivedTaskDefinition(register_kwargs=kwargs, container=target["name"], port=int(port))
+    return DerivedTaskDefinition(
+        register_kwargs=kwargs, container=target["name"], port=int(port), cpu=cpu, memory=memory,
+        architecture=architecture,
+    )

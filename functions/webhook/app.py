@@ -21,7 +21,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from botocore.exceptions import BotoCoreError, ClientError
 
-from review_apps import auth, compose, lifecycle, taskdef
+from review_apps import auth, compose, cost, lifecycle, taskdef
 from review_apps.adapters.ecs import TaskDefinitionNotFound
 from review_apps.adapters.gitlab import NoAccess
 from review_apps.adapters.store import Conflict
@@ -176,7 +176,11 @@ def _consider_deploy(ask: lifecycle.ConsiderDeploy, mr_state: str | None) -> dic
         head_sha = ask.sha
     try:
         text = services.gitlab.read_spec(mr.source_project_id, ask.sha)
-        spec = parse_spec(text, settings.default_ttl, settings.max_ttl) if text is not None else None
+        spec = (
+            parse_spec(text, settings.default_ttl, settings.max_ttl, settings.max_cpu, settings.max_memory)
+            if text is not None
+            else None
+        )
     except NoAccess as exc:
         spec = SpecProblems((f"{exc}, so `{SPEC_PATH}` could not be read. Add the bot to it as a Reporter or more.",))
 
@@ -205,7 +209,19 @@ def _consider_deploy(ask: lifecycle.ConsiderDeploy, mr_state: str | None) -> dic
         if isinstance(derived, taskdef.TaskDefinitionProblems):
             return _reject(record, ask, derived.problems)
         try:
-            claimed = services.store.save(lifecycle.claim_launch(record, mr, plan, int(time.time()), notices))
+            compute = lifecycle.Compute(
+                cpu=derived.cpu,
+                memory=derived.memory,
+                architecture=derived.architecture,
+                capacity=plan.spec.capacity,
+                public_ip=settings.assign_public_ip,
+                rate_per_hour=cost.hourly_rate(
+                    derived.cpu, derived.memory, derived.architecture, plan.spec.capacity == "spot",
+                    settings.assign_public_ip, settings.prices,
+                ),
+            )
+            claim = lifecycle.claim_launch(record, mr, plan, int(time.time()), notices, compute)
+            claimed = services.store.save(claim)
         except Conflict:
             continue  # another delivery for this MR wrote first: look again
         return _launch(claimed, derived)

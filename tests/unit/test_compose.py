@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from review_apps import compose, taskdef
+from review_apps import compose, sizes, taskdef
 from review_apps.spec import placeholder_values
 from tests.unit.factories import SHA, spec
 
@@ -225,12 +225,12 @@ def test_memory_sizes(value, mib):
 
 @pytest.mark.parametrize(("value", "mib"), [("1GB", 1024), ("0.5GB", 512), (512, 512), ("2048", 2048), ("512MB", 512)])
 def test_task_memory(value, mib):
-    assert compose.task_memory_mib(value) == mib
+    assert sizes.memory_mib(value) == mib
 
 
 @pytest.mark.parametrize(("value", "units"), [(256, 256), ("1024", 1024), ("0.25 vCPU", 256), ("1 vcpu", 1024)])
 def test_task_cpu(value, units):
-    assert compose.task_cpu_units(value) == units
+    assert sizes.cpu_units(value) == units
 
 
 REFUSED_CASES = {

@@ -246,3 +246,16 @@ def test_settings_defaults_and_parsing():
 def test_bad_settings_name_the_variable(change, message):
     with pytest.raises(SettingsError, match=message):
         load_settings({**ENV, **change})
+
+
+def test_live_note_shows_the_cost_rate_and_stopped_note_the_total():
+    costed = dict(cpu_units=256, memory_mib=512, architecture="x86_64", capacity="on_demand", rate_microusd=12343)
+    live = render_note(record(status=Status.LIVE, url="http://10.0.0.7:8000", live_at=NOW, **costed))
+    assert "Costs about $0.0123/hour (0.25 vCPU, 0.5 GB, x86_64, on demand)." in live
+    stopped = render_note(record(status=Status.STOPPED, stop_reason=StopReason.TTL, live_at=NOW,
+                                 stopped_at=NOW + 1800, **costed))
+    assert "It ran for 30m and cost about $0.0062 (0.25 vCPU, 0.5 GB, x86_64, on demand)." in stopped
+    spot = render_note(record(status=Status.LIVE, url="http://x:1", live_at=NOW, public_ip=True,
+                              **{**costed, "capacity": "spot"}))
+    assert "Fargate Spot (AWS may interrupt it), public IPv4" in spot
+    assert "Costs about" not in render_note(record(status=Status.LIVE, url="http://x:1", live_at=NOW))

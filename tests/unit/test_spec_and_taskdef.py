@@ -216,3 +216,46 @@ def test_roles_outside_the_allowed_list_are_refused():
     result = derive(roles=("arn:aws:iam::111122223333:role/other",))
     assert "does not allow review apps to use" in result.problems[0]
     assert isinstance(derive(roles=("arn:aws:iam::111122223333:role/exec",)), taskdef.DerivedTaskDefinition)
+
+
+# --------------------------------------------------------------------------- compute options
+
+
+def test_compute_fields():
+    result = parse_spec("task_definition: a\ncpu: 0.5 vCPU\nmemory: 2GB\ncapacity: spot\narchitecture: arm64\n",
+                        DEFAULT, MAXIMUM, 2048, 8192)
+    assert (result.cpu, result.memory, result.capacity, result.architecture) == (512, 2048, "spot", "arm64")
+    plain = parse("task_definition: a\n")
+    assert (plain.cpu, plain.memory, plain.capacity, plain.architecture) == (None, None, "on_demand", None)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("cpu: 4096\n", "more than this install allows (2048 units)"),
+        ("memory: 16GB\n", "more than this install allows (8192 MiB)"),
+        ("cpu: lots\n", "is not CPU units"),
+        ("memory: big\n", "is not a size"),
+        ("capacity: reserved\n", "use `on_demand` or `spot`"),
+        ("architecture: riscv\n", "use `x86_64` or `arm64`"),
+    ],
+)
+def test_compute_problems(text, expected):
+    result = parse_spec("task_definition: a\n" + text, DEFAULT, MAXIMUM, 2048, 8192)
+    assert expected in "\n".join(result.problems)
+
+
+def test_derived_size_and_architecture():
+    derived = derive(the_spec=spec(cpu=1024, memory=4096, architecture="arm64"))
+    assert (derived.cpu, derived.memory, derived.architecture) == (1024, 4096, "arm64")
+    kwargs = derived.register_kwargs
+    assert (kwargs["cpu"], kwargs["memory"]) == ("1024", "4096")
+    assert kwargs["runtimePlatform"] == {"cpuArchitecture": "ARM64", "operatingSystemFamily": "LINUX"}
+    kept = derive()
+    assert (kept.cpu, kept.memory, kept.architecture) == (256, 512, "x86_64")
+
+
+def test_sizes_fargate_cannot_run_are_refused():
+    result = derive(the_spec=spec(cpu=256, memory=4096))
+    assert "does not run 256 CPU units with 4096 MiB" in result.problems[0]
+    assert "Fargate has no task size with 300" in derive(the_spec=spec(cpu=300)).problems[0]

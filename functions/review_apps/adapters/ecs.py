@@ -107,11 +107,17 @@ class Ecs:
 
     def _run_once(self, record: Record, task_definition_arn: str, client_token: str) -> RunResult:
         settings = self._settings
+        # Spot goes through the cluster's FARGATE_SPOT capacity provider (exclusive with launchType).
+        placement: dict[str, Any] = (
+            {"capacityProviderStrategy": [{"capacityProvider": "FARGATE_SPOT", "weight": 1}]}
+            if record.capacity == "spot"
+            else {"launchType": "FARGATE"}
+        )
         try:
             answer = self._ecs.run_task(
                 cluster=settings.cluster,
                 taskDefinition=task_definition_arn,
-                launchType="FARGATE",
+                **placement,
                 count=1,
                 group=group_for(record.project_id, record.mr_iid),
                 startedBy=record.launch_id,
