@@ -156,19 +156,9 @@ def parse_spec(
             "or `merge_request` (deploy when the MR opens and on every push)."
         )
 
-    cpu = memory = None
-    if "cpu" in data:
-        cpu = sizes.cpu_units(data["cpu"])
-        if cpu is None:
-            problems.append(f"`cpu: {data['cpu']}` is not CPU units (`512`) or vCPUs (`0.5 vCPU`).")
-        elif cpu > max_cpu:
-            problems.append(f"`cpu: {data['cpu']}` is more than this install allows ({max_cpu} units).")
-    if "memory" in data:
-        memory = sizes.memory_mib(data["memory"])
-        if memory is None:
-            problems.append(f"`memory: {data['memory']}` is not a size such as `1024` (MiB) or `2GB`.")
-        elif memory > max_memory:
-            problems.append(f"`memory: {data['memory']}` is more than this install allows ({max_memory} MiB).")
+    cpu = _size(data, "cpu", sizes.cpu_units, max_cpu, "units", "CPU units (`512`) or vCPUs (`0.5 vCPU`)", problems)
+    memory = _size(data, "memory", sizes.memory_mib, max_memory, "MiB", "a size such as `1024` (MiB) or `2GB`",
+                   problems)
     capacity = data.get("capacity", "on_demand")
     if capacity not in CAPACITIES:
         problems.append(f"`capacity: {capacity}` is not supported; use `on_demand` or `spot`.")
@@ -194,6 +184,17 @@ def parse_spec(
         capacity=capacity,
         architecture=architecture,
     )
+
+
+def _size(data: dict, key: str, parse, limit: int, unit: str, example: str, problems: list[str]) -> int | None:
+    if key not in data:
+        return None
+    value = parse(data[key])
+    if value is None:
+        problems.append(f"`{key}: {data[key]}` is not {example}.")
+    elif value > limit:
+        problems.append(f"`{key}: {data[key]}` is more than this install allows ({limit} {unit}).")
+    return value
 
 
 def _repository_path(data: dict, key: str, problems: list[str]) -> str | None:
