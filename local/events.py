@@ -67,7 +67,13 @@ def merge_request_hook(
     state: str | None = None,
     source_project_id: int | None = None,
     updated_at: datetime | None = None,
+    labels: list[str] | None = None,
+    previous_labels: list[str] | None = None,
+    draft: bool = False,
+    was_draft: bool | None = None,
 ) -> dict[str, Any]:
+    """`changes` lists only what this update changed: labels when `previous_labels` is given,
+    the draft flag when `was_draft` is."""
     body = _sample_body("webhook_merge_request_open.json")
     body["project"].update({"id": project_id, "path_with_namespace": project_path})
     attrs = body["object_attributes"]
@@ -75,6 +81,16 @@ def merge_request_hook(
     attrs["action"] = action
     attrs["state"] = state or {"close": "closed", "merge": "merged"}.get(action, "opened")
     attrs["updated_at"] = (updated_at or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    attrs["draft"] = attrs["work_in_progress"] = draft
+    template = body["labels"][0] if body["labels"] else {"id": 1, "title": "x", "color": "#ffffff"}
+    as_labels = lambda titles: [{**template, "id": 300 + i, "title": t} for i, t in enumerate(titles)]  # noqa: E731
+    body["labels"] = attrs["labels"] = as_labels(labels or [])
+    changes: dict[str, Any] = {}
+    if previous_labels is not None:
+        changes["labels"] = {"previous": as_labels(previous_labels), "current": as_labels(labels or [])}
+    if was_draft is not None:
+        changes["draft"] = {"previous": was_draft, "current": draft}
+    body["changes"] = changes
     attrs.pop("oldrev", None)
     if oldrev:
         attrs["oldrev"] = oldrev

@@ -113,7 +113,7 @@ class GitLabState:
             "target_branch": self.projects[project_id].default_branch,
             "source_project_id": source_project_id or project_id,
             "target_project_id": project_id,
-            "labels": [],
+            "labels": [],  # titles, as GitLab's MR API returns them
             "web_url": f"http://gitlab.local/{self.projects[project_id].path_with_namespace}/-/merge_requests/{iid}",
         }
         self.merge_requests[(project_id, iid)] = mr

@@ -194,9 +194,20 @@ class World:
             source_branch=mr["source_branch"],
             project_path=PROJECT_PATH,
             source_project_id=mr["source_project_id"],
+            labels=kwargs.pop("labels", mr["labels"]),
+            draft=kwargs.pop("draft", mr["draft"]),
             **kwargs,
         )
         return self.deliver(body, "Merge Request Hook")
+
+    def relabel(self, iid: int, labels: list[str]) -> dict:
+        mr = self.mr(iid)
+        previous, mr["labels"] = mr["labels"], list(labels)
+        return self.send_mr(iid, "update", previous_labels=previous)
+
+    def mark_ready(self, iid: int) -> dict:
+        self.mr(iid)["draft"] = False
+        return self.send_mr(iid, "update", was_draft=True)
 
     def pipeline(self, iid: int, status: str = "success", sha: str | None = None) -> dict:
         mr = self.mr(iid)

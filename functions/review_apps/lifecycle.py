@@ -37,10 +37,11 @@ class StopReason:
     FAILED_TO_START = "failed_to_start"
     SPOT = "spot"
     STOPPED_OUTSIDE = "stopped_outside"
+    UNLABELED = "unlabeled"
     UNKNOWN = "unknown"
 
     # Stops we asked for ourselves: the app did nothing wrong.
-    REQUESTED = frozenset({REPLACED, MERGED, CLOSED})
+    REQUESTED = frozenset({REPLACED, MERGED, CLOSED, UNLABELED})
 
 
 FINISHED_RECORD_DAYS = 14  # then DynamoDB's TTL deletes it; the note on the MR stays
@@ -59,8 +60,13 @@ class ConsiderDeploy:
 
     mr: MergeRequestRef
     sha: str
-    cause: str  # opened | pushed | pipeline
+    cause: str  # opened | pushed | pipeline | edited (labels or draft status changed)
     updated_at: int = 0  # MR events: when GitLab made the change they report
+    labels: tuple[str, ...] = ()  # the MR's labels now
+    draft: bool = False
+    labels_added: tuple[str, ...] = ()
+    labels_removed: tuple[str, ...] = ()
+    became_ready: bool = False
 
 
 @dataclass(frozen=True)
@@ -115,11 +121,18 @@ def admitted(mr: MergeRequestRef, allowlist: tuple[str, ...]) -> Ignore | None:
 def route_gitlab_event(event: GitLabEvent) -> Ignore | ConsiderDeploy | StopApp:
     if isinstance(event, MergeRequestEvent):
         action = event.action
+        about = {"updated_at": event.updated_at, "labels": event.labels, "draft": event.draft}
         if action in ("open", "reopen"):
-            return ConsiderDeploy(event.mr, event.head_sha, "opened", event.updated_at)
+            return ConsiderDeploy(event.mr, event.head_sha, "opened", **about)
         if action == "update":
             if event.pushed:
-                return ConsiderDeploy(event.mr, event.head_sha, "pushed", event.updated_at)
+                return ConsiderDeploy(event.mr, event.head_sha, "pushed", **about)
+            if event.labels_added or event.labels_removed or event.became_ready:
+                # Whether this matters depends on the spec's `label:` and `drafts:`.
+                return ConsiderDeploy(
+                    event.mr, event.head_sha, "edited", **about, labels_added=event.labels_added,
+                    labels_removed=event.labels_removed, became_ready=event.became_ready,
+                )
             return Ignore("merge request edited without new commits: nothing to deploy")
         if action == "merge":
             return StopApp(event.mr, StopReason.MERGED, event.updated_at)
@@ -148,8 +161,9 @@ def plan_deploy(
     mr_state: str,
     mr_head_sha: str,
     allow_forks: bool = False,
-) -> Ignore | Reject | Launch:
-    """Decide whether `ask` launches an app. `mr_state`/`mr_head_sha` are GitLab's current view."""
+) -> Ignore | Reject | Launch | StopApp:
+    """Decide whether `ask` launches (or, for a removed label, stops) an app. `mr_state` and
+    `mr_head_sha` are GitLab's current view."""
     if mr_state != "opened":
         return Ignore(f"merge request is {mr_state}")
     if record is not None and ask.updated_at and ask.updated_at < record.mr_updated_at:
@@ -167,9 +181,19 @@ def plan_deploy(
         if record is not None and record.status == Status.REJECTED and record.commit_sha == ask.sha:
             return Ignore("this commit's problems are already on the merge request")
         return Reject(problems)
-    if spec.trigger == "pipeline" and ask.cause != "pipeline":
+    if spec.label and spec.label not in ask.labels:
+        if spec.label in ask.labels_removed and record is not None and record.active:
+            return StopApp(ask.mr, StopReason.UNLABELED, ask.updated_at)
+        return Ignore(f"the merge request does not have the `{spec.label}` label")
+    if ask.draft and not spec.drafts:
+        return Ignore("draft merge requests get no automatic review app (the spec can allow them with `drafts: true`)")
+    if ask.cause == "edited":
+        # Adding the label, or marking the MR ready, deploys the head commit now, whatever the trigger.
+        if not ((spec.label and spec.label in ask.labels_added) or ask.became_ready):
+            return Ignore("merge request edited without new commits: nothing to deploy")
+    elif spec.trigger == "pipeline" and ask.cause != "pipeline":
         return Ignore("spec trigger is 'pipeline': waiting for this commit's pipeline to succeed")
-    if spec.trigger == "merge_request" and ask.cause == "pipeline":
+    elif spec.trigger == "merge_request" and ask.cause == "pipeline":
         return Ignore("spec trigger is 'merge_request': pipelines do not deploy")
     if record is not None and record.active and record.commit_sha == ask.sha:
         return Ignore(f"commit {ask.sha[:8]} is already deployed or deploying")

@@ -48,6 +48,7 @@ _REASONS = {
     StopReason.MERGED: "the merge request was merged",
     StopReason.CLOSED: "the merge request was closed",
     StopReason.REPLACED: "a newer commit replaced it",
+    StopReason.UNLABELED: "its label was removed from the merge request",
     StopReason.SPOT: "AWS reclaimed the Fargate Spot capacity it ran on",
     StopReason.CRASHED: "the app crashed: {detail}",
     StopReason.FAILED_TO_START: "the task failed to start: {detail}",
@@ -141,7 +142,9 @@ def render_note(record: Record) -> str:
         ]
         if cost_total_line(record):
             lines += ["", cost_total_line(record)]
-        if record.stop_reason not in (StopReason.MERGED, StopReason.CLOSED):
+        if record.stop_reason == StopReason.UNLABELED:
+            lines += ["", "To get a new one, add the label again."]
+        elif record.stop_reason not in (StopReason.MERGED, StopReason.CLOSED):
             lines += ["", _relaunch_hint(record)]
     elif record.status == Status.FAILED:
         if record.problems:

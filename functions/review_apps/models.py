@@ -67,6 +67,9 @@ class MergeRequestEvent:
     draft: bool
     labels: tuple[str, ...]
     updated_at: int = 0  # epoch seconds of the MR change this event reports; 0 when unknown
+    labels_added: tuple[str, ...] = ()
+    labels_removed: tuple[str, ...] = ()
+    became_ready: bool = False  # draft → ready in this update
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,12 @@ def _prefixed(mr: Any, prefix: str, project_path: str) -> MergeRequestRef:
         raise BadEvent(str(exc).replace("field '", f"field '{prefix}.", 1)) from None
 
 
+def _titles(labels: Any) -> tuple[str, ...]:
+    if not isinstance(labels, list):
+        return ()
+    return tuple(label.get("title", "") for label in labels if isinstance(label, dict))
+
+
 def gitlab_time(value: Any) -> int:
     """Epoch seconds from GitLab's two webhook time formats ("2013-12-03T17:23:34Z" and
     "2013-12-03 17:23:34 UTC"); 0 when absent or unreadable, which disables ordering checks."""
@@ -136,9 +145,12 @@ def parse_gitlab_event(body: Any) -> GitLabEvent:
     if kind == "merge_request":
         attrs = _get(body, "object_attributes", dict)
         mr = _prefixed(attrs, "object_attributes", project_path)
-        labels = tuple(
-            label.get("title", "") for label in _get(body, "labels", list, default=[]) if isinstance(label, dict)
-        )
+        labels = _titles(_get(body, "labels", list, default=[]))
+        changes = body.get("changes") if isinstance(body.get("changes"), dict) else {}
+        label_change = changes.get("labels") if isinstance(changes.get("labels"), dict) else {}
+        before = set(_titles(label_change.get("previous") or []))
+        after = set(_titles(label_change.get("current") or [])) if label_change else set(labels)
+        draft_change = changes.get("draft") if isinstance(changes.get("draft"), dict) else {}
         return MergeRequestEvent(
             mr=mr,
             action=_get(attrs, "action", str, default=""),
@@ -148,6 +160,9 @@ def parse_gitlab_event(body: Any) -> GitLabEvent:
             draft=bool(attrs.get("draft") or attrs.get("work_in_progress")),
             labels=labels,
             updated_at=gitlab_time(attrs.get("updated_at")),
+            labels_added=tuple(sorted(after - before)) if label_change else (),
+            labels_removed=tuple(sorted(before - after)) if label_change else (),
+            became_ready=draft_change.get("previous") is True and draft_change.get("current") is False,
         )
     if kind == "pipeline":
         raw_mr = body.get("merge_request")

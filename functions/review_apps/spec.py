@@ -27,7 +27,7 @@ PLACEHOLDERS = (
 )
 _KNOWN_KEYS = (
     "task_definition", "compose", "ecs_params", "container", "port", "image", "command", "ttl", "trigger",
-    "cpu", "memory", "capacity", "architecture",
+    "cpu", "memory", "capacity", "architecture", "label", "drafts",
 )
 CAPACITIES = ("on_demand", "spot")
 ARCHITECTURES = ("x86_64", "arm64")
@@ -51,6 +51,8 @@ class Spec:
     memory: int | None = None  # task memory, MiB; None keeps the task definition's
     capacity: str = "on_demand"  # or "spot": Fargate Spot, cheaper, may be interrupted
     architecture: str | None = None  # "x86_64" / "arm64"; None keeps the task definition's
+    label: str | None = None  # only MRs with this label get an app
+    drafts: bool = False  # whether draft MRs get an app automatically
 
 
 @dataclass(frozen=True)
@@ -166,6 +168,14 @@ def parse_spec(
     if architecture is not None and architecture not in ARCHITECTURES:
         problems.append(f"`architecture: {architecture}` is not supported; use `x86_64` or `arm64`.")
 
+    label = data.get("label")
+    if label is not None and (not isinstance(label, str) or not label.strip()):
+        problems.append("`label` must be the name of a label, e.g. `label: review-app`.")
+        label = None
+    drafts = data.get("drafts", False)
+    if not isinstance(drafts, bool):
+        problems.append(f"`drafts: {drafts}` must be `true` or `false`.")
+
     if problems:
         return SpecProblems(tuple(problems))
     return Spec(
@@ -183,6 +193,8 @@ def parse_spec(
         memory=memory,
         capacity=capacity,
         architecture=architecture,
+        label=label.strip() if label else None,
+        drafts=drafts,
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import hashlib
 import json
 import time
@@ -171,7 +172,8 @@ def _consider_deploy(ask: lifecycle.ConsiderDeploy, mr_state: str | None) -> dic
         current = services.gitlab.merge_request_head(mr.project_id, mr.iid)
         if current is None:
             return _result(200, f"ignored: GitLab has no merge request !{mr.iid} in project {mr.project_id}")
-        mr_state, head_sha = current
+        mr_state, head_sha, labels, draft = current
+        ask = dataclasses.replace(ask, labels=labels, draft=draft)
     else:
         head_sha = ask.sha
     try:
@@ -194,6 +196,8 @@ def _consider_deploy(ask: lifecycle.ConsiderDeploy, mr_state: str | None) -> dic
             return _result(200, f"ignored: {plan.reason}")
         if isinstance(plan, lifecycle.Reject):
             return _reject(record, ask, plan.problems)
+        if isinstance(plan, lifecycle.StopApp):
+            return _stop(plan)
 
         base, notices = _base_task_definition(plan, mr)
         if isinstance(base, tuple):

@@ -353,3 +353,49 @@ def test_stopped_after_live_records_when():
     done = lifecycle.stopped(live, task_event("STOPPED", exit_code=124, version=8), NOW + 5000)
     assert done.status == Status.STOPPED and done.stopped_at == NOW + 1840 and done.event_version == 8
     assert dataclasses.replace(done, status=Status.LIVE).active
+
+
+# --------------------------------------------------------------------------- labels and drafts
+
+
+def labelled(cause="opened", labels=(), draft=False, added=(), removed=(), ready=False, sha=SHA):
+    return ConsiderDeploy(MR, sha, cause, labels=tuple(labels), draft=draft, labels_added=tuple(added),
+                          labels_removed=tuple(removed), became_ready=ready)
+
+
+ON_LABEL = spec(trigger="merge_request", label="review-app")
+
+
+def test_label_edits_are_considered_only_when_labels_or_draft_changed():
+    event = MergeRequestEvent(mr=MR, action="update", state="opened", head_sha=SHA, pushed=False, draft=False,
+                              labels=("review-app",), labels_added=("review-app",))
+    assert lifecycle.route_gitlab_event(event).cause == "edited"
+
+
+def test_only_labelled_mrs_get_an_app():
+    assert "does not have the `review-app` label" in plan(labelled(), ON_LABEL, None).reason
+    assert isinstance(plan(labelled(labels=["review-app"]), ON_LABEL, None), Launch)
+
+
+def test_adding_the_label_deploys_whatever_the_trigger():
+    adding = labelled("edited", labels=["review-app"], added=["review-app"])
+    assert isinstance(plan(adding, spec(label="review-app"), None), Launch)
+    other = labelled("edited", labels=["review-app", "ux"], added=["ux"])
+    assert isinstance(plan(other, ON_LABEL, None), Ignore)
+
+
+def test_removing_the_label_stops_the_app():
+    removing = labelled("edited", labels=[], removed=["review-app"])
+    assert plan(removing, ON_LABEL, record(status=Status.LIVE)) == StopApp(MR, StopReason.UNLABELED)
+    assert isinstance(plan(removing, ON_LABEL, None), Ignore)
+
+
+def test_drafts_get_no_automatic_app_unless_the_spec_allows():
+    assert "draft merge requests" in plan(labelled(draft=True), spec(trigger="merge_request"), None).reason
+    assert isinstance(plan(labelled(draft=True), spec(trigger="merge_request", drafts=True), None), Launch)
+    ready = labelled("edited", ready=True)
+    assert isinstance(plan(ready, spec(), None), Launch)  # even with trigger: pipeline
+
+
+def test_edits_that_matter_to_no_rule_change_nothing():
+    assert "without new commits" in plan(labelled("edited", added=["ux"], labels=["ux"]), spec(), None).reason

@@ -259,3 +259,10 @@ def test_sizes_fargate_cannot_run_are_refused():
     result = derive(the_spec=spec(cpu=256, memory=4096))
     assert "does not run 256 CPU units with 4096 MiB" in result.problems[0]
     assert "Fargate has no task size with 300" in derive(the_spec=spec(cpu=300)).problems[0]
+
+
+def test_label_and_drafts_fields():
+    result = parse("task_definition: a\nlabel: review-app\ndrafts: true\n")
+    assert (result.label, result.drafts) == ("review-app", True)
+    assert "`drafts: maybe` must be `true` or `false`" in problems("task_definition: a\ndrafts: maybe\n")
+    assert "`label` must be the name of a label" in problems("task_definition: a\nlabel: 3\n")

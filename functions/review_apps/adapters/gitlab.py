@@ -78,15 +78,15 @@ class GitLab:
             raise
         return raw.decode("utf-8", errors="replace")
 
-    def merge_request_head(self, project_id: int, mr_iid: int) -> tuple[str, str] | None:
-        """(state, head sha) as GitLab sees them now; None if GitLab knows no such MR."""
+    def merge_request_head(self, project_id: int, mr_iid: int) -> tuple[str, str, tuple[str, ...], bool] | None:
+        """(state, head sha, labels, draft) as GitLab sees them now; None if GitLab knows no such MR."""
         try:
             mr = self._project(project_id).mergerequests.get(mr_iid)
         except gitlab.exceptions.GitlabGetError as exc:
             if exc.response_code == 404:
                 return None
             raise
-        return mr.state, mr.sha
+        return mr.state, mr.sha, tuple(getattr(mr, "labels", []) or []), bool(getattr(mr, "draft", False))
 
     # ------------------------------------------------------------------ publishing
 
