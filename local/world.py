@@ -200,6 +200,14 @@ class World:
         )
         return self.deliver(body, "Merge Request Hook")
 
+    def comment(self, iid: int, text: str, user_id: int = 51, username: str = "alice") -> dict:
+        mr = self.mr(iid)
+        body = events.note_hook(text, project_id=PROJECT_ID, iid=iid, sha=mr["sha"],
+                                source_branch=mr["source_branch"], project_path=PROJECT_PATH)
+        body["object_attributes"]["author_id"] = user_id
+        body["user"] = {**body["user"], "id": user_id, "username": username}
+        return self.deliver(body, "Note Hook")
+
     def relabel(self, iid: int, labels: list[str]) -> dict:
         mr = self.mr(iid)
         previous, mr["labels"] = mr["labels"], list(labels)

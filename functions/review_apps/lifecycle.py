@@ -38,10 +38,11 @@ class StopReason:
     SPOT = "spot"
     STOPPED_OUTSIDE = "stopped_outside"
     UNLABELED = "unlabeled"
+    COMMAND = "command"
     UNKNOWN = "unknown"
 
     # Stops we asked for ourselves: the app did nothing wrong.
-    REQUESTED = frozenset({REPLACED, MERGED, CLOSED, UNLABELED})
+    REQUESTED = frozenset({REPLACED, MERGED, CLOSED, UNLABELED, COMMAND})
 
 
 FINISHED_RECORD_DAYS = 14  # then DynamoDB's TTL deletes it; the note on the MR stays
@@ -74,6 +75,64 @@ class StopApp:
     mr: MergeRequestRef
     reason: str
     updated_at: int = 0
+    by: str = ""  # who asked, for a /review-app stop
+
+
+COMMAND_PREFIX = "/review-app"
+DEVELOPER_ACCESS = 30  # GitLab's access level for Developer
+HELP = (
+    "`/review-app deploy` launches (or relaunches) the app for the MR's latest commit; "
+    "`/review-app stop` stops it; `/review-app status` says where it is; `/review-app help` shows this. "
+    "Members with Developer access or more can use them."
+)
+
+
+@dataclass(frozen=True)
+class Command:
+    """A `/review-app …` comment on a merge request."""
+
+    mr: MergeRequestRef
+    verb: str  # deploy | stop | status | help | extend, or what was typed
+    argument: str
+    author_id: int
+    author: str
+
+
+def parse_command(text: str) -> tuple[str, str] | None:
+    """(verb, argument) when the comment's first line is a /review-app command."""
+    first = text.strip().splitlines()[0].strip() if text.strip() else ""
+    if first != COMMAND_PREFIX and not first.startswith(COMMAND_PREFIX + " "):
+        return None
+    words = first[len(COMMAND_PREFIX):].split(maxsplit=1)
+    return (words[0].lower() if words else "help", words[1].strip() if len(words) > 1 else "")
+
+
+def answer_command(command: Command, access_level: int | None, record: Record | None) -> str | StopApp | ConsiderDeploy:
+    """What a command does: a text for the note, a stop, or a deploy to plan."""
+    who = f"@{command.author}" if command.author else "You"
+    if access_level is None or access_level < DEVELOPER_ACCESS:
+        return (f"{who}, sorry: only members of this project with Developer access or more can steer its "
+                "review app.")
+    if command.verb == "stop":
+        # No event time: a person's command is never "older" than an MR event.
+        return StopApp(command.mr, StopReason.COMMAND, by=command.author)
+    if command.verb == "deploy":
+        return ConsiderDeploy(command.mr, "", "command")
+    if command.verb == "status":
+        if record is None or not record.status:
+            return f"{who}: nothing has been deployed for this merge request yet."
+        summary = {Status.LIVE: f"live at {record.url}", Status.DEPLOYING: "deploying",
+                   Status.STOPPING: "stopping"}.get(record.status, record.status)
+        return f"{who}: the review app for commit `{record.commit_sha[:8]}` is {summary}."
+    if command.verb == "extend":
+        return (f"{who}: extending is not available yet in this install; `/review-app deploy` starts a fresh "
+                "app with a full time to live.")
+    prefix = "" if command.verb == "help" else f"`{command.verb}` is not a review-app command. "
+    return f"{who}: {prefix}{HELP}"
+
+
+def with_answer(record: Record | None, mr: MergeRequestRef, answer: str) -> Record:
+    return dataclasses.replace(_base(record, mr), last_command=answer)
 
 
 @dataclass(frozen=True)
@@ -118,7 +177,7 @@ def admitted(mr: MergeRequestRef, allowlist: tuple[str, ...]) -> Ignore | None:
 
 
 
-def route_gitlab_event(event: GitLabEvent) -> Ignore | ConsiderDeploy | StopApp:
+def route_gitlab_event(event: GitLabEvent) -> Ignore | ConsiderDeploy | StopApp | Command:
     if isinstance(event, MergeRequestEvent):
         action = event.action
         about = {"updated_at": event.updated_at, "labels": event.labels, "draft": event.draft}
@@ -148,7 +207,12 @@ def route_gitlab_event(event: GitLabEvent) -> Ignore | ConsiderDeploy | StopApp:
     if isinstance(event, NoteEvent):
         if event.mr is None:
             return Ignore(f"comment on a {event.noteable_type}, not on a merge request")
-        return Ignore("comments are not review-app commands")
+        if event.system:
+            return Ignore("system notes are not commands")
+        parsed = parse_command(event.text)
+        if parsed is None:
+            return Ignore("comment is not a /review-app command")
+        return Command(event.mr, parsed[0], parsed[1], event.author_id, event.author)
     assert isinstance(event, OtherEvent)
     return Ignore(f"'{event.object_kind}' events are not used by review apps")
 
@@ -181,13 +245,16 @@ def plan_deploy(
         if record is not None and record.status == Status.REJECTED and record.commit_sha == ask.sha:
             return Ignore("this commit's problems are already on the merge request")
         return Reject(problems)
-    if spec.label and spec.label not in ask.labels:
+    explicit = ask.cause == "command"  # someone asked for it: the automatic gates do not apply
+    if spec.label and spec.label not in ask.labels and not explicit:
         if spec.label in ask.labels_removed and record is not None and record.active:
             return StopApp(ask.mr, StopReason.UNLABELED, ask.updated_at)
         return Ignore(f"the merge request does not have the `{spec.label}` label")
-    if ask.draft and not spec.drafts:
+    if ask.draft and not spec.drafts and not explicit:
         return Ignore("draft merge requests get no automatic review app (the spec can allow them with `drafts: true`)")
-    if ask.cause == "edited":
+    if explicit:
+        pass
+    elif ask.cause == "edited":
         # Adding the label, or marking the MR ready, deploys the head commit now, whatever the trigger.
         if not ((spec.label and spec.label in ask.labels_added) or ask.became_ready):
             return Ignore("merge request edited without new commits: nothing to deploy")
@@ -195,7 +262,7 @@ def plan_deploy(
         return Ignore("spec trigger is 'pipeline': waiting for this commit's pipeline to succeed")
     elif spec.trigger == "merge_request" and ask.cause == "pipeline":
         return Ignore("spec trigger is 'merge_request': pipelines do not deploy")
-    if record is not None and record.active and record.commit_sha == ask.sha:
+    if record is not None and record.active and record.commit_sha == ask.sha and not explicit:
         return Ignore(f"commit {ask.sha[:8]} is already deployed or deploying")
     replaces = record if record is not None and record.active else None
     return Launch(spec=spec, sha=ask.sha, replaces=replaces, updated_at=ask.updated_at)
@@ -281,6 +348,7 @@ def claim_launch(
         stop_detail="",
         problems=[],
         notices=list(notices),
+        last_command="",
         replaced_commit=replaced_commit,
         replaced_task_arn=replaced_task,
         replaced_task_definition_arn=replaced_definition,
@@ -332,7 +400,7 @@ def rejected(
 def stop_requested(record: Record, reason: str, detail: str = "", updated_at: int = 0) -> Record:
     return dataclasses.replace(
         record, status=Status.STOPPING, stop_reason=reason, stop_detail=detail,
-        mr_updated_at=max(record.mr_updated_at, updated_at),
+        mr_updated_at=max(record.mr_updated_at, updated_at), last_command="",
     )
 
 

@@ -39,8 +39,8 @@ def _commit(sha: str) -> str:
 
 def _relaunch_hint(record: Record) -> str:
     if record.trigger == "merge_request":
-        return "To get a new one, push a commit (or close and reopen the merge request)."
-    return "To get a new one, push a commit or run the merge request's pipeline again."
+        return "To get a new one, comment `/review-app deploy` or push a commit."
+    return "To get a new one, comment `/review-app deploy`, push a commit or run the merge request's pipeline again."
 
 
 _REASONS = {
@@ -49,6 +49,7 @@ _REASONS = {
     StopReason.CLOSED: "the merge request was closed",
     StopReason.REPLACED: "a newer commit replaced it",
     StopReason.UNLABELED: "its label was removed from the merge request",
+    StopReason.COMMAND: "{detail} stopped it with `/review-app stop`",
     StopReason.SPOT: "AWS reclaimed the Fargate Spot capacity it ran on",
     StopReason.CRASHED: "the app crashed: {detail}",
     StopReason.FAILED_TO_START: "the task failed to start: {detail}",
@@ -170,11 +171,14 @@ def render_note(record: Record) -> str:
             "Nothing was launched. Fix what is listed and push; the next commit is tried again.",
         ]
     else:
-        lines = ["### Review app", "", "Nothing has been deployed for this merge request yet."]
+        lines = ["### Review app", "", "Nothing has been deployed for this merge request yet. Comment "
+                 "`/review-app help` to see what you can do."]
     if record.active and record.problems:
         lines += ["", ":warning: The latest commit was not deployed:", _problem_list(record.problems)]
     if record.notices and record.status in (Status.DEPLOYING, Status.LIVE):
         lines += ["", "Good to know:", _problem_list(record.notices)]
+    if record.last_command:
+        lines += ["", f"> {record.last_command}"]
     return marker + "\n" + "\n".join(lines) + "\n"
 
 

@@ -88,6 +88,7 @@ class NoteEvent:
     system: bool
     text: str
     author_id: int
+    author: str = ""  # username, to address the answer
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,9 @@ def _prefixed(mr: Any, prefix: str, project_path: str) -> MergeRequestRef:
 def _titles(labels: Any) -> tuple[str, ...]:
     if not isinstance(labels, list):
         return ()
-    return tuple(label.get("title", "") for label in labels if isinstance(label, dict))
+    return tuple(
+        label["title"] for label in labels if isinstance(label, dict) and isinstance(label.get("title"), str)
+    )
 
 
 def gitlab_time(value: Any) -> int:
@@ -184,6 +187,7 @@ def parse_gitlab_event(body: Any) -> GitLabEvent:
             system=bool(_get(body, "object_attributes.system", bool, default=False)),
             text=_get(body, "object_attributes.note", str),
             author_id=_get(body, "object_attributes.author_id", int),
+            author=_get(body, "user.username", str, default=""),
         )
     return OtherEvent(object_kind=kind)
 
@@ -351,6 +355,7 @@ class Record:
     problems: list[str] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)  # worth knowing, not blocking (e.g. ignored compose keys)
     replaced_commit: str = ""
+    last_command: str = ""  # the answer to the latest /review-app command, shown under the note
     # The task this launch must stop once it runs. Carried from claim to claim, so a launch
     # superseded before it could stop its predecessor does not leave that task running.
     replaced_task_arn: str = ""

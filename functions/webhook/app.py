@@ -123,7 +123,7 @@ def receive() -> Response:
     return _answer(result["status"], result["message"], **result.get("extra", {}))
 
 
-def _once_per_delivery(key: str, route: lifecycle.StopApp | lifecycle.ConsiderDeploy, state: str | None) -> dict:
+def _once_per_delivery(key: str, route, state: str | None) -> dict:
     """Run the delivery once; a redelivery with the same key gets the first answer back."""
     from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 
@@ -156,10 +156,47 @@ def _idempotent_act():
     return act, config
 
 
-def _act(delivery: dict, route: lifecycle.StopApp | lifecycle.ConsiderDeploy, state: str | None) -> dict:
+def _act(delivery: dict, route, state: str | None) -> dict:
     if isinstance(route, lifecycle.StopApp):
         return _stop(route)
+    if isinstance(route, lifecycle.Command):
+        return _command(route)
     return _consider_deploy(route, state)
+
+
+def _command(command: lifecycle.Command) -> dict:
+    mr = command.mr
+    access = services.gitlab.member_access(mr.project_id, command.author_id)
+    answer = lifecycle.answer_command(command, access, services.store.get(mr.project_id, mr.iid))
+    if isinstance(answer, lifecycle.StopApp):
+        result = _stop(answer)
+        if result["status"] == 200:  # nothing was running: say so rather than stay silent
+            return _note_answer(command, f"@{command.author}: there is no running review app to stop.")
+        return result
+    if isinstance(answer, lifecycle.ConsiderDeploy):
+        current = services.gitlab.merge_request_head(mr.project_id, mr.iid)
+        if current is None:
+            return _result(200, f"ignored: GitLab has no merge request !{mr.iid} in project {mr.project_id}")
+        state, sha, labels, draft = current
+        result = _consider_deploy(dataclasses.replace(answer, sha=sha, labels=labels, draft=draft), state)
+        if result["message"].startswith("ignored: "):
+            reason = result["message"][len("ignored: "):]
+            return _note_answer(command, f"@{command.author}: nothing was deployed: {reason}.")
+        return result
+    return _note_answer(command, answer)
+
+
+def _note_answer(command: lifecycle.Command, answer: str) -> dict:
+    """Answer in the MR's one note rather than with a new comment."""
+    for _ in range(CLAIM_ATTEMPTS):
+        record = services.store.get(command.mr.project_id, command.mr.iid)
+        try:
+            saved = services.store.save(lifecycle.with_answer(record, command.mr, answer))
+        except Conflict:
+            continue
+        _publish(saved)
+        return _result(200, answer)
+    raise Conflict("the merge request changed repeatedly while we handled it")
 
 
 def _result(status: int, message: str, **extra: Any) -> dict:
@@ -323,7 +360,10 @@ def _stop(ask: lifecycle.StopApp) -> dict:
         if isinstance(target, lifecycle.Ignore):
             return _result(200, f"ignored: {target.reason}")
         try:
-            stopping = services.store.save(lifecycle.stop_requested(target, ask.reason, updated_at=ask.updated_at))
+            who = f"@{ask.by}" if ask.by else ""
+            stopping = services.store.save(
+                lifecycle.stop_requested(target, ask.reason, detail=who, updated_at=ask.updated_at)
+            )
         except Conflict:
             continue
         # A launch may be in flight (no task recorded yet): it will find the record changed and

@@ -125,7 +125,7 @@ def test_ttl_expiry_says_so_and_stops_the_environment(world: World):
 
     note = world.note(1)
     assert "Review app: stopped" in note and "time to live (45m) ran out" in note
-    assert "push a commit (or close and reopen the merge request)" in note
+    assert "comment `/review-app deploy` or push a commit" in note
     assert world.environment(ENV)["state"] == "stopped"
     assert world.deployments()[0]["status"] == "success"
     assert derived_task_definitions(world) == []

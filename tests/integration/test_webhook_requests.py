@@ -43,7 +43,7 @@ def with_secret(name: str) -> dict:
         ("webhook_merge_request_open.json", 202, "deploying"),
         ("webhook_merge_request_edit.json", 200, "without new commits"),
         ("webhook_pipeline_success.json", 200, "trigger is 'merge_request'"),
-        ("webhook_note.json", 200, "not review-app commands"),
+        ("webhook_note.json", 200, "only members of this project with Developer access"),
         ("webhook_merge_request_close.json", 200, "no review app is running"),
     ],
 )

@@ -399,3 +399,56 @@ def test_drafts_get_no_automatic_app_unless_the_spec_allows():
 
 def test_edits_that_matter_to_no_rule_change_nothing():
     assert "without new commits" in plan(labelled("edited", added=["ux"], labels=["ux"]), spec(), None).reason
+
+
+# --------------------------------------------------------------------------- comment commands
+
+
+def comment(text: str, system: bool = False) -> NoteEvent:
+    return NoteEvent(mr=MR, noteable_type="MergeRequest", system=system, text=text, author_id=7, author="alice")
+
+
+@pytest.mark.parametrize(
+    ("text", "parsed"),
+    [("/review-app deploy", ("deploy", "")), ("/review-app extend 1h\nplease", ("extend", "1h")),
+     ("/review-app", ("help", "")), ("  /review-app STATUS  ", ("status", "")), ("/review-apps deploy", None),
+     ("please /review-app deploy", None), ("", None)],
+)
+def test_parse_command(text, parsed):
+    assert lifecycle.parse_command(text) == parsed
+
+
+def test_commands_are_routed_and_other_comments_ignored():
+    command = lifecycle.route_gitlab_event(comment("/review-app stop"))
+    assert isinstance(command, lifecycle.Command) and (command.verb, command.author) == ("stop", "alice")
+    assert "system notes" in lifecycle.route_gitlab_event(comment("/review-app stop", system=True)).reason
+    assert "not a /review-app command" in lifecycle.route_gitlab_event(comment("LGTM")).reason
+
+
+def answer(text, access=30, rec=None):
+    return lifecycle.answer_command(lifecycle.route_gitlab_event(comment(text)), access, rec)
+
+
+@pytest.mark.parametrize("access", [None, 10, 20])
+def test_only_developers_and_up_may_command(access):
+    assert "only members of this project with Developer access or more" in answer("/review-app deploy", access)
+
+
+def test_what_each_command_does():
+    assert answer("/review-app stop") == StopApp(MR, StopReason.COMMAND, 0, by="alice")
+    deploy = answer("/review-app deploy")
+    assert isinstance(deploy, ConsiderDeploy) and deploy.cause == "command"
+    assert "is live at http://10.0.0.7:8000" in answer(
+        "/review-app status", rec=record(status=Status.LIVE, url="http://10.0.0.7:8000"))
+    assert "nothing has been deployed" in answer("/review-app status")
+    assert "`/review-app deploy` launches" in answer("/review-app help")
+    assert "`dance` is not a review-app command" in answer("/review-app dance")
+    assert "extending is not available yet" in answer("/review-app extend 1h")
+
+
+def test_a_deploy_command_skips_the_automatic_gates():
+    asked = ConsiderDeploy(MR, SHA, "command", labels=(), draft=True)
+    gated = spec(trigger="pipeline", label="review-app")
+    assert isinstance(plan(asked, gated, None), Launch)
+    relaunch = plan(asked, gated, record(status=Status.LIVE, commit_sha=SHA))
+    assert isinstance(relaunch, Launch) and relaunch.replaces is not None

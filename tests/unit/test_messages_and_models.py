@@ -74,7 +74,7 @@ def test_stopped_note_gives_the_reason_in_plain_words(reason, detail, expected, 
 
 def test_relaunch_hint_follows_the_trigger():
     stopped = record(status=Status.STOPPED, stop_reason=StopReason.TTL, trigger="merge_request")
-    assert "close and reopen" in render_note(stopped)
+    assert "comment `/review-app deploy` or push a commit." in render_note(stopped)
 
 
 def test_failed_to_start_gives_a_hint():
@@ -167,6 +167,14 @@ def test_gitlab_times_in_both_webhook_formats():
     assert gitlab_time("2013-12-03T19:23:34+02:00") == 1386091414
     assert gitlab_time(None) == gitlab_time("yesterday") == gitlab_time(5) == 0
     assert parse_gitlab_event(body("webhook_merge_request_open.json")).updated_at == 1386091414
+
+
+def test_malformed_labels_are_skipped_not_fatal():
+    payload = body("webhook_merge_request_open.json")
+    payload["changes"]["labels"]["current"] = [{"title": []}, {"title": "ok"}, "nope", {"id": 3}]
+    payload["labels"] = [{"title": None}, {"title": "API"}]
+    event = parse_gitlab_event(payload)
+    assert event.labels == ("API",) and event.labels_added == ("ok",) and event.labels_removed == ("API",)
 
 
 def test_non_object_body_is_refused():

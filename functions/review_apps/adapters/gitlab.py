@@ -88,6 +88,15 @@ class GitLab:
             raise
         return mr.state, mr.sha, tuple(getattr(mr, "labels", []) or []), bool(getattr(mr, "draft", False))
 
+    def member_access(self, project_id: int, user_id: int) -> int | None:
+        """The user's access level in the project (inherited included); None for non-members."""
+        try:
+            return int(self._project(project_id).members_all.get(user_id).access_level)
+        except gitlab.exceptions.GitlabGetError as exc:
+            if exc.response_code == 404:
+                return None
+            raise
+
     # ------------------------------------------------------------------ publishing
 
     def publish(self, record: Record) -> Record:
