@@ -139,7 +139,6 @@ def with_answer(record: Record | None, mr: MergeRequestRef, answer: str) -> Reco
 class Launch:
     spec: Spec
     sha: str
-    replaces: Record | None  # the MR's active record this launch supersedes
     updated_at: int = 0
 
 
@@ -264,8 +263,7 @@ def plan_deploy(
         return Ignore("spec trigger is 'merge_request': pipelines do not deploy")
     if record is not None and record.active and record.commit_sha == ask.sha and not explicit:
         return Ignore(f"commit {ask.sha[:8]} is already deployed or deploying")
-    replaces = record if record is not None and record.active else None
-    return Launch(spec=spec, sha=ask.sha, replaces=replaces, updated_at=ask.updated_at)
+    return Launch(spec=spec, sha=ask.sha, updated_at=ask.updated_at)
 
 
 def plan_stop(record: Record | None, updated_at: int = 0) -> Ignore | Record:

@@ -104,7 +104,7 @@ def test_no_spec_means_no_review_app():
 
 def test_trigger_merge_request_launches_on_open():
     decision = plan(OPENED, spec(trigger="merge_request"), None)
-    assert decision == Launch(spec=spec(trigger="merge_request"), sha=SHA, replaces=None)
+    assert decision == Launch(spec=spec(trigger="merge_request"), sha=SHA)
 
 
 def test_trigger_pipeline_waits_for_the_pipeline():
@@ -129,7 +129,9 @@ def test_pipeline_for_a_closed_mr_is_ignored(state):
 def test_push_replaces_the_running_app():
     running = record(status=Status.LIVE)
     decision = plan(PUSHED, spec(trigger="merge_request"), running)
-    assert isinstance(decision, Launch) and decision.replaces == running and decision.sha == SHA2
+    assert isinstance(decision, Launch) and decision.sha == SHA2
+    claimed = lifecycle.claim_launch(running, MR, decision, NOW)
+    assert (claimed.replaced_task_arn, claimed.replaced_commit) == (running.task_arn, running.commit_sha)
 
 
 def test_same_commit_already_running_is_not_launched_twice():
@@ -139,7 +141,8 @@ def test_same_commit_already_running_is_not_launched_twice():
 
 def test_a_stopped_app_for_the_same_commit_can_be_relaunched():
     decision = plan(PIPELINE, spec(), record(status=Status.STOPPED, stop_reason=StopReason.TTL))
-    assert isinstance(decision, Launch) and decision.replaces is None
+    assert isinstance(decision, Launch)
+    assert lifecycle.claim_launch(record(status=Status.STOPPED), MR, decision, NOW).replaced_task_arn == ""
 
 
 def test_invalid_spec_is_rejected_once_per_commit():
@@ -162,7 +165,7 @@ def test_stop_needs_a_running_app():
 
 def test_claim_resets_the_launch_and_remembers_what_it_replaces():
     old = record(status=Status.LIVE, url="http://10.0.0.1:8000", live_at=NOW, event_version=9, deployment_id=5)
-    launch = Launch(spec=spec(ttl_seconds=3600), sha=SHA2, replaces=old)
+    launch = Launch(spec=spec(ttl_seconds=3600), sha=SHA2)
     claimed = lifecycle.claim_launch(old, MR, launch, NOW + 100)
     assert claimed.status == Status.DEPLOYING
     assert claimed.commit_sha == SHA2 and claimed.replaced_commit == SHA
@@ -175,12 +178,12 @@ def test_a_claim_over_an_unfinished_claim_inherits_the_task_to_stop():
     """A launched T1; B claimed (to replace T1) but lost its race before stopping T1; C claims
     over B's claim: C must still stop T1, or T1 runs on with no record pointing at it."""
     running = record(status=Status.LIVE, task_arn=TASK, commit_sha=SHA)
-    b_claim = lifecycle.claim_launch(running, MR, Launch(spec(), SHA2, running), NOW)
+    b_claim = lifecycle.claim_launch(running, MR, Launch(spec(), SHA2), NOW)
     assert (b_claim.task_arn, b_claim.replaced_task_arn, b_claim.replaced_commit) == ("", TASK, SHA)
-    c_claim = lifecycle.claim_launch(b_claim, MR, Launch(spec(), "c" * 40, b_claim), NOW + 1)
+    c_claim = lifecycle.claim_launch(b_claim, MR, Launch(spec(), "c" * 40), NOW + 1)
     assert c_claim.replaced_task_arn == TASK and c_claim.replaced_commit == SHA
     assert c_claim.replaced_task_definition_arn == running.task_definition_arn
-    finished = lifecycle.claim_launch(record(status=Status.STOPPED), MR, Launch(spec(), SHA2, None), NOW)
+    finished = lifecycle.claim_launch(record(status=Status.STOPPED), MR, Launch(spec(), SHA2), NOW)
     assert finished.replaced_task_arn == "" and finished.replaced_commit == ""
 
 
@@ -451,4 +454,6 @@ def test_a_deploy_command_skips_the_automatic_gates():
     gated = spec(trigger="pipeline", label="review-app")
     assert isinstance(plan(asked, gated, None), Launch)
     relaunch = plan(asked, gated, record(status=Status.LIVE, commit_sha=SHA))
-    assert isinstance(relaunch, Launch) and relaunch.replaces is not None
+    running = record(status=Status.LIVE, commit_sha=SHA)
+    assert isinstance(relaunch, Launch)
+    assert lifecycle.claim_launch(running, MR, relaunch, NOW).replaced_task_arn == running.task_arn
