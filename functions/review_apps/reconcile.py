@@ -46,9 +46,6 @@ class Plan:
     republish: list[Record] = field(default_factory=list)
     retire: list[str] = field(default_factory=list)  # task definition ARNs
 
-    def empty(self) -> bool:
-        return not (self.stop or self.check or self.republish or self.retire)
-
 
 def _owner(task: RunningTask, records: dict[tuple[int, int], Record]) -> Record | None:
     mr = parse_group(task.group)

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from review_apps import sizes
-from review_apps.durations import DurationError, format_duration, parse_duration
+from review_apps.durations import DurationError, parse_duration
 
 SPEC_PATH = ".gitlab/review-app.yml"
 TRIGGERS = ("pipeline", "merge_request")
@@ -244,9 +244,3 @@ def placeholder_values(sha: str, source_branch: str, mr_iid: int, project_path: 
         "CI_PROJECT_PATH_SLUG": ref_slug(project_path),
     }
 
-
-def describe_ttl(spec: Spec) -> str:
-    text = format_duration(spec.ttl_seconds)
-    if spec.ttl_capped_from:
-        text += f" (capped from {format_duration(spec.ttl_capped_from)} by the install's maximum)"
-    return text
