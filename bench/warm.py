@@ -13,30 +13,13 @@ import boto3
 import gitlab
 
 from local import events
+from local.aws_calls import AwsCallCounter
 from local.lambda_runtime import LambdaContext
 from local.world import CLUSTER, GITLAB_TOKEN, PROJECT_ID, PROJECT_PATH, TABLE, WEBHOOK_SECRET, World
 
 ITERATIONS = 25
 ON_OPEN = "task_definition: shop-web\ntrigger: merge_request\n"
 ON_PIPELINE = "task_definition: shop-web\ntrigger: pipeline\n"
-
-
-class AwsCallCounter:
-    """Counts AWS operations made by clients created after `start` (the handlers' clients:
-    they are created on first use, after a cold start)."""
-
-    def __init__(self) -> None:
-        self.calls: Counter[str] = Counter()
-        self._session = boto3._get_default_session()
-
-    def _count(self, model, **_: object) -> None:
-        self.calls[f"{model.service_model.service_name}:{model.name}"] += 1
-
-    def start(self) -> None:
-        self._session.events.register("before-call", self._count)
-
-    def stop(self) -> None:
-        self._session.events.unregister("before-call", self._count)
 
 
 def _sha(n: int) -> str:

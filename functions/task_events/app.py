@@ -16,6 +16,7 @@ from aws_lambda_powertools import Logger
 
 from review_apps import lifecycle
 from review_apps.adapters.store import Conflict
+from review_apps.messages import needs_publish
 from review_apps.models import Record, parse_group, parse_task_event
 from review_apps.services import Services
 from review_apps.settings import load_settings
@@ -70,6 +71,8 @@ def handler(event: dict, context: Any) -> dict:
 
 
 def _publish(record: Record) -> None:
+    if not needs_publish(record):
+        return  # the MR already shows this record: no token read, no GitLab client, no call
     published = services.gitlab.publish(record)  # raises: Lambda retries the event
     if published != record:
         try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from local.aws_calls import AwsCallCounter
+from local.events import task_state_change
 from local.world import BASE_FAMILY, PROJECT_ID, World
 
 SHA1 = "1" * 40
@@ -282,3 +284,18 @@ def test_a_late_open_event_does_not_bring_back_an_older_commit(world: World):
     assert answer["status"] == 200 and "older than one already applied" in answer["body"]["message"]
     [task] = world.tasks()
     assert world.record(1)["commit_sha"] == SHA2 and world.record(1)["task_arn"] == task["taskArn"]
+
+
+def test_events_that_change_nothing_make_no_gitlab_call(world: World):
+    world.commit(SHA1, spec=ON_OPEN)
+    world.open_mr(1, SHA1)
+    [task] = world.tasks()
+    events_ = [task_state_change(world.task(task["taskArn"]), last_status=s, version=v)
+               for v, s in ((2, "PROVISIONING"), (3, "PENDING"), (4, "ACTIVATING"))]
+    world.cold_start()  # a fresh container: nothing cached, clients made on first use
+    calls = len(world.gitlab.state.requests)
+    with AwsCallCounter() as aws:
+        for event in events_:
+            assert world.deliver_task_event(event)["result"] == "ignored"
+    assert len(world.gitlab.state.requests) == calls
+    assert dict(aws.calls) == {"dynamodb:GetItem": 3}  # the record, and nothing else (no token read)
