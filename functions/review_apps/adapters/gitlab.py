@@ -147,7 +147,13 @@ class GitLab:
             if status.target_url:
                 payload["target_url"] = status.target_url
             source = self._project(record.source_project_id or record.project_id)
-            source.commits.get(record.commit_sha, lazy=True).statuses.create(payload)
+            try:
+                source.commits.get(record.commit_sha, lazy=True).statuses.create(payload)
+            except gitlab.exceptions.GitlabCreateError as exc:
+                # Another function published the same state first: GitLab refuses a move to the
+                # state the status is already in, and there is nothing left to do.
+                if not (exc.response_code == 400 and f"from :{status.state}" in str(exc.error_message)):
+                    raise
             out.commit_status = commit_status_marker(record, status)
 
         if wanted == "stopped" and out.environment_id and out.environment_state != "stopped":
