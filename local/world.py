@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
+import time
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator
@@ -40,11 +42,32 @@ trigger: pipeline
 """
 
 
+def _serialize_dynamodb_requests() -> None:
+    """DynamoDB applies each write and each transaction atomically. moto checks a condition and
+    writes in two steps, and undoes a cancelled transaction by restoring a copy of the whole
+    table, which under concurrent requests can wipe out another request's write. Handling one
+    DynamoDB request at a time gives back the guarantee our conditional writes rely on."""
+    from moto.dynamodb.responses import DynamoHandler
+
+    if getattr(DynamoHandler.call_action, "serialized", False):
+        return
+    lock = threading.Lock()
+    unlocked = DynamoHandler.call_action
+
+    def call_action(self):  # type: ignore[no-untyped-def]
+        with lock:
+            return unlocked(self)
+
+    call_action.serialized = True  # type: ignore[attr-defined]
+    DynamoHandler.call_action = call_action  # type: ignore[method-assign]
+
+
 class MotoServer:
     """One moto server per process; `reset()` empties it between scenarios."""
 
     def __init__(self) -> None:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
+        _serialize_dynamodb_requests()
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._server.start()
         host, port = self._server.get_host_and_port()
@@ -292,6 +315,19 @@ class World:
             task_arn, "STOPPED", exit_codes={container: 124}, stop_code="EssentialContainerExited",
             stopped_at=stopped_at,
         )
+
+    def time_passes(self, iid: int, past_deadline: int = 60) -> None:
+        """Move the MR's deadline `past_deadline` seconds into the past (the functions read the
+        real clock, so time moves by moving the record instead)."""
+        self.dynamodb.update_item(
+            TableName=TABLE, Key={"pk": {"S": f"mr#{PROJECT_ID}/{iid}"}},
+            UpdateExpression="SET deadline = :d",
+            ExpressionAttributeValues={":d": {"N": str(int(time.time()) - past_deadline)}},
+        )
+
+    def running_slots(self, scope: str = "all") -> set[str]:
+        item = self.dynamodb.get_item(TableName=TABLE, Key={"pk": {"S": f"slots#{scope}"}}).get("Item", {})
+        return set(item.get("holders", {}).get("SS", []))
 
     def _records(self) -> list[dict]:
         deserializer = TypeDeserializer()

@@ -1,4 +1,5 @@
-"""ReconcileFunction: every few minutes, make the cluster, the records and GitLab agree.
+"""ReconcileFunction: every minute, end apps whose time is up, start queued apps that fit, and
+make the cluster, the records and GitLab agree.
 
 What to heal is decided in review_apps.reconcile (pure); this handler gathers the picture
 (running review-app tasks, all MR records, active derived task definitions) and carries the
@@ -15,12 +16,14 @@ from aws_lambda_powertools import Logger
 
 from review_apps import lifecycle, reconcile
 from review_apps.adapters.store import Conflict
+from review_apps.deploy import Deployer
 from review_apps.models import Record, task_from_description
 from review_apps.services import Services
 from review_apps.settings import load_settings
 
 logger = Logger(service="review-apps-reconciler")
 services = Services(load_settings())
+deployer = Deployer(services, logger)
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -37,9 +40,7 @@ def handler(event: dict, context: Any) -> dict:
 
     for stop in plan.stop:
         if stop.record is not None and not _save_or_skip(
-            lifecycle.stop_requested(stop.record, lifecycle.StopReason.TTL,
-                                     "its `timeout` wrapper did not end it, so the reconciler stopped it"),
-            summary,
+            lifecycle.stop_requested(stop.record, lifecycle.StopReason.TTL), summary
         ):
             continue
         services.ecs.stop(stop.task.task_arn, stop.reason)
@@ -48,7 +49,7 @@ def handler(event: dict, context: Any) -> dict:
 
     for record in plan.check:
         finished = _finish(record, now)
-        if finished is not None and _save_or_skip(finished, summary, publish=True):
+        if finished is not None and _save_or_skip(finished, summary, publish=True, before=record):
             if finished.task_definition_arn:
                 services.ecs.retire(finished.task_definition_arn)
             summary["finished"] += 1
@@ -60,6 +61,8 @@ def handler(event: dict, context: Any) -> dict:
     for arn in plan.retire:
         services.ecs.retire(arn)
         summary["retired"] += 1
+
+    summary["started_from_queue"] = deployer.start_queued(services.store.all() if plan.check else records)
 
     logger.info("reconciled", extra=summary)
     return summary
@@ -79,9 +82,9 @@ def _finish(record: Record, now: int) -> Record | None:
     return None
 
 
-def _save_or_skip(record: Record, summary: dict, publish: bool = False) -> bool:
+def _save_or_skip(record: Record, summary: dict, publish: bool = False, before: Record | None = None) -> bool:
     try:
-        saved = services.store.save(record)
+        saved = services.store.save(record, lifecycle.slot_change(before, record) if before else "")
     except Conflict:
         summary["skipped"] += 1  # someone else moved this MR on; the next run looks again
         return False

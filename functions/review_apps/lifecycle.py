@@ -14,6 +14,7 @@ import dataclasses
 import hashlib
 from dataclasses import dataclass
 
+from review_apps.durations import DurationError, format_duration, format_utc, parse_duration
 from review_apps.models import (
     GitLabEvent,
     MergeRequestEvent,
@@ -82,7 +83,8 @@ COMMAND_PREFIX = "/review-app"
 DEVELOPER_ACCESS = 30  # GitLab's access level for Developer
 HELP = (
     "`/review-app deploy` launches (or relaunches) the app for the MR's latest commit; "
-    "`/review-app stop` stops it; `/review-app status` says where it is; `/review-app help` shows this. "
+    "`/review-app stop` stops it; `/review-app extend 1h` lets it live longer (up to the install's maximum time "
+    "to live); `/review-app status` says where it is; `/review-app help` shows this. "
     "Members with Developer access or more can use them."
 )
 
@@ -107,8 +109,17 @@ def parse_command(text: str) -> tuple[str, str] | None:
     return (words[0].lower() if words else "help", words[1].strip() if len(words) > 1 else "")
 
 
-def answer_command(command: Command, access_level: int | None, record: Record | None) -> str | StopApp | ConsiderDeploy:
-    """What a command does: a text for the note, a stop, or a deploy to plan."""
+@dataclass(frozen=True)
+class Extend:
+    mr: MergeRequestRef
+    seconds: int
+    by: str
+
+
+def answer_command(
+    command: Command, access_level: int | None, record: Record | None
+) -> str | StopApp | ConsiderDeploy | Extend:
+    """What a command does: a text for the note, a stop, a deploy to plan, or an extension."""
     who = f"@{command.author}" if command.author else "You"
     if access_level is None or access_level < DEVELOPER_ACCESS:
         return (f"{who}, sorry: only members of this project with Developer access or more can steer its "
@@ -121,14 +132,47 @@ def answer_command(command: Command, access_level: int | None, record: Record | 
     if command.verb == "status":
         if record is None or not record.status:
             return f"{who}: nothing has been deployed for this merge request yet."
-        summary = {Status.LIVE: f"live at {record.url}", Status.DEPLOYING: "deploying",
-                   Status.STOPPING: "stopping"}.get(record.status, record.status)
+        summary = {
+            Status.LIVE: f"live at {record.url} until {format_utc(record.deadline)}",
+            Status.DEPLOYING: "deploying",
+            Status.STOPPING: "stopping",
+            Status.QUEUED: f"queued (number {record.queue_place or 1} in line)",
+        }.get(record.status, record.status)
         return f"{who}: the review app for commit `{record.commit_sha[:8]}` is {summary}."
     if command.verb == "extend":
-        return (f"{who}: extending is not available yet in this install; `/review-app deploy` starts a fresh "
-                "app with a full time to live.")
+        try:
+            seconds = parse_duration(command.argument)
+        except DurationError:
+            return f"{who}: say how much longer, e.g. `/review-app extend 1h` or `/review-app extend 30m`."
+        return Extend(command.mr, seconds, command.author)
     prefix = "" if command.verb == "help" else f"`{command.verb}` is not a review-app command. "
     return f"{who}: {prefix}{HELP}"
+
+
+def extended(record: Record | None, ask: Extend, max_ttl: int) -> Record | str:
+    """The record with a later deadline, or why it cannot be extended.
+
+    The container's own `timeout` is set to the install's maximum TTL (a running timer cannot
+    be changed), so the real end is `deadline`, which the reconciler enforces every minute;
+    an extension moves the deadline, never past the maximum."""
+    who = f"@{ask.by}" if ask.by else "You"
+    if record is not None and record.queued:
+        return f"{who}: the app has not started yet (it is queued); it gets its full time to live once it starts."
+    if record is None or record.status not in (Status.DEPLOYING, Status.LIVE):
+        return f"{who}: there is no running review app to extend. `/review-app deploy` starts one."
+    start = record.live_at or record.launched_at
+    ttl = min(record.ttl_seconds + ask.seconds, max_ttl)
+    added = ttl - record.ttl_seconds
+    if added <= 0:
+        return (f"{who}: the app already has this install's maximum time to live ({format_duration(max_ttl)}); "
+                f"it stops at {format_utc(record.deadline)}.")
+    answer = f"{who}: extended by {format_duration(added)}; the app now stops at {format_utc(start + ttl)}."
+    if added < ask.seconds:
+        answer += f" (Capped: this install allows at most {format_duration(max_ttl)} in all.)"
+    return dataclasses.replace(
+        record, ttl_seconds=ttl, extended_seconds=record.extended_seconds + added, deadline=start + ttl,
+        last_command=answer,
+    )
 
 
 def with_answer(record: Record | None, mr: MergeRequestRef, answer: str) -> Record:
@@ -227,7 +271,11 @@ def plan_deploy(
 ) -> Ignore | Reject | Launch | StopApp:
     """Decide whether `ask` launches (or, for a removed label, stops) an app. `mr_state` and
     `mr_head_sha` are GitLab's current view."""
+    if ask.cause == "queue" and (record is None or not record.queued):
+        return Ignore("this merge request is no longer waiting in the queue")
     if mr_state != "opened":
+        if ask.cause == "queue":  # its merge or close event was lost: it must not wait forever
+            return StopApp(ask.mr, StopReason.MERGED if mr_state == "merged" else StopReason.CLOSED)
         return Ignore(f"merge request is {mr_state}")
     if record is not None and ask.updated_at and ask.updated_at < record.mr_updated_at:
         return Ignore("this merge request event is older than one already applied")
@@ -244,9 +292,10 @@ def plan_deploy(
         if record is not None and record.status == Status.REJECTED and record.commit_sha == ask.sha:
             return Ignore("this commit's problems are already on the merge request")
         return Reject(problems)
-    explicit = ask.cause == "command"  # someone asked for it: the automatic gates do not apply
+    # Someone asked for it, or it already passed the gates when it was queued.
+    explicit = ask.cause in ("command", "queue")
     if spec.label and spec.label not in ask.labels and not explicit:
-        if spec.label in ask.labels_removed and record is not None and record.active:
+        if spec.label in ask.labels_removed and record is not None and (record.active or record.queued):
             return StopApp(ask.mr, StopReason.UNLABELED, ask.updated_at)
         return Ignore(f"the merge request does not have the `{spec.label}` label")
     if ask.draft and not spec.drafts and not explicit:
@@ -263,12 +312,14 @@ def plan_deploy(
         return Ignore("spec trigger is 'merge_request': pipelines do not deploy")
     if record is not None and record.active and record.commit_sha == ask.sha and not explicit:
         return Ignore(f"commit {ask.sha[:8]} is already deployed or deploying")
+    if record is not None and record.queued and record.commit_sha == ask.sha and ask.cause != "queue":
+        return Ignore(f"commit {ask.sha[:8]} is already queued (number {record.queue_place or 1} in line)")
     return Launch(spec=spec, sha=ask.sha, updated_at=ask.updated_at)
 
 
 def plan_stop(record: Record | None, updated_at: int = 0) -> Ignore | Record:
     """The record to stop, or why there is nothing to stop."""
-    if record is None or not record.active:
+    if record is None or not (record.active or record.queued):
         return Ignore("no review app is running for this merge request")
     if updated_at and updated_at < record.mr_updated_at:
         return Ignore("this merge request event is older than one already applied")
@@ -324,6 +375,7 @@ def claim_launch(
         commit_sha=launch.sha,
         source_project_id=mr.source_project_id,
         source_branch=mr.source_branch,
+        project_path=mr.project_path,
         trigger=spec.trigger,
         container="",
         port=0,
@@ -335,8 +387,12 @@ def claim_launch(
         rate_microusd=round(compute.rate_per_hour * 1_000_000) if compute else 0,
         ttl_seconds=spec.ttl_seconds,
         ttl_capped_from=spec.ttl_capped_from,
+        extended_seconds=0,
         launched_at=now,
-        deadline=now + spec.ttl_seconds,
+        deadline=now + spec.ttl_seconds,  # moved to live_at + ttl once the app is live
+        queued_at=0,
+        queue_place=0,
+        queue_detail="",
         live_at=0,
         stopped_at=0,
         url="",
@@ -355,6 +411,81 @@ def claim_launch(
         deployment_id=0,
         deployment_status="",
         commit_status="",
+    )
+
+
+# --------------------------------------------------------------------------- caps and the queue
+
+
+@dataclass(frozen=True)
+class Caps:
+    """The most review apps running at once; 0 means no cap."""
+
+    overall: int = 0
+    per_project: int = 0
+
+
+def slot_scopes(caps: Caps, project_id: int) -> tuple[tuple[str, int], ...]:
+    """(scope, cap) pairs an app of this project counts against."""
+    scopes = []
+    if caps.overall:
+        scopes.append(("all", caps.overall))
+    if caps.per_project:
+        scopes.append((f"project/{project_id}", caps.per_project))
+    return tuple(scopes)
+
+
+def cap_detail(scope: str, cap: int) -> str:
+    """Why an app waits, for the note."""
+    apps = "review app" if cap == 1 else "review apps"
+    if scope == "all":
+        return f"this install runs at most {cap} {apps} at once"
+    return f"this project may run at most {cap} {apps} at once"
+
+
+class Slot:
+    TAKE = "take"  # a new app: only if every scope is below its cap
+    KEEP = "keep"  # a new commit for an app that runs already: it keeps its slot
+    RELEASE = "release"
+    NONE = ""
+
+
+def slot_change(before: Record | None, after: Record) -> str:
+    """What a write of `after` (over `before`) does to the running slots."""
+    was_running = before is not None and before.active
+    if after.status == Status.DEPLOYING and (before is None or before.launch_id != after.launch_id):
+        return Slot.KEEP if was_running else Slot.TAKE
+    if was_running and not after.active:
+        return Slot.RELEASE
+    return Slot.NONE
+
+
+def queued(claim: Record, before: Record | None, detail: str) -> Record:
+    """`claim` found every slot taken: it waits, keeping its place if it was waiting already."""
+    waiting = before is not None and before.queued
+    return dataclasses.replace(
+        claim,
+        status=Status.QUEUED,
+        launch_id="",
+        launched_at=0,
+        deadline=0,
+        queued_at=before.queued_at if waiting else claim.launched_at,
+        queue_place=before.queue_place if waiting else 0,
+        queue_detail=detail,
+    )
+
+
+def queue_order(records: list[Record]) -> list[Record]:
+    """Waiting records, first come first served."""
+    return sorted((r for r in records if r.queued), key=lambda r: (r.queued_at, r.project_id, r.mr_iid))
+
+
+def left_queue(record: Record, reason: str, detail: str, now: int, updated_at: int = 0) -> Record:
+    """A queued app that will not start after all (merged, closed, unlabeled, stopped)."""
+    return dataclasses.replace(
+        record, status=Status.STOPPED, stop_reason=reason, stop_detail=detail, stopped_at=now,
+        mr_updated_at=max(record.mr_updated_at, updated_at), last_command="", expires_at=_expiry(now),
+        queue_place=0,
     )
 
 
@@ -469,6 +600,7 @@ def went_live(record: Record, event: TaskEvent, *, url: str, url_note: str, now:
         task_arn=event.task_arn,
         event_version=event.version,
         live_at=started,
+        deadline=started + record.ttl_seconds,
         url=url,
         url_note=url_note,
     )
@@ -518,6 +650,7 @@ def stopped(record: Record, event: TaskEvent, now: int) -> Record:
         task_arn=event.task_arn,
         event_version=event.version,
         live_at=live_at,
+        deadline=live_at + record.ttl_seconds if live_at else record.deadline,
         url=url,
         stopped_at=at,
         stop_reason=reason,

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
 from review_apps import sizes
 from review_apps.cost import dollars, run_cost
-from review_apps.durations import format_duration
+from review_apps.durations import format_duration, format_utc
 from review_apps.lifecycle import StopReason
 from review_apps.models import Record, Status
 from review_apps.spec import ref_slug
@@ -29,8 +28,7 @@ def environment_name(source_branch: str) -> str:
     return f"review/{ref_slug(source_branch)}"
 
 
-def _when(epoch: int) -> str:
-    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+_when = format_utc
 
 
 def _commit(sha: str) -> str:
@@ -102,8 +100,17 @@ def render_note(record: Record) -> str:
     ttl = format_duration(record.ttl_seconds)
     if record.ttl_capped_from:
         ttl += f" (you asked for {format_duration(record.ttl_capped_from)}; the install allows at most {ttl})"
+    if record.extended_seconds:
+        ttl += f", extended by {format_duration(record.extended_seconds)}"
     lines: list[str]
-    if record.status == Status.DEPLOYING:
+    if record.status == Status.QUEUED:
+        lines = [
+            "### :hourglass: Review app: queued",
+            "",
+            f"Commit {commit} is **number {record.queue_place or 1}** in the queue: {record.queue_detail}, and "
+            "every slot is taken. It starts by itself as soon as a slot frees; nothing to do meanwhile.",
+        ]
+    elif record.status == Status.DEPLOYING:
         lines = [
             "### :hourglass: Review app: deploying",
             "",
@@ -132,6 +139,14 @@ def render_note(record: Record) -> str:
             "",
             f"The app for commit {commit} is being stopped because {stop_sentence(record)}.",
         ]
+    elif record.status == Status.STOPPED and record.queued_at and not record.launched_at:
+        lines = [
+            "### :stop_button: Review app: taken out of the queue",
+            "",
+            f"The app for commit {commit} never started: it left the queue because {stop_sentence(record)}.",
+        ]
+        if record.stop_reason not in (StopReason.MERGED, StopReason.CLOSED):
+            lines += ["", _relaunch_hint(record)]
     elif record.status == Status.STOPPED:
         ran = ""
         if record.live_at and record.stopped_at:
@@ -201,6 +216,13 @@ class GitLabView:
 
 def gitlab_view(record: Record) -> GitLabView:
     status = record.status
+    if status == Status.QUEUED:
+        # No place in the text: GitLab refuses pending → pending, so it could not follow the queue.
+        return GitLabView(CommitStatus("pending", "Review app queued for a free slot", ""),
+                          "", "", False)
+    if status == Status.STOPPED and not record.launched_at:  # it left the queue before it started
+        return GitLabView(CommitStatus("canceled", "Review app left the queue before it started", ""),
+                          "", "", False)
     if status == Status.DEPLOYING or (status == Status.STOPPING and not record.live_at):
         return GitLabView(CommitStatus("running", "Review app is deploying", ""), "running", "", False)
     if status in (Status.LIVE, Status.STOPPING):
@@ -223,7 +245,8 @@ def digest(text: str) -> str:
 
 
 def commit_status_marker(record: Record, status: CommitStatus) -> str:
-    return f"{record.commit_sha}:{status.state}"
+    # The description counts too: an extension changes "live until …" but not the state.
+    return f"{record.commit_sha}:{status.state}:{digest(status.description)[:8]}"
 
 
 def environment_wanted(view: GitLabView) -> str:

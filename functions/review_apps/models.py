@@ -310,6 +310,7 @@ class Status:
     STOPPED = "stopped"
     FAILED = "failed"  # never started: RunTask refused, or the task failed before RUNNING
     REJECTED = "rejected"  # nothing launched: the spec or the task definition is unusable
+    QUEUED = "queued"  # waiting for a running slot under the install's caps; no task yet
 
     ACTIVE = frozenset({DEPLOYING, LIVE, STOPPING})
 
@@ -331,6 +332,7 @@ class Record:
     commit_sha: str = ""
     source_project_id: int = 0
     source_branch: str = ""
+    project_path: str = ""
     trigger: str = ""
     container: str = ""
     port: int = 0
@@ -341,10 +343,15 @@ class Record:
     capacity: str = ""
     public_ip: bool = False
     rate_microusd: int = 0
-    ttl_seconds: int = 0
+    ttl_seconds: int = 0  # including any `/review-app extend`
     ttl_capped_from: int = 0
+    extended_seconds: int = 0
     launched_at: int = 0
-    deadline: int = 0
+    deadline: int = 0  # when the reconciler stops the app (live_at + ttl_seconds once live)
+    # Waiting for a slot: since when (orders the queue), its place, and which cap is full.
+    queued_at: int = 0
+    queue_place: int = 0
+    queue_detail: str = ""
     live_at: int = 0
     stopped_at: int = 0
     url: str = ""
@@ -380,6 +387,15 @@ class Record:
     @property
     def active(self) -> bool:
         return self.status in Status.ACTIVE
+
+    @property
+    def queued(self) -> bool:
+        return self.status == Status.QUEUED
+
+    @property
+    def mr(self) -> MergeRequestRef:
+        return MergeRequestRef(self.project_id, self.mr_iid, self.source_project_id, self.source_branch,
+                               self.project_path)
 
     def to_item(self) -> dict[str, Any]:
         return asdict(self)

@@ -3,7 +3,8 @@
 Events can be lost (a DLQ'd delivery, a bug, an outage), `timeout` can be missing from an
 image, and a Lambda can die between two calls. Every few minutes ReconcileFunction looks at
 the whole picture and `plan` says what to heal:
-- stop tasks that outlived their deadline, and tasks no record owns;
+- stop tasks whose deadline has come (this is how a TTL ends: see taskdef's two clocks), and
+  tasks no record owns;
 - check active records whose task is no longer running (and finish them);
 - re-publish MR views that did not reach GitLab;
 - retire derived task definitions no active record uses.
@@ -15,11 +16,6 @@ from dataclasses import dataclass, field
 
 from review_apps.messages import needs_publish
 from review_apps.models import Record, Status, parse_group
-from review_apps.taskdef import KILL_AFTER_SECONDS
-
-# How long after its deadline a task may still run before the reconciler stops it: the
-# wrapper's kill grace plus slack for a task that is already stopping by itself.
-OVERTIME_SECONDS = KILL_AFTER_SECONDS + 90
 # A launch claimed this long ago without a task was interrupted (the Lambda died mid-way).
 LAUNCH_GRACE_SECONDS = 120
 
@@ -67,8 +63,8 @@ def plan(tasks: list[RunningTask], records: list[Record], active_definitions: li
             result.stop.append(StopTask(task, "Review app task has no merge request that owns it (reconciler)", None))
             continue
         owned.add((owner.project_id, owner.mr_iid))
-        if owner.deadline and now > owner.deadline + OVERTIME_SECONDS and owner.status != Status.STOPPING:
-            result.stop.append(StopTask(task, "Review app outlived its time to live (reconciler)", owner))
+        if owner.deadline and now >= owner.deadline and owner.status != Status.STOPPING:
+            result.stop.append(StopTask(task, "Review app reached the end of its time to live", owner))
 
     for record in records:
         key = (record.project_id, record.mr_iid)

@@ -10,6 +10,7 @@ from review_apps.adapters import aws
 from review_apps.adapters.ecs import Ecs
 from review_apps.adapters.gitlab import GitLab
 from review_apps.adapters.store import RecordStore
+from review_apps.lifecycle import Caps
 from review_apps.settings import Settings
 
 SECRET_CACHE_SECONDS = 300  # a rotated secret takes effect within five minutes
@@ -34,7 +35,8 @@ class Services:
 
     @cached_property
     def store(self) -> RecordStore:
-        return RecordStore(self.settings.table_name, self.aws("dynamodb"))
+        caps = Caps(self.settings.max_running, self.settings.max_running_per_project)
+        return RecordStore(self.settings.table_name, self.aws("dynamodb"), caps)
 
     @cached_property
     def ecs(self) -> Ecs:

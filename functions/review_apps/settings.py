@@ -43,6 +43,14 @@ class Settings:
     max_cpu: int = 2048
     max_memory: int = 8192
     prices: Prices = field(default_factory=Prices)
+    # The most review apps running at once, across the install and per project; 0 = no cap.
+    # Past a cap, new apps wait in a queue (review_apps.queue).
+    max_running: int = 0
+    max_running_per_project: int = 0
+
+    @property
+    def has_caps(self) -> bool:
+        return bool(self.max_running or self.max_running_per_project)
 
     @property
     def cluster_name(self) -> str:
@@ -91,6 +99,13 @@ def _size(env: Mapping[str, str], name: str, default: int, parse) -> int:
     return value
 
 
+def _count(env: Mapping[str, str], name: str) -> int:
+    raw = env.get(name, "").strip() or "0"
+    if not raw.isdigit():
+        raise SettingsError(f"{name} must be a whole number (0 for no cap), got {raw!r}")
+    return int(raw)
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     gitlab_url = _required(env, "GITLAB_URL").rstrip("/")
@@ -121,6 +136,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_cpu=_size(env, "MAX_CPU", 2048, sizes.cpu_units),
         max_memory=_size(env, "MAX_MEMORY", 8192, sizes.memory_mib),
         prices=_prices(env),
+        max_running=_count(env, "MAX_RUNNING_APPS"),
+        max_running_per_project=_count(env, "MAX_RUNNING_APPS_PER_PROJECT"),
     )
 
 

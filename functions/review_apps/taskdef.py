@@ -60,8 +60,10 @@ def derive(
     mr_iid: int,
     placeholders: dict[str, str],
     allowed_role_arns: tuple[str, ...] = (),
+    max_ttl: int = 0,
 ) -> DerivedTaskDefinition | TaskDefinitionProblems:
-    """`base` is DescribeTaskDefinition's `taskDefinition`; nothing here calls AWS."""
+    """`base` is DescribeTaskDefinition's `taskDefinition`; nothing here calls AWS. `max_ttl` is
+    the install's longest time to live, which the container's own timer enforces."""
     problems: list[str] = []
     name = base.get("family", spec.task_definition)
     containers = copy.deepcopy(base.get("containerDefinitions") or [])
@@ -131,9 +133,13 @@ def derive(
             )
         if spec.image:
             target["image"] = fill_placeholders(spec.image, placeholders)
-        # `timeout` ends the app when the TTL runs out (exit 124), so the task stops by itself
-        # even if nothing else here ever runs again; -k kills it if it ignores SIGTERM.
-        target["entryPoint"] = ["timeout", "-k", str(KILL_AFTER_SECONDS), str(spec.ttl_seconds)]
+        # Two clocks end an app. The reconciler stops it at its deadline (the spec's TTL plus any
+        # `/review-app extend`), which can move while it runs. `timeout` is the backstop that
+        # needs nothing of ours: set to the install's maximum TTL, the furthest any deadline can
+        # go, it ends the app (exit 124) even if no function here ever runs again; -k kills an
+        # app that ignores SIGTERM.
+        limit = max(max_ttl, spec.ttl_seconds)
+        target["entryPoint"] = ["timeout", "-k", str(KILL_AFTER_SECONDS), str(limit)]
         target["command"] = entry_point + command
 
     cpu = spec.cpu or sizes.cpu_units(base.get("cpu") or "256") or 256

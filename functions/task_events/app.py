@@ -59,7 +59,7 @@ def handler(event: dict, context: Any) -> dict:
         else:
             updated = lifecycle.stopped(record, task, now)
         try:
-            saved = services.store.save(updated)
+            saved = services.store.save(updated, lifecycle.slot_change(record, updated))
         except Conflict:
             continue
         if isinstance(decision, lifecycle.Stopped) and saved.task_definition_arn:

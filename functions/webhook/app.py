@@ -1,15 +1,14 @@
 """WebhookFunction: GitLab merge request, pipeline and comment events → launch or stop review apps.
 
-The flow: authenticate → parse → route (lifecycle) → read record and spec → plan (lifecycle)
-→ carry out the plan (ECS, DynamoDB) → publish to the MR. The rules live in
-review_apps.lifecycle; this file only does what they decide.
+The flow: authenticate → parse → route (lifecycle) → once per delivery → carry it out
+(review_apps.deploy: plan, launch or queue or stop, publish to the MR). The rules live in
+review_apps.lifecycle; this file owns the HTTP side and the comment commands.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import dataclasses
 import hashlib
 import json
 import time
@@ -22,22 +21,20 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from botocore.exceptions import BotoCoreError, ClientError
 
-from review_apps import auth, compose, cost, lifecycle, taskdef
-from review_apps.adapters.ecs import TaskDefinitionNotFound
-from review_apps.adapters.gitlab import NoAccess
+from review_apps import auth, lifecycle
 from review_apps.adapters.store import Conflict
-from review_apps.models import BadEvent, MergeRequestEvent, MergeRequestRef, Record, parse_gitlab_event
+from review_apps.deploy import CLAIM_ATTEMPTS, Deployer, result
+from review_apps.models import BadEvent, MergeRequestEvent, parse_gitlab_event
 from review_apps.services import Services
 from review_apps.settings import load_settings
-from review_apps.spec import SPEC_PATH, SpecProblems, parse_spec, placeholder_values
 
 MAX_BODY_BYTES = 5 * 1024 * 1024  # GitLab MR payloads with long descriptions stay well below this
-CLAIM_ATTEMPTS = 3
 DELIVERY_MEMORY_SECONDS = 24 * 3600  # "Resend request" within a day replays the first answer
 
 logger = Logger(service="review-apps-webhook")
 app = APIGatewayHttpResolver()
 services = Services(load_settings(), in_request_path=True)
+deployer = Deployer(services, logger)
 
 
 class TooLarge(Exception):
@@ -158,10 +155,10 @@ def _idempotent_act():
 
 def _act(delivery: dict, route, state: str | None) -> dict:
     if isinstance(route, lifecycle.StopApp):
-        return _stop(route)
+        return deployer.stop(route)
     if isinstance(route, lifecycle.Command):
         return _command(route)
-    return _consider_deploy(route, state)
+    return deployer.consider(route, state)
 
 
 def _command(command: lifecycle.Command) -> dict:
@@ -169,21 +166,35 @@ def _command(command: lifecycle.Command) -> dict:
     access = services.gitlab.member_access(mr.project_id, command.author_id)
     answer = lifecycle.answer_command(command, access, services.store.get(mr.project_id, mr.iid))
     if isinstance(answer, lifecycle.StopApp):
-        result = _stop(answer)
-        if result["status"] == 200:  # nothing was running: say so rather than stay silent
+        outcome = deployer.stop(answer)
+        if outcome["status"] == 200 and outcome["message"].startswith("ignored: "):
             return _note_answer(command, f"@{command.author}: there is no running review app to stop.")
-        return result
+        return outcome
     if isinstance(answer, lifecycle.ConsiderDeploy):
-        current = services.gitlab.merge_request_head(mr.project_id, mr.iid)
-        if current is None:
-            return _result(200, f"ignored: GitLab has no merge request !{mr.iid} in project {mr.project_id}")
-        state, sha, labels, draft = current
-        result = _consider_deploy(dataclasses.replace(answer, sha=sha, labels=labels, draft=draft), state)
-        if result["message"].startswith("ignored: "):
-            reason = result["message"][len("ignored: "):]
+        outcome = deployer.consider(answer, None)
+        if outcome["message"].startswith("ignored: "):
+            reason = outcome["message"][len("ignored: "):]
             return _note_answer(command, f"@{command.author}: nothing was deployed: {reason}.")
-        return result
+        return outcome
+    if isinstance(answer, lifecycle.Extend):
+        return _extend(command, answer)
     return _note_answer(command, answer)
+
+
+def _extend(command: lifecycle.Command, ask: lifecycle.Extend) -> dict:
+    for _ in range(CLAIM_ATTEMPTS):
+        record = services.store.get(command.mr.project_id, command.mr.iid)
+        change = lifecycle.extended(record, ask, services.settings.max_ttl)
+        if isinstance(change, str):
+            return _note_answer(command, change)
+        try:
+            saved = services.store.save(change)
+        except Conflict:
+            continue
+        deployer.publish(saved)
+        logger.info("extended", extra={"deadline": saved.deadline, "ttl": saved.ttl_seconds})
+        return result(200, saved.last_command)
+    raise Conflict("the merge request changed repeatedly while we handled it")
 
 
 def _note_answer(command: lifecycle.Command, answer: str) -> dict:
@@ -194,199 +205,9 @@ def _note_answer(command: lifecycle.Command, answer: str) -> dict:
             saved = services.store.save(lifecycle.with_answer(record, command.mr, answer))
         except Conflict:
             continue
-        _publish(saved)
-        return _result(200, answer)
+        deployer.publish(saved)
+        return result(200, answer)
     raise Conflict("the merge request changed repeatedly while we handled it")
-
-
-def _result(status: int, message: str, **extra: Any) -> dict:
-    return {"status": status, "message": message, "extra": extra}
-
-
-def _consider_deploy(ask: lifecycle.ConsiderDeploy, mr_state: str | None) -> dict:
-    mr, settings = ask.mr, services.settings
-    if mr_state is None:  # pipeline events don't say whether their commit is still the MR's head
-        current = services.gitlab.merge_request_head(mr.project_id, mr.iid)
-        if current is None:
-            return _result(200, f"ignored: GitLab has no merge request !{mr.iid} in project {mr.project_id}")
-        mr_state, head_sha, labels, draft = current
-        ask = dataclasses.replace(ask, labels=labels, draft=draft)
-    else:
-        head_sha = ask.sha
-    try:
-        text = services.gitlab.read_spec(mr.source_project_id, ask.sha)
-        spec = (
-            parse_spec(text, settings.default_ttl, settings.max_ttl, settings.max_cpu, settings.max_memory)
-            if text is not None
-            else None
-        )
-    except NoAccess as exc:
-        spec = SpecProblems((f"{exc}, so `{SPEC_PATH}` could not be read. Add the bot to it as a Reporter or more.",))
-
-    for _ in range(CLAIM_ATTEMPTS):
-        record = services.store.get(mr.project_id, mr.iid)
-        plan = lifecycle.plan_deploy(
-            ask, spec, record, mr_state=mr_state, mr_head_sha=head_sha, allow_forks=settings.allow_forks
-        )
-        if isinstance(plan, lifecycle.Ignore):
-            logger.info("ignored", extra={"reason": plan.reason})
-            return _result(200, f"ignored: {plan.reason}")
-        if isinstance(plan, lifecycle.Reject):
-            return _reject(record, ask, plan.problems)
-        if isinstance(plan, lifecycle.StopApp):
-            return _stop(plan)
-
-        base, notices = _base_task_definition(plan, mr)
-        if isinstance(base, tuple):
-            return _reject(record, ask, base)
-        derived = taskdef.derive(
-            base,
-            plan.spec,
-            project_id=mr.project_id,
-            mr_iid=mr.iid,
-            placeholders=placeholder_values(plan.sha, mr.source_branch, mr.iid, mr.project_path),
-            allowed_role_arns=settings.allowed_role_arns,
-        )
-        if isinstance(derived, taskdef.TaskDefinitionProblems):
-            return _reject(record, ask, derived.problems)
-        try:
-            compute = lifecycle.Compute(
-                cpu=derived.cpu,
-                memory=derived.memory,
-                architecture=derived.architecture,
-                capacity=plan.spec.capacity,
-                public_ip=settings.assign_public_ip,
-                rate_per_hour=cost.hourly_rate(
-                    derived.cpu, derived.memory, derived.architecture, plan.spec.capacity == "spot",
-                    settings.assign_public_ip, settings.prices,
-                ),
-            )
-            claim = lifecycle.claim_launch(record, mr, plan, int(time.time()), notices, compute)
-            claimed = services.store.save(claim)
-        except Conflict:
-            continue  # another delivery for this MR wrote first: look again
-        return _launch(claimed, derived)
-    logger.warning("gave up after repeated conflicts")
-    raise Conflict("the merge request changed repeatedly while we handled it")
-
-
-def _base_task_definition(
-    plan: lifecycle.Launch, mr: MergeRequestRef
-) -> tuple[dict | tuple[str, ...], tuple[str, ...]]:
-    """(the task definition to derive from, notices), or (problems, ()) when there is none."""
-    spec = plan.spec
-    if not spec.compose:
-        try:
-            return services.ecs.describe_task_definition(spec.task_definition), ()
-        except TaskDefinitionNotFound as exc:
-            return (
-                f"Task definition `{spec.task_definition}` was not found in this account and region "
-                f"({exc}). Check `task_definition:` in `{SPEC_PATH}`.",
-            ), ()
-    texts = {}
-    for path in filter(None, (spec.compose, spec.ecs_params)):
-        texts[path] = services.gitlab.read_file(mr.source_project_id, path, plan.sha)
-        if texts[path] is None:
-            return (f"`{path}` (named in `{SPEC_PATH}`) does not exist at commit `{plan.sha[:8]}`.",), ()
-    result = compose.translate(
-        texts[spec.compose],
-        texts.get(spec.ecs_params) if spec.ecs_params else None,
-        compose_path=spec.compose,
-        params_path=spec.ecs_params,
-        placeholders=placeholder_values(plan.sha, mr.source_branch, mr.iid, mr.project_path),
-        allowed_role_arns=services.settings.allowed_role_arns,
-        family=spec.compose,
-    )
-    if isinstance(result, compose.ComposeProblems):
-        return result.problems + tuple(f"Also: {n}" for n in result.notices), ()
-    return result.task_definition, tuple(result.notices)
-
-
-def _reject(record: Record | None, ask: lifecycle.ConsiderDeploy, problems: tuple[str, ...]) -> dict:
-    try:
-        saved = services.store.save(lifecycle.rejected(record, ask.mr, ask.sha, problems, int(time.time())))
-    except Conflict:
-        return _result(200, "ignored: the merge request changed meanwhile")
-    _publish(saved)
-    logger.info("rejected", extra={"problems": list(problems)})
-    return _result(200, "not deployed: the problems are on the merge request", problems=list(problems))
-
-
-def _launch(record: Record, derived: taskdef.DerivedTaskDefinition) -> dict:
-    ecs = services.ecs
-    td_arn = ecs.register(derived.register_kwargs)
-    result = ecs.run(record, td_arn)
-    if result.task_arn is None:
-        ecs.retire(td_arn)
-        # The old app is stopped too: the MR has moved on, and a task no record tracks would leak.
-        _stop_replaced(record)
-        problems = result.failures or ("RunTask started no task and gave no reason",)
-        try:
-            record = services.store.save(lifecycle.launch_failed(record, problems, int(time.time())))
-        except Conflict:
-            return _result(200, "could not start the task; the merge request changed meanwhile")
-        _publish(record)
-        logger.warning("run_task failed", extra={"failures": list(problems)})
-        return _result(200, "could not start the review app; the reason is on the merge request")
-
-    launched = lifecycle.launched(
-        record, task_arn=result.task_arn, task_definition_arn=td_arn, container=derived.container, port=derived.port
-    )
-    try:
-        launched = services.store.save(launched)
-    except Conflict:
-        # A newer delivery (new commit, merge, close) took over while we launched: ours must go.
-        ecs.stop(result.task_arn, "Review app superseded by a newer event for this merge request")
-        ecs.retire(td_arn)
-        return _result(200, "superseded by a newer event for this merge request")
-    _stop_replaced(launched)
-    _publish(launched)
-    logger.info("launched", extra={"task_arn": result.task_arn, "commit": launched.commit_sha})
-    return _result(202, "deploying", task=result.task_arn)
-
-
-def _stop_replaced(record: Record) -> None:
-    if not record.replaced_task_arn:
-        return
-    services.ecs.stop(record.replaced_task_arn, f"Review app replaced by commit {record.commit_sha[:8]}")
-    if record.replaced_task_definition_arn:
-        services.ecs.retire(record.replaced_task_definition_arn)
-
-
-def _stop(ask: lifecycle.StopApp) -> dict:
-    for _ in range(CLAIM_ATTEMPTS):
-        record = services.store.get(ask.mr.project_id, ask.mr.iid)
-        target = lifecycle.plan_stop(record, ask.updated_at)
-        if isinstance(target, lifecycle.Ignore):
-            return _result(200, f"ignored: {target.reason}")
-        try:
-            who = f"@{ask.by}" if ask.by else ""
-            stopping = services.store.save(
-                lifecycle.stop_requested(target, ask.reason, detail=who, updated_at=ask.updated_at)
-            )
-        except Conflict:
-            continue
-        # A launch may be in flight (no task recorded yet): it will find the record changed and
-        # stop its own task; the task it was replacing is stopped here.
-        for task in filter(None, (stopping.task_arn, stopping.replaced_task_arn)):
-            services.ecs.stop(task, f"Review app stopped: merge request {ask.reason}")
-        _publish(stopping)
-        return _result(202, "stopping", task=stopping.task_arn)
-    raise Conflict("the merge request changed repeatedly while we handled it")
-
-
-def _publish(record: Record) -> None:
-    """Tell the MR. A GitLab failure must not undo what ECS already did: the next event for
-    this MR publishes the same view again (publish is idempotent)."""
-    try:
-        published = services.gitlab.publish(record)
-    except Exception:
-        logger.exception("could not update the merge request; the next event will retry")
-        return
-    try:
-        services.store.save(published)
-    except Conflict:
-        logger.info("record changed while publishing; the newer writer publishes its own view")
 
 
 _DEPENDENCY_ERRORS = (BotoCoreError, ClientError, gitlab.exceptions.GitlabError, requests.RequestException, Conflict)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from local.world import PROJECT_ID, World
+import time
+
+from local.world import PROJECT_ID, TABLE, World
+from review_apps.durations import format_utc
 
 SHA1 = "7" * 40
 DEVELOPER, REPORTER = 51, 52
@@ -81,3 +84,55 @@ def test_ordinary_comments_change_nothing(world: World):
     world.gitlab.state.open_merge_request(PROJECT_ID, 1, sha=SHA1, source_branch="feature/c")
     answer = world.comment(1, "LGTM, thanks!")
     assert answer["status"] == 200 and world.note(1) is None and world.gitlab.state.requests == []
+
+
+def test_extend_moves_the_end_time_on_the_note_and_the_reconciler_keeps_to_it(world: World):
+    setup(world, "task_definition: shop-web\ntrigger: merge_request\nttl: 1h\n")
+    world.open_mr(1, SHA1)
+    [task] = world.tasks()
+    world.task_event(task["taskArn"], "RUNNING")
+    first_deadline = int(world.record(1)["deadline"])
+    until = format_utc(first_deadline)
+    assert f"until **{until}** (1h)" in world.note(1)
+
+    assert world.comment(1, "/review-app extend 90m")["status"] == 200
+    later = format_utc(first_deadline + 5400)
+    note = world.note(1)
+    assert f"until **{later}** (2h30m, extended by 1h30m)" in note
+    assert f"> @alice: extended by 1h30m; the app now stops at {later}." in note
+    assert world.record(1)["deadline"] == first_deadline + 5400
+    assert [s["description"] for s in world.commit_statuses(SHA1)][-1] == f"Review app live until {later}"
+
+    # The old end time passing changes nothing; the new one ends the app.
+    world.dynamodb.update_item(  # an hour later (the functions read the real clock)
+        TableName=TABLE, Key={"pk": {"S": f"mr#{PROJECT_ID}/1"}}, UpdateExpression="SET deadline = :d",
+        ExpressionAttributeValues={":d": {"N": str(int(time.time()) + 1800)}},
+    )
+    assert world.reconcile()["stopped"] == 0
+    world.time_passes(1)
+    assert world.reconcile()["stopped"] == 1
+    assert world.task(task["taskArn"])["lastStatus"] == "STOPPED"
+    assert review_notes(world) == 1
+
+
+def test_extend_is_capped_and_refused_when_nothing_runs(world: World):
+    setup(world, "task_definition: shop-web\ntrigger: merge_request\nttl: 3h\n")
+    world.open_mr(1, SHA1)
+    [task] = world.tasks()
+    world.task_event(task["taskArn"], "RUNNING")
+    world.comment(1, "/review-app extend 5h")
+    note = world.note(1)
+    assert "extended by 1h;" in note and "(Capped: this install allows at most 4h in all.)" in note
+    world.comment(1, "/review-app extend 10m")
+    assert "already has this install's maximum time to live (4h)" in world.note(1)
+    world.comment(1, "/review-app extend a bit")
+    assert "say how much longer, e.g. `/review-app extend 1h`" in world.note(1)
+    world.comment(1, "/review-app extend 1h", user_id=REPORTER, username="rita")
+    assert "only members of this project with Developer access or more" in world.note(1)
+    assert world.record(1)["ttl_seconds"] == 4 * 3600
+
+    world.comment(1, "/review-app stop")
+    world.task_event(task["taskArn"], "STOPPED", exit_codes={"web": 143}, stop_code="UserInitiated")
+    world.comment(1, "/review-app extend 1h")
+    assert "there is no running review app to extend" in world.note(1)
+    assert review_notes(world) == 1

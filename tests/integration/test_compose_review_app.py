@@ -19,7 +19,7 @@ def test_compose_files_become_the_running_task(world: World):
     backend, proxy = definition["containerDefinitions"]
     assert backend["image"].endswith(f"shop-backend:{SHA1}") and backend["memory"] == 512
     assert backend["mountPoints"][0]["sourceVolume"] == "uwsgi-socket"
-    assert proxy["entryPoint"] == ["timeout", "-k", "30", "3600"]
+    assert proxy["entryPoint"] == ["timeout", "-k", "30", "14400"]  # the install's MAX_TTL: the backstop
     assert proxy["command"] == ["nginx", "-g", "daemon off;"]
     assert proxy["dependsOn"] == [{"containerName": "backend", "condition": "HEALTHY"}]
     assert [v["name"] for v in definition["volumes"]] == ["uwsgi-socket"]

@@ -38,7 +38,10 @@ def test_mr_opened_with_trigger_merge_request_launches_one_wrapped_task(world: W
     definition = world.ecs.describe_task_definition(taskDefinition=task["taskDefinitionArn"])["taskDefinition"]
     assert definition["family"] == f"review-app-{PROJECT_ID}-1"
     web = definition["containerDefinitions"][0]
-    assert web["entryPoint"] == ["timeout", "-k", "30", "2700"]
+    # The container's own timer is the backstop at the install's MAX_TTL (4h); the 45m TTL is the
+    # deadline the reconciler enforces, which `/review-app extend` can move.
+    assert web["entryPoint"] == ["timeout", "-k", "30", "14400"]
+    assert world.record(1)["deadline"] - world.record(1)["launched_at"] == 2700
     assert web["command"] == ["gunicorn", "--bind", "0.0.0.0:8000", "shop.wsgi"]
     # The team's own family is untouched: no new revision appears under their services.
     assert world.ecs.list_task_definitions(familyPrefix=BASE_FAMILY)["taskDefinitionArns"][-1].endswith(":1")

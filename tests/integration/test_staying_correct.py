@@ -39,16 +39,6 @@ def derived_definitions(world: World) -> list[str]:
     return [a for a in world.ecs.list_task_definitions(status="ACTIVE")["taskDefinitionArns"] if "/review-app-" in a]
 
 
-def expire_record(world: World, iid: int, seconds_ago: int = 3600) -> None:
-    """Time passes: move the record's deadline into the past (the functions read the clock)."""
-    world.dynamodb.update_item(
-        TableName=TABLE, Key={"pk": {"S": f"mr#{PROJECT_ID}/{iid}"}},
-        UpdateExpression="SET deadline = :d, launched_at = :l",
-        ExpressionAttributeValues={":d": {"N": str(int(__import__("time").time()) - seconds_ago)},
-                                   ":l": {"N": str(int(__import__("time").time()) - seconds_ago - 1800)}},
-    )
-
-
 # --------------------------------------------------------------------------- any order, any number of times
 
 
@@ -105,17 +95,21 @@ def test_reconciler_finishes_an_app_whose_stop_event_was_lost(world: World, tall
     tally["lost events healed"] += 1
 
 
-def test_reconciler_stops_an_app_that_outlived_its_ttl(world: World, tally):
+def test_reconciler_ends_an_app_at_its_deadline(world: World, tally):
+    """The TTL is a deadline the reconciler enforces (the container's timer is only the backstop
+    at MAX_TTL), so the app stops on time however long its `timeout` would still allow."""
     task = launch(world, 1)
     world.task_event(task["taskArn"], "RUNNING")
-    expire_record(world, 1)
+    assert world.reconcile()["stopped"] == 0  # not yet
+    world.time_passes(1)
     assert world.reconcile()["stopped"] == 1
+    assert world.reconcile()["stopped"] == 0  # asked once: the record says it is stopping
     stopped = world.task(task["taskArn"])
-    assert stopped["lastStatus"] == "STOPPED" and "outlived its time to live" in stopped["stoppedReason"]
+    assert stopped["lastStatus"] == "STOPPED" and "end of its time to live" in stopped["stoppedReason"]
     world.task_event(task["taskArn"], "STOPPED", exit_codes={"web": 143}, stop_code="UserInitiated",
                      stopped_reason=stopped["stoppedReason"])
     note = world.note(1)
-    assert "time to live (30m) ran out" in note and "the reconciler stopped it" in note
+    assert "Review app: stopped" in note and "its time to live (30m) ran out." in note
     tally["overdue tasks stopped"] += 1
 
 

@@ -136,8 +136,22 @@ def test_rule_ignores_what_is_not_ours(change):
     assert not pattern.matches_event(event)
 
 
+LAUNCH_POLICY = "LaunchReviewAppsPolicy"
+
+
 def _statements(name: str) -> list[dict]:
-    return [s for policy in RESOURCES[name]["Properties"]["Policies"] for s in policy["Statement"]]
+    """A function's inline statements plus those of the shared launch policy it attaches."""
+    statements = []
+    for policy in RESOURCES[name]["Properties"]["Policies"]:
+        if policy == {"Ref": LAUNCH_POLICY}:
+            statements += RESOURCES[LAUNCH_POLICY]["Properties"]["PolicyDocument"]["Statement"]
+        else:
+            statements += policy["Statement"]
+    return statements
+
+
+def _actions(name: str) -> set[str]:
+    return {a for s in _statements(name) for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])}
 
 
 def test_no_wildcard_actions_and_scoped_conditions():
@@ -145,16 +159,27 @@ def test_no_wildcard_actions_and_scoped_conditions():
         for statement in _statements(name):
             actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
             assert all("*" not in action for action in actions), statement
-    webhook = {s["Sid"]: s for s in _statements("WebhookFunction")}
-    assert webhook["PassOnlyReviewAppRoles"]["Condition"] == {
+    launch = {s["Sid"]: s for s in RESOURCES[LAUNCH_POLICY]["Properties"]["PolicyDocument"]["Statement"]}
+    assert launch["PassOnlyReviewAppRoles"]["Condition"] == {
         "StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
     }
-    assert webhook["TagOnCreate"]["Condition"]["StringEquals"]["ecs:CreateAction"] == ["RunTask", "RegisterTaskDefinition"]
-    assert "ecs:cluster" in webhook["RunReviewApps"]["Condition"]["ArnEquals"]
-    assert "ecs:cluster" in webhook["StopReviewApps"]["Condition"]["ArnEquals"]
-    task_events = {a for s in _statements("TaskEventsFunction") for a in
-                   (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])}
-    assert not {"ecs:RunTask", "ecs:StopTask", "iam:PassRole"} & task_events
+    assert launch["TagOnCreate"]["Condition"]["StringEquals"]["ecs:CreateAction"] == ["RunTask", "RegisterTaskDefinition"]
+    assert "ecs:cluster" in launch["RunReviewApps"]["Condition"]["ArnEquals"]
+    assert "task-definition/review-app-*" in launch["RunReviewApps"]["Resource"]["Sub"]
+    assert "ecs:cluster" in launch["StopReviewApps"]["Condition"]["ArnEquals"]
+
+
+def test_only_the_webhook_and_the_reconciler_can_launch():
+    """Task events only report; launching (and passing roles) is for the two that start apps."""
+    launching = {"ecs:RunTask", "iam:PassRole", "ecs:RegisterTaskDefinition"}
+    assert launching <= _actions("WebhookFunction")
+    assert launching <= _actions("ReconcileFunction")
+    assert not ({"ecs:StopTask"} | launching) & _actions("TaskEventsFunction")
+
+
+def test_every_function_that_frees_or_takes_a_slot_may_update_the_table():
+    for name in FUNCTIONS:
+        assert "dynamodb:UpdateItem" in _actions(name), name
 
 
 def test_task_events_have_retries_and_a_dead_letter_queue():
@@ -167,13 +192,12 @@ def test_task_events_have_retries_and_a_dead_letter_queue():
     }
 
 
-def test_reconciler_runs_on_a_schedule_one_at_a_time():
+def test_reconciler_runs_every_minute_one_at_a_time_and_is_watched():
     props = RESOURCES["ReconcileFunction"]["Properties"]
-    assert props["Events"]["Every5Minutes"]["Properties"]["Schedule"] == "rate(5 minutes)"
+    assert props["Events"]["EveryMinute"]["Properties"]["Schedule"] == "rate(1 minute)"
     assert props["ReservedConcurrentExecutions"] == 1
-    actions = {a for s in _statements("ReconcileFunction") for a in
-               (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])}
-    assert not {"ecs:RunTask", "iam:PassRole", "ecs:RegisterTaskDefinition"} & actions
+    alarm = RESOURCES["ReconcilerFailingAlarm"]["Properties"]
+    assert (alarm["MetricName"], alarm["Dimensions"][0]["Value"]) == ("Errors", {"Ref": "ReconcileFunction"})
 
 
 def test_table_is_on_demand_and_the_webhook_url_is_an_output():

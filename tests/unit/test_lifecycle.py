@@ -446,7 +446,9 @@ def test_what_each_command_does():
     assert "nothing has been deployed" in answer("/review-app status")
     assert "`/review-app deploy` launches" in answer("/review-app help")
     assert "`dance` is not a review-app command" in answer("/review-app dance")
-    assert "extending is not available yet" in answer("/review-app extend 1h")
+    assert answer("/review-app extend 1h") == lifecycle.Extend(MR, 3600, "alice")
+    assert "say how much longer" in answer("/review-app extend soon")
+    assert "say how much longer" in answer("/review-app extend")
 
 
 def test_a_deploy_command_skips_the_automatic_gates():
@@ -457,3 +459,117 @@ def test_a_deploy_command_skips_the_automatic_gates():
     running = record(status=Status.LIVE, commit_sha=SHA)
     assert isinstance(relaunch, Launch)
     assert lifecycle.claim_launch(running, MR, relaunch, NOW).replaced_task_arn == running.task_arn
+
+
+# --------------------------------------------------------------------------- extending the time to live
+
+MAX_TTL = 4 * 3600
+
+
+def extend(rec, seconds):
+    return lifecycle.extended(rec, lifecycle.Extend(MR, seconds, "alice"), MAX_TTL)
+
+
+def test_extend_moves_the_deadline_from_when_the_app_went_live():
+    live = record(status=Status.LIVE, live_at=NOW + 40, deadline=NOW + 40 + 1800)
+    longer = extend(live, 3600)
+    assert longer.deadline == NOW + 40 + 1800 + 3600
+    assert (longer.ttl_seconds, longer.extended_seconds) == (5400, 3600)
+    assert "extended by 1h; the app now stops at 2027-01-15 09:30 UTC" in longer.last_command
+    again = extend(longer, 1800)
+    assert (again.ttl_seconds, again.extended_seconds) == (7200, 5400)
+
+
+def test_extend_is_capped_at_the_maximum_ttl_and_says_so():
+    live = record(status=Status.LIVE, live_at=NOW, ttl_seconds=3 * 3600, deadline=NOW + 3 * 3600)
+    capped = extend(live, 5 * 3600)
+    assert capped.deadline == NOW + MAX_TTL and capped.extended_seconds == 3600
+    assert "extended by 1h" in capped.last_command and "at most 4h in all" in capped.last_command
+    at_max = extend(capped, 600)
+    assert isinstance(at_max, str) and "already has this install's maximum time to live (4h)" in at_max
+
+
+def test_an_extension_before_going_live_counts_from_the_start():
+    deploying = extend(record(status=Status.DEPLOYING), 1800)
+    assert deploying.deadline == NOW + 3600
+    live = lifecycle.went_live(deploying, task_event("RUNNING"), url="http://x:1", url_note="", now=NOW + 50)
+    assert live.deadline == NOW + 40 + 3600  # the task started at NOW + 40
+
+
+@pytest.mark.parametrize("status", [Status.STOPPING, Status.STOPPED, Status.FAILED, Status.REJECTED])
+def test_only_a_running_app_can_be_extended(status):
+    assert "no running review app to extend" in extend(record(status=status), 600)
+    assert "no running review app to extend" in extend(None, 600)
+    assert "it is queued" in extend(record(status=Status.QUEUED), 600)
+
+
+# --------------------------------------------------------------------------- caps and the queue
+
+
+def test_slot_scopes_follow_the_caps():
+    assert lifecycle.slot_scopes(lifecycle.Caps(), 14) == ()
+    assert lifecycle.slot_scopes(lifecycle.Caps(5, 2), 14) == (("all", 5), ("project/14", 2))
+    assert lifecycle.slot_scopes(lifecycle.Caps(0, 2), 14) == (("project/14", 2),)
+    assert "this install runs at most 1 review app at once" == lifecycle.cap_detail("all", 1)
+    assert "this project may run at most 3 review apps at once" == lifecycle.cap_detail("project/14", 3)
+
+
+def test_slot_change_takes_keeps_and_releases():
+    launch = Launch(spec(), SHA2)
+    fresh = lifecycle.claim_launch(None, MR, launch, NOW)
+    assert lifecycle.slot_change(None, fresh) == lifecycle.Slot.TAKE
+    done = record(status=Status.STOPPED)
+    assert lifecycle.slot_change(done, lifecycle.claim_launch(done, MR, launch, NOW)) == lifecycle.Slot.TAKE
+    waiting = record(status=Status.QUEUED, launch_id="")
+    assert lifecycle.slot_change(waiting, lifecycle.claim_launch(waiting, MR, launch, NOW)) == lifecycle.Slot.TAKE
+    live = record(status=Status.LIVE)
+    assert lifecycle.slot_change(live, lifecycle.claim_launch(live, MR, launch, NOW)) == lifecycle.Slot.KEEP
+    ended = lifecycle.stopped(live, task_event("STOPPED", exit_code=0, version=9), NOW)
+    assert lifecycle.slot_change(live, ended) == lifecycle.Slot.RELEASE
+    failed = lifecycle.launch_failed(fresh, ("no capacity",), NOW)
+    assert lifecycle.slot_change(fresh, failed) == lifecycle.Slot.RELEASE
+    assert lifecycle.slot_change(live, lifecycle.went_live(record(), task_event(), url="", url_note="", now=NOW)) == ""
+    assert lifecycle.slot_change(live, lifecycle.stop_requested(live, StopReason.CLOSED)) == ""
+
+
+def test_a_queued_app_keeps_its_place_when_a_new_commit_arrives():
+    first = lifecycle.queued(lifecycle.claim_launch(None, MR, Launch(spec(), SHA), NOW), None, "full")
+    assert (first.status, first.queued_at, first.launch_id, first.deadline) == (Status.QUEUED, NOW, "", 0)
+    placed = dataclasses.replace(first, queue_place=3)
+    newer = lifecycle.claim_launch(placed, MR, Launch(spec(), SHA2), NOW + 60)
+    assert newer.queued_at == 0  # a claim that gets a slot leaves the queue
+    again = lifecycle.queued(newer, placed, "full")
+    assert (again.commit_sha, again.queued_at, again.queue_place) == (SHA2, NOW, 3)
+
+
+def test_queue_order_is_first_come_first_served():
+    a = record(mr_iid=1, status=Status.QUEUED, queued_at=NOW + 5)
+    b = record(mr_iid=2, status=Status.QUEUED, queued_at=NOW)
+    c = record(mr_iid=3, status=Status.LIVE)
+    d = record(mr_iid=4, status=Status.QUEUED, queued_at=NOW)
+    assert [r.mr_iid for r in lifecycle.queue_order([a, b, c, d])] == [2, 4, 1]
+
+
+def test_queued_mrs_can_be_stopped_and_leave_the_queue():
+    waiting = record(status=Status.QUEUED, queued_at=NOW, queue_place=2, task_arn="", launch_id="")
+    assert lifecycle.plan_stop(waiting) == waiting
+    left = lifecycle.left_queue(waiting, StopReason.MERGED, "", NOW + 9)
+    assert (left.status, left.stop_reason, left.live_at, left.queue_place) == (Status.STOPPED, "merged", 0, 0)
+    assert left.expires_at > NOW
+
+
+def test_the_queue_gates():
+    waiting = record(status=Status.QUEUED, queued_at=NOW, commit_sha=SHA, launch_id="")
+    from_queue = ConsiderDeploy(MR, SHA, "queue", labels=(), draft=True)
+    gated = spec(trigger="pipeline", label="review-app")
+    assert isinstance(plan(from_queue, gated, waiting), Launch)  # it passed the gates when it queued
+    assert "no longer waiting in the queue" in plan(from_queue, gated, record(status=Status.LIVE)).reason
+    assert "no longer waiting in the queue" in plan(from_queue, gated, None).reason
+    merged = lifecycle.plan_deploy(from_queue, gated, waiting, mr_state="merged", mr_head_sha=SHA)
+    assert merged == StopApp(MR, StopReason.MERGED)
+    closed = lifecycle.plan_deploy(from_queue, gated, waiting, mr_state="closed", mr_head_sha=SHA)
+    assert closed == StopApp(MR, StopReason.CLOSED)
+    same_commit = ConsiderDeploy(MR, SHA, "pipeline")
+    assert "already queued (number 1 in line)" in plan(same_commit, spec(), waiting).reason
+    unlabeled = ConsiderDeploy(MR, SHA, "edited", labels=(), labels_removed=("review-app",))
+    assert plan(unlabeled, spec(label="review-app"), waiting) == StopApp(MR, StopReason.UNLABELED)

@@ -1,4 +1,9 @@
-"""One DynamoDB item per merge request, written only if nobody else wrote it since we read it."""
+"""One DynamoDB item per merge request, written only if nobody else wrote it since we read it.
+
+Under running caps, one more item per cap scope (`slots#all`, `slots#project/<id>`) holds the
+set of MRs whose app runs. A record write that starts or ends an app changes that set in
+the same transaction, so the set and the records can never disagree, and the cap condition
+is checked by DynamoDB itself: two launches racing for the last slot cannot both win."""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
+from review_apps.lifecycle import Caps, Slot, slot_scopes
 from review_apps.models import Record
 
 _serializer = TypeSerializer()
@@ -18,14 +24,23 @@ class Conflict(Exception):
     """Another invocation changed the record between our read and our write."""
 
 
+class SlotsTaken(Exception):
+    """Every slot of a cap scope is held by another MR's app."""
+
+    def __init__(self, scope: str, cap: int) -> None:
+        super().__init__(f"all {cap} running slots of '{scope}' are taken")
+        self.scope, self.cap = scope, cap
+
+
 def _key(project_id: int, mr_iid: int) -> dict[str, Any]:
     return {"pk": {"S": f"mr#{project_id}/{mr_iid}"}}
 
 
 class RecordStore:
-    def __init__(self, table_name: str, dynamodb) -> None:
+    def __init__(self, table_name: str, dynamodb, caps: Caps = Caps()) -> None:
         self._table = table_name
         self._db = dynamodb
+        self._caps = caps
 
     def get(self, project_id: int, mr_iid: int) -> Record | None:
         answer = self._db.get_item(TableName=self._table, Key=_key(project_id, mr_iid), ConsistentRead=True)
@@ -50,8 +65,9 @@ class RecordStore:
         plain = {k: int(v) if isinstance(v, Decimal) else v for k, v in plain.items()}
         return Record.from_item(plain)
 
-    def save(self, record: Record) -> Record:
-        """Write `record` if the stored rev is still `record.rev`; return it with the new rev."""
+    def save(self, record: Record, slots: str = Slot.NONE) -> Record:
+        """Write `record` if the stored rev is still `record.rev`; return it with the new rev.
+        `slots` (lifecycle.slot_change) says whether the write takes, keeps or frees a slot."""
         saved = dataclasses.replace(record, rev=record.rev + 1)
         # A zero expires_at would read as "long expired" to DynamoDB's TTL: leave it out instead.
         item = {k: _serializer.serialize(v) for k, v in saved.to_item().items() if k != "expires_at" or v}
@@ -60,11 +76,45 @@ class RecordStore:
             condition, values = "attribute_not_exists(pk)", {}
         else:
             condition, values = "rev = :rev", {":rev": {"N": str(record.rev)}}
-        kwargs: dict[str, Any] = {"TableName": self._table, "Item": item, "ConditionExpression": condition}
+        put: dict[str, Any] = {"TableName": self._table, "Item": item, "ConditionExpression": condition}
         if values:
-            kwargs["ExpressionAttributeValues"] = values
+            put["ExpressionAttributeValues"] = values
+        scopes = slot_scopes(self._caps, record.project_id) if slots else ()
+        if not scopes:
+            try:
+                self._db.put_item(**put)
+            except self._db.exceptions.ConditionalCheckFailedException:
+                raise Conflict(f"record {record.key} changed since rev {record.rev}") from None
+            return saved
+        updates = [self._slot_update(scope, cap, record.key, slots) for scope, cap in scopes]
         try:
-            self._db.put_item(**kwargs)
-        except self._db.exceptions.ConditionalCheckFailedException:
-            raise Conflict(f"record {record.key} changed since rev {record.rev}") from None
+            self._db.transact_write_items(TransactItems=[{"Put": put}, *updates])
+        except self._db.exceptions.TransactionCanceledException as exc:
+            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+            if reasons and reasons[0] == "ConditionalCheckFailed":
+                raise Conflict(f"record {record.key} changed since rev {record.rev}") from None
+            for (scope, cap), code in zip(scopes, reasons[1:]):
+                if code == "ConditionalCheckFailed":
+                    raise SlotsTaken(scope, cap) from None
+            raise
         return saved
+
+    def _slot_update(self, scope: str, cap: int, mr: str, slots: str) -> dict[str, Any]:
+        update: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": {"pk": {"S": f"slots#{scope}"}},
+            # Set operations are idempotent: a retried release or take changes nothing.
+            "UpdateExpression": "DELETE holders :me" if slots == Slot.RELEASE else "ADD holders :me",
+            "ExpressionAttributeValues": {":me": {"SS": [mr]}},
+        }
+        if slots == Slot.TAKE:
+            update["ConditionExpression"] = (
+                "attribute_not_exists(holders) OR contains(holders, :mr) OR size(holders) < :cap"
+            )
+            update["ExpressionAttributeValues"].update({":mr": {"S": mr}, ":cap": {"N": str(cap)}})
+        return {"Update": update}
+
+    def holders(self, scope: str) -> set[str]:
+        """The MRs holding a slot of `scope` (for the queue's cheap "is there room?" look)."""
+        answer = self._db.get_item(TableName=self._table, Key={"pk": {"S": f"slots#{scope}"}}, ConsistentRead=True)
+        return set(answer.get("Item", {}).get("holders", {}).get("SS", []))
