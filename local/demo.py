@@ -1,7 +1,7 @@
-"""`make demo`: one merge request's review app, from opening to its TTL running out.
+"""`make demo`: one merge request's review app, from opening to its (extended) TTL running out.
 
 Everything runs on this machine: AWS is moto on 127.0.0.1, GitLab is the stand-in, and the
-webhooks and ECS events go through the real WebhookFunction and TaskEventsFunction. Each
+webhooks, ECS events and the schedule go through the real functions. Each
 step prints what a reviewer would see on the merge request.
 """
 
@@ -11,7 +11,7 @@ import re
 import shutil
 import textwrap
 
-from local.world import CLUSTER, PROJECT_PATH, SPEC, World, running_world
+from local.world import CLUSTER, PROJECT_ID, PROJECT_PATH, SPEC, World, running_world
 
 WIDTH = min(shutil.get_terminal_size((100, 20)).columns, 100)
 EMOJI = {
@@ -117,8 +117,19 @@ def main() -> None:
         task_event(world.task_event(new_task["taskArn"], "RUNNING"), "RUNNING")
         show_mr(world, 1, SHA2)
 
-        heading(6, "30 minutes later: `timeout` ends the app (exit 124) and the task stops by itself")
-        task_event(world.expire(new_task["taskArn"]), "STOPPED (exit 124)")
+        heading(6, "A reviewer needs more time and comments `/review-app extend 1h`")
+        world.gitlab.state.projects[PROJECT_ID].members[51] = 30  # alice is a Developer
+        webhook(world.comment(1, "/review-app extend 1h"))
+        show_mr(world, 1, SHA2)
+
+        heading(7, "The new end time comes: the reconciler (every minute) stops the app")
+        world.time_passes(1)
+        summary = world.reconcile()
+        said("  Schedule → ReconcileFunction", f"stopped {summary['stopped']} app(s) at their deadline")
+        stopped = world.task(new_task["taskArn"])
+        task_event(world.task_event(new_task["taskArn"], "STOPPED", exit_codes={"web": 143},
+                                    stop_code="UserInitiated", stopped_reason=stopped["stoppedReason"]),
+                   "STOPPED")
         show_tasks(world)
         show_mr(world, 1, SHA2)
         left = world.ecs.list_tasks(cluster=CLUSTER, desiredStatus="RUNNING")["taskArns"]

@@ -151,6 +151,12 @@ class World:
         self.cold_start()
         return self
 
+    def redeploy(self, **settings: str) -> None:
+        """`sam deploy` with changed parameters: same AWS and GitLab, fresh functions."""
+        self.settings.update(settings)
+        os.environ.update(settings)
+        self.cold_start()
+
     def cold_start(self) -> None:
         """Load both handlers anew, as Lambda does in a fresh container."""
         self.webhook_handler = load_handler("WebhookFunction")
@@ -317,12 +323,15 @@ class World:
         )
 
     def time_passes(self, iid: int, past_deadline: int = 60) -> None:
-        """Move the MR's deadline `past_deadline` seconds into the past (the functions read the
-        real clock, so time moves by moving the record instead)."""
+        """Time moves on until the MR's deadline is `past_deadline` seconds ago. The functions
+        read the real clock, so the record's timeline moves back instead."""
+        record = self.record(iid)
+        shift = int(record["deadline"]) - (int(time.time()) - past_deadline)
+        moved = {name: int(record[name]) - shift for name in ("deadline", "launched_at", "live_at") if record[name]}
         self.dynamodb.update_item(
             TableName=TABLE, Key={"pk": {"S": f"mr#{PROJECT_ID}/{iid}"}},
-            UpdateExpression="SET deadline = :d",
-            ExpressionAttributeValues={":d": {"N": str(int(time.time()) - past_deadline)}},
+            UpdateExpression="SET " + ", ".join(f"{name} = :{name}" for name in moved),
+            ExpressionAttributeValues={f":{name}": {"N": str(value)} for name, value in moved.items()},
         )
 
     def running_slots(self, scope: str = "all") -> set[str]:

@@ -62,10 +62,27 @@ def handler(event: dict, context: Any) -> dict:
         services.ecs.retire(arn)
         summary["retired"] += 1
 
-    summary["started_from_queue"] = deployer.start_queued(services.store.all() if plan.check else records)
+    if plan.check or plan.stop:
+        records = services.store.all()
+    summary["slots_corrected"] = _correct_slots(records)
+    summary["started_from_queue"] = deployer.start_queued(records)
 
     logger.info("reconciled", extra=summary)
     return summary
+
+
+def _correct_slots(records: list[Record]) -> int:
+    settings = services.settings
+    caps = lifecycle.Caps(settings.max_running, settings.max_running_per_project)
+    scopes = {scope for r in records for scope, _ in lifecycle.slot_scopes(caps, r.project_id)}
+    holders = {scope: services.store.holders(scope) for scope in scopes}
+    corrected = 0
+    for fix in reconcile.slot_corrections(records, holders, caps):
+        if services.store.correct_slot(fix.scope, fix.mr, fix.hold, fix.record):
+            corrected += 1
+            logger.warning("running slots disagreed with the records", extra={"scope": fix.scope, "mr": fix.mr,
+                                                                                "hold": fix.hold})
+    return corrected
 
 
 def _finish(record: Record, now: int) -> Record | None:

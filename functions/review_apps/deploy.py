@@ -261,18 +261,26 @@ class Deployer:
         return True
 
     def renumber_queue(self, key: str = "") -> int:
-        """Give every waiting MR its current place and tell it; returns `key`'s place."""
+        """Give every waiting MR its current place and tell it; returns `key`'s place.
+
+        A pass that loses a write to another function read a queue that has changed since:
+        it looks again, so the last pass to finish works from the queue as it is."""
         mine = 0
-        for place, record in enumerate(lifecycle.queue_order(self.services.store.all()), start=1):
-            if record.key == key:
-                mine = place
-            if record.queue_place == place and record.note_id:
-                continue
-            try:
-                saved = self.services.store.save(dataclasses.replace(record, queue_place=place))
-            except Conflict:
-                continue  # it moved on meanwhile; whoever moved it publishes its own view
-            self.publish(saved)
+        for _ in range(CLAIM_ATTEMPTS):
+            moved_on = False
+            for place, record in enumerate(lifecycle.queue_order(self.services.store.all()), start=1):
+                if record.key == key:
+                    mine = place
+                if record.queue_place == place and record.note_id:
+                    continue
+                try:
+                    saved = self.services.store.save(dataclasses.replace(record, queue_place=place))
+                except Conflict:
+                    moved_on = True
+                    continue
+                self.publish(saved)
+            if not moved_on:
+                break
         return mine
 
     # ------------------------------------------------------------------ telling the MR

@@ -7,13 +7,16 @@ the whole picture and `plan` says what to heal:
   tasks no record owns;
 - check active records whose task is no longer running (and finish them);
 - re-publish MR views that did not reach GitLab;
-- retire derived task definitions no active record uses.
+- retire derived task definitions no active record uses;
+- correct the running-slot sets where they disagree with the records (caps turned on while
+  apps ran; a table edited by hand). Launches and stops keep them right by themselves.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from review_apps.lifecycle import Caps, slot_scopes
 from review_apps.messages import needs_publish
 from review_apps.models import Record, Status, parse_group
 # A launch claimed this long ago without a task was interrupted (the Lambda died mid-way).
@@ -85,3 +88,28 @@ def plan(tasks: list[RunningTask], records: list[Record], active_definitions: li
 
 def _family(task_definition_arn: str) -> str:
     return task_definition_arn.rsplit("/", 1)[-1].rsplit(":", 1)[0]
+
+
+@dataclass(frozen=True)
+class SlotCorrection:
+    scope: str
+    mr: str  # "project/iid"
+    hold: bool  # add the MR to the scope's set, or take it out
+    record: Record | None  # the record whose unchanged state justifies it (None: there is none)
+
+
+def slot_corrections(records: list[Record], holders: dict[str, set[str]], caps: Caps) -> list[SlotCorrection]:
+    """Running apps missing from a slot set, and set members whose app is not running.
+    `holders` maps each scope of `caps` (for every project with records) to its set."""
+    by_key = {r.key: r for r in records}
+    fixes = []
+    for record in records:
+        for scope, _ in slot_scopes(caps, record.project_id):
+            if record.active and record.key not in holders.get(scope, set()):
+                fixes.append(SlotCorrection(scope, record.key, True, record))
+    for scope, members in sorted(holders.items()):
+        for key in sorted(members):
+            record = by_key.get(key)
+            if record is None or not record.active:
+                fixes.append(SlotCorrection(scope, key, False, record))
+    return fixes

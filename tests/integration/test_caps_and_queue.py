@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from local import events
 from local.lambda_runtime import LambdaContext, load_handler
-from local.world import PROJECT_ID, PROJECT_PATH, WEBHOOK_SECRET, World
+from local.world import PROJECT_ID, PROJECT_PATH, TABLE, WEBHOOK_SECRET, World
 from review_apps.messages import needs_publish
 from review_apps.models import Record
 
@@ -187,3 +187,19 @@ def test_concurrent_events_never_exceed_the_cap_and_nobody_is_dropped(make_world
 def behind_on_gitlab(world: World) -> list[int]:
     """MRs whose note, commit status or environment do not show their record yet."""
     return [i for i in range(1, MRS + 1) if needs_publish(Record.from_item(world.record(i)))]
+
+
+def test_caps_turned_on_while_apps_run_count_them_after_one_reconcile(make_world):
+    world = make_world()  # no caps yet
+    open_mrs(world, [1, 2])
+    assert world.running_slots() == set()
+    world.redeploy(MAX_RUNNING_APPS="2")
+    # A stale member too: an MR whose app is long gone (a hand-edited table, say).
+    world.dynamodb.update_item(TableName=TABLE, Key={"pk": {"S": "slots#all"}},
+                               UpdateExpression="ADD holders :h", ExpressionAttributeValues={":h": {"SS": ["14/77"]}})
+    summary = world.reconcile()
+    assert summary["slots_corrected"] == 3
+    assert world.running_slots() == {f"{PROJECT_ID}/1", f"{PROJECT_ID}/2"}
+    world.commit(sha(3), spec=ON_OPEN)
+    assert world.open_mr(3, sha(3), branch="feature/3")["body"]["place"] == 1
+    assert world.reconcile()["slots_corrected"] == 0

@@ -114,6 +114,23 @@ class RecordStore:
             update["ExpressionAttributeValues"].update({":mr": {"S": mr}, ":cap": {"N": str(cap)}})
         return {"Update": update}
 
+    def correct_slot(self, scope: str, mr: str, hold: bool, record: Record | None) -> bool:
+        """Add `mr` to (or take it out of) `scope`'s set, provided `record` is still what the
+        correction was based on (or there is still no record). False if it moved on meanwhile."""
+        project_id, mr_iid = (int(part) for part in mr.split("/"))
+        check: dict[str, Any] = {"TableName": self._table, "Key": _key(project_id, mr_iid)}
+        if record is None:
+            check["ConditionExpression"] = "attribute_not_exists(pk)"
+        else:
+            check["ConditionExpression"] = "rev = :rev"
+            check["ExpressionAttributeValues"] = {":rev": {"N": str(record.rev)}}
+        update = self._slot_update(scope, 0, mr, Slot.KEEP if hold else Slot.RELEASE)
+        try:
+            self._db.transact_write_items(TransactItems=[{"ConditionCheck": check}, update])
+        except self._db.exceptions.TransactionCanceledException:
+            return False
+        return True
+
     def holders(self, scope: str) -> set[str]:
         """The MRs holding a slot of `scope` (for the queue's cheap "is there room?" look)."""
         answer = self._db.get_item(TableName=self._table, Key={"pk": {"S": f"slots#{scope}"}}, ConsistentRead=True)
