@@ -246,7 +246,12 @@ class Deployer:
             if not self._room_for(record, caps):
                 continue
             ask = lifecycle.ConsiderDeploy(record.mr, record.commit_sha, "queue")
-            outcome = self.consider(ask, None)
+            try:
+                outcome = self.consider(ask, None)
+            except Exception:  # one MR's GitLab or ECS trouble must not hold up the rest
+                self.logger.exception("could not start a queued app; the next run tries again",
+                                      extra={"mr": record.key})
+                continue
             self.logger.info("queued app considered", extra={"mr": record.key, "outcome": outcome["message"]})
             if outcome["message"] == "deploying":
                 started += 1

@@ -282,6 +282,9 @@ def plan_deploy(
     if ask.sha != mr_head_sha:
         return Ignore(f"commit {ask.sha[:8]} is no longer the merge request's head ({mr_head_sha[:8]})")
     if spec is None:
+        if ask.cause == "queue":  # waiting for nothing would hold its place forever
+            return Reject((f"`.gitlab/review-app.yml` no longer exists at commit `{ask.sha[:8]}`, so the queued "
+                           "app was not started. Add the file back to get a review app.",))
         return Ignore("no .gitlab/review-app.yml at this commit: review apps are off for this merge request")
     problems: tuple[str, ...] = ()
     if ask.mr.is_fork and not allow_forks:
@@ -535,6 +538,9 @@ def stop_requested(record: Record, reason: str, detail: str = "", updated_at: in
 
 def vanished(record: Record, now: int) -> Record:
     """The record's task is gone and ECS no longer describes it (its events were lost)."""
+    if not record.task_arn and record.stop_reason in StopReason.REQUESTED:
+        # Stopped (merged, closed…) while its launch was in flight; the launch stopped its own task.
+        return dataclasses.replace(record, status=Status.STOPPED, stopped_at=now, expires_at=_expiry(now))
     if not record.task_arn:
         return launch_failed(
             record, ("The launch was interrupted before a task started. Push or re-run the pipeline to try again.",),

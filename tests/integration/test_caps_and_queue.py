@@ -203,3 +203,14 @@ def test_caps_turned_on_while_apps_run_count_them_after_one_reconcile(make_world
     world.commit(sha(3), spec=ON_OPEN)
     assert world.open_mr(3, sha(3), branch="feature/3")["body"]["place"] == 1
     assert world.reconcile()["slots_corrected"] == 0
+
+
+def test_a_queued_mr_whose_spec_was_removed_leaves_the_queue(make_world):
+    world = make_world(MAX_RUNNING_APPS="1")
+    open_mrs(world, [1, 2])
+    world.commit(sha(20), spec=None)
+    world.mr(2)["sha"] = sha(20)  # the push event was lost; the queue reads the head itself
+    end(world, 1)
+    world.reconcile()
+    assert world.tasks() == [] and world.record(2)["status"] == "rejected"
+    assert "no longer exists at commit" in world.note(2)

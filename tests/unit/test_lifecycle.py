@@ -573,3 +573,33 @@ def test_the_queue_gates():
     assert "already queued (number 1 in line)" in plan(same_commit, spec(), waiting).reason
     unlabeled = ConsiderDeploy(MR, SHA, "edited", labels=(), labels_removed=("review-app",))
     assert plan(unlabeled, spec(label="review-app"), waiting) == StopApp(MR, StopReason.UNLABELED)
+
+
+# --------------------------------------------------------------------------- a task that vanished
+
+
+def test_a_launch_interrupted_before_its_task_started_fails_with_a_hint():
+    gone = lifecycle.vanished(record(status=Status.DEPLOYING, task_arn=""), NOW)
+    assert gone.status == Status.FAILED and "launch was interrupted" in gone.problems[0]
+
+
+def test_a_launch_stopped_on_purpose_before_its_task_was_recorded_is_stopped_not_failed():
+    """Merged while RunTask was in flight: the launch stops its own task and records nothing."""
+    stopping = lifecycle.stop_requested(record(status=Status.DEPLOYING, task_arn=""), StopReason.MERGED)
+    gone = lifecycle.vanished(stopping, NOW)
+    assert (gone.status, gone.stop_reason, gone.problems) == (Status.STOPPED, StopReason.MERGED, [])
+    assert gone.expires_at > NOW
+
+
+def test_a_vanished_task_that_had_gone_live_stopped_and_one_that_had_not_failed():
+    ran = lifecycle.vanished(record(status=Status.LIVE, live_at=NOW), NOW + 60)
+    assert (ran.status, ran.stop_reason) == (Status.STOPPED, StopReason.UNKNOWN)
+    never = lifecycle.vanished(record(status=Status.DEPLOYING), NOW + 60)
+    assert never.status == Status.FAILED and "no longer describes it" in never.stop_detail
+
+
+def test_a_queued_mr_whose_spec_is_gone_leaves_the_queue_with_the_reason():
+    waiting = record(status=Status.QUEUED, task_arn="", launch_id="")
+    decision = plan(ConsiderDeploy(MR, SHA, "queue"), None, waiting)
+    assert isinstance(decision, Reject) and "no longer exists at commit `aaaaaaaa`" in decision.problems[0]
+    assert isinstance(plan(ConsiderDeploy(MR, SHA, "pushed"), None, waiting), Ignore)
