@@ -36,8 +36,9 @@ READING = """## Reading these numbers
      showing a launch that may lose a race;
   3. the first note on an MR is looked up by its hidden marker before it is created, so a lost record
      never makes a second note; a brand-new MR could skip it.
-  ECS RUNNING/STOPPED are below the floor because the floor creates a new environment and deployment,
-  which the handler already has from the launch.
+  ECS RUNNING is below the floor because the floor creates a new environment and deployment, which
+  the handler already has from the launch. ECS STOPPED posts the commit status once more, so that it
+  no longer says "live until …" once the app has stopped.
 - **Calls that could still go**: the note lookup on an MR's first note (see 3), the idempotency writes for
   stop events (see 1), the publish write (see 2), and `GetParameter` twice on a cold start (cached for
   five minutes afterwards). The GitLab environment is created without a lookup and updated by id.

@@ -49,10 +49,6 @@ class Settings:
     max_running_per_project: int = 0
 
     @property
-    def has_caps(self) -> bool:
-        return bool(self.max_running or self.max_running_per_project)
-
-    @property
     def cluster_name(self) -> str:
         return self.cluster.rsplit("/", 1)[-1]
 

@@ -238,6 +238,9 @@ def test_settings_defaults_and_parsing():
     assert settings.gitlab_url == "https://gitlab.example.com"
     assert settings.subnets == ("subnet-1", "subnet-2") and not settings.assign_public_ip
     assert (settings.default_ttl, settings.max_ttl) == (1800, 14400)
+    assert (settings.max_running, settings.max_running_per_project) == (0, 0)  # no caps unless set
+    capped = load_settings({**ENV, "MAX_RUNNING_APPS": "20", "MAX_RUNNING_APPS_PER_PROJECT": " 3 "})
+    assert (capped.max_running, capped.max_running_per_project) == (20, 3)
 
 
 @pytest.mark.parametrize(
@@ -249,6 +252,8 @@ def test_settings_defaults_and_parsing():
         ({"ASSIGN_PUBLIC_IP": "yes"}, "ENABLED or DISABLED"),
         ({"DEFAULT_TTL": "forever"}, "DEFAULT_TTL='forever'"),
         ({"DEFAULT_TTL": "5h", "MAX_TTL": "1h"}, "longer than MAX_TTL"),
+        ({"MAX_RUNNING_APPS": "-1"}, "MAX_RUNNING_APPS must be a whole number"),
+        ({"MAX_RUNNING_APPS_PER_PROJECT": "ten"}, "MAX_RUNNING_APPS_PER_PROJECT must be a whole number"),
     ],
 )
 def test_bad_settings_name_the_variable(change, message):
@@ -267,3 +272,25 @@ def test_live_note_shows_the_cost_rate_and_stopped_note_the_total():
                               **{**costed, "capacity": "spot"}))
     assert "Fargate Spot (AWS may interrupt it), public IPv4" in spot
     assert "Costs about" not in render_note(record(status=Status.LIVE, url="http://x:1", live_at=NOW))
+
+
+def test_queued_and_left_queue_notes():
+    waiting = record(status=Status.QUEUED, task_arn="", queue_place=3, queued_at=NOW, launched_at=0,
+                     queue_detail="this install runs at most 2 review apps at once")
+    note = render_note(waiting)
+    assert "Review app: queued" in note and "**number 3** in the queue" in note
+    assert "this install runs at most 2 review apps at once" in note and "starts by itself" in note
+    view = gitlab_view(waiting)
+    assert view.commit_status.state == "pending" and view.deployment_status == "" and not view.environment_stopped
+    left = record(status=Status.STOPPED, task_arn="", queued_at=NOW, launched_at=0, stop_reason=StopReason.CLOSED)
+    note = render_note(left)
+    assert "taken out of the queue" in note and "never started" in note and "was closed" in note
+    assert "To get a new one" not in note  # closed: no relaunch hint
+    assert gitlab_view(left).commit_status.state == "canceled"
+
+
+def test_an_extended_app_says_so_next_to_its_end_time():
+    live = record(status=Status.LIVE, url="http://x:1", live_at=NOW, ttl_seconds=5400, extended_seconds=3600,
+                  deadline=NOW + 5400)
+    assert "until **2027-01-15 09:30 UTC** (1h30m, extended by 1h)." in render_note(live)
+    assert gitlab_view(live).commit_status.description == "Review app live until 2027-01-15 09:30 UTC"
