@@ -353,6 +353,7 @@ class World:
 
 @contextmanager
 def running_world(**settings: str) -> Iterator[World]:
+    saved = dict(os.environ)  # the install sets its configuration there; the next one starts clean
     moto = MotoServer()
     gitlab = GitLabStandIn(GITLAB_TOKEN).start()
     try:
@@ -360,3 +361,5 @@ def running_world(**settings: str) -> Iterator[World]:
     finally:
         gitlab.stop()
         moto.stop()
+        os.environ.clear()
+        os.environ.update(saved)
