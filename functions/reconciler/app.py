@@ -62,7 +62,7 @@ def handler(event: dict, context: Any) -> dict:
         services.ecs.retire(arn)
         summary["retired"] += 1
 
-    if plan.check or plan.stop:
+    if plan.check or plan.stop or plan.republish:  # this run moved records on: look again
         records = services.store.all()
     summary["slots_corrected"] = _correct_slots(records)
     summary["started_from_queue"] = deployer.start_queued(records)
