@@ -101,7 +101,7 @@ def _finish(record: Record, now: int) -> Record | None:
 
 def _save_or_skip(record: Record, summary: dict, publish: bool = False, before: Record | None = None) -> bool:
     try:
-        saved = services.store.save(record, lifecycle.slot_change(before, record) if before else "")
+        saved = services.store.save(record, lifecycle.slot_change(before, record) if before else lifecycle.Slot.NONE)
     except Conflict:
         summary["skipped"] += 1  # someone else moved this MR on; the next run looks again
         return False

@@ -220,7 +220,9 @@ class Deployer:
                 self.renumber_queue()
                 return result(200, "taken out of the queue")
             try:
-                stopping = store.save(lifecycle.stop_requested(target, ask.reason, detail=who, updated_at=ask.updated_at))
+                stopping = store.save(
+                    lifecycle.stop_requested(target, ask.reason, detail=who, updated_at=ask.updated_at)
+                )
             except Conflict:
                 continue
             # A launch may be in flight (no task recorded yet): it will find the record changed and
@@ -242,8 +244,13 @@ class Deployer:
             return 0
         started = 0
         caps = lifecycle.Caps(self.services.settings.max_running, self.services.settings.max_running_per_project)
+        holders: dict[str, set[str]] = {}  # each scope read once per pass, kept up to date as apps start
         for record in queue:
-            if not self._room_for(record, caps):
+            scopes = lifecycle.slot_scopes(caps, record.project_id)
+            for scope, _ in scopes:
+                if scope not in holders:
+                    holders[scope] = self.services.store.holders(scope)
+            if any(record.key not in holders[scope] and len(holders[scope]) >= cap for scope, cap in scopes):
                 continue
             ask = lifecycle.ConsiderDeploy(record.mr, record.commit_sha, "queue")
             try:
@@ -255,15 +262,10 @@ class Deployer:
             self.logger.info("queued app considered", extra={"mr": record.key, "outcome": outcome["message"]})
             if outcome["message"] == "deploying":
                 started += 1
+                for scope, _ in scopes:
+                    holders[scope].add(record.key)
         self.renumber_queue()
         return started
-
-    def _room_for(self, record: Record, caps: lifecycle.Caps) -> bool:
-        for scope, cap in lifecycle.slot_scopes(caps, record.project_id):
-            holders = self.services.store.holders(scope)
-            if record.key not in holders and len(holders) >= cap:
-                return False
-        return True
 
     def renumber_queue(self, key: str = "") -> int:
         """Give every waiting MR its current place and tell it; returns `key`'s place.

@@ -28,9 +28,6 @@ def environment_name(source_branch: str) -> str:
     return f"review/{ref_slug(source_branch)}"
 
 
-_when = format_utc
-
-
 def _commit(sha: str) -> str:
     return f"`{sha[:8]}`"
 
@@ -124,7 +121,8 @@ def render_note(record: Record) -> str:
             "",
             f"**{record.url}**",
             "",
-            f"Commit {commit}, live since {_when(record.live_at)}, until **{_when(record.deadline)}** ({ttl}).",
+            f"Commit {commit}, live since {format_utc(record.live_at)}, "
+            f"until **{format_utc(record.deadline)}** ({ttl}).",
         ]
         if cost_rate_line(record):
             lines.append(cost_rate_line(record))
@@ -150,7 +148,7 @@ def render_note(record: Record) -> str:
     elif record.status == Status.STOPPED:
         ran = ""
         if record.live_at and record.stopped_at:
-            ran = f" It ran from {_when(record.live_at)} to {_when(record.stopped_at)}."
+            ran = f" It ran from {format_utc(record.live_at)} to {format_utc(record.stopped_at)}."
         lines = [
             "### :stop_button: Review app: stopped",
             "",
@@ -226,7 +224,7 @@ def gitlab_view(record: Record) -> GitLabView:
     if status == Status.DEPLOYING or (status == Status.STOPPING and not record.live_at):
         return GitLabView(CommitStatus("running", "Review app is deploying", ""), "running", "", False)
     if status in (Status.LIVE, Status.STOPPING):
-        live = CommitStatus("success", f"Review app live until {_when(record.deadline)}", record.url)
+        live = CommitStatus("success", f"Review app live until {format_utc(record.deadline)}", record.url)
         return GitLabView(live, "success", record.url, False)
     if status == Status.STOPPED:
         if record.live_at:

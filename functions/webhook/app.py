@@ -13,7 +13,7 @@ import hashlib
 import json
 import time
 from functools import lru_cache
-from typing import Any
+from typing import Any, Callable
 
 import gitlab
 import requests
@@ -24,7 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from review_apps import auth, lifecycle
 from review_apps.adapters.store import Conflict
 from review_apps.deploy import CLAIM_ATTEMPTS, Deployer, result
-from review_apps.models import BadEvent, MergeRequestEvent, parse_gitlab_event
+from review_apps.models import BadEvent, MergeRequestEvent, Record, parse_gitlab_event
 from review_apps.services import Services
 from review_apps.settings import load_settings
 
@@ -182,31 +182,27 @@ def _command(command: lifecycle.Command) -> dict:
 
 
 def _extend(command: lifecycle.Command, ask: lifecycle.Extend) -> dict:
-    for _ in range(CLAIM_ATTEMPTS):
-        record = services.store.get(command.mr.project_id, command.mr.iid)
-        change = lifecycle.extended(record, ask, services.settings.max_ttl)
-        if isinstance(change, str):
-            return _note_answer(command, change)
-        try:
-            saved = services.store.save(change)
-        except Conflict:
-            continue
-        deployer.publish(saved)
-        logger.info("extended", extra={"deadline": saved.deadline, "ttl": saved.ttl_seconds})
-        return result(200, saved.last_command)
-    raise Conflict("the merge request changed repeatedly while we handled it")
+    return _answer_on_note(command, lambda record: lifecycle.extended(record, ask, services.settings.max_ttl))
 
 
 def _note_answer(command: lifecycle.Command, answer: str) -> dict:
-    """Answer in the MR's one note rather than with a new comment."""
+    return _answer_on_note(command, lambda record: answer)
+
+
+def _answer_on_note(command: lifecycle.Command, change: Callable[[Record | None], Record | str]) -> dict:
+    """Apply `change` to the MR's record and answer in its one note rather than with a new
+    comment. `change` gives the changed record (with its answer), or just the answer."""
     for _ in range(CLAIM_ATTEMPTS):
         record = services.store.get(command.mr.project_id, command.mr.iid)
+        updated = change(record)
+        if isinstance(updated, str):
+            updated = lifecycle.with_answer(record, command.mr, updated)
         try:
-            saved = services.store.save(lifecycle.with_answer(record, command.mr, answer))
+            saved = services.store.save(updated)
         except Conflict:
             continue
         deployer.publish(saved)
-        return result(200, answer)
+        return result(200, saved.last_command)
     raise Conflict("the merge request changed repeatedly while we handled it")
 
 
