@@ -114,6 +114,11 @@ class GitLabState:
             "source_project_id": source_project_id or project_id,
             "target_project_id": project_id,
             "labels": [],  # titles, as GitLab's MR API returns them
+            "references": {
+                "short": f"!{iid}",
+                "relative": f"!{iid}",
+                "full": f"{self.projects[project_id].path_with_namespace}!{iid}",
+            },
             "web_url": f"http://gitlab.local/{self.projects[project_id].path_with_namespace}/-/merge_requests/{iid}",
         }
         self.merge_requests[(project_id, iid)] = mr

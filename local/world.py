@@ -30,6 +30,12 @@ WEBHOOK_SECRET = "local-webhook-secret-9f8e7d6c"
 SIGNING_SECRET = "whsec_bG9jYWwtc2lnbmluZy1rZXktZm9yLXJldmlldy1hcHBz"  # base64 of a local-only key
 CLUSTER = "review-apps"
 TABLE = "review-apps-records"
+INSTALL_ID = "review-apps-local"
+SCHEDULE_GROUP = INSTALL_ID
+SCHEDULER_ROLE = "arn:aws:iam::123456789012:role/review-apps-local-deadlines"
+# The roles the platform team lets review apps use (the install's two role lists).
+TASK_ROLE = "arn:aws:iam::111122223333:role/shop-review-task"
+EXECUTION_ROLE = "arn:aws:iam::111122223333:role/shop-review-execution"
 BASE_FAMILY = "shop-web"
 PROJECT_ID = 14
 PROJECT_PATH = "awesome_space/awesome_project"
@@ -113,6 +119,9 @@ class World:
         self.ecs = boto3.client("ecs", region_name=REGION)
         self.ssm = boto3.client("ssm", region_name=REGION)
         self.dynamodb = boto3.client("dynamodb", region_name=REGION)
+        self.scheduler = boto3.client("scheduler", region_name=REGION)
+        self.scheduler.create_schedule_group(Name=SCHEDULE_GROUP, Tags=[{"Key": "review-apps:install",
+                                                                         "Value": INSTALL_ID}])
 
         vpc = self.ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
         self.ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
@@ -141,7 +150,11 @@ class World:
                 "ASSIGN_PUBLIC_IP": "DISABLED",
                 "DEFAULT_TTL": "30m",
                 "MAX_TTL": "4h",
-                "ALLOWED_ROLE_ARNS": "",
+                "INSTALL_ID": INSTALL_ID,
+                "SCHEDULE_GROUP": SCHEDULE_GROUP,
+                "SCHEDULER_ROLE_ARN": SCHEDULER_ROLE,
+                "TASK_ROLE_ARNS": TASK_ROLE,
+                "EXECUTION_ROLE_ARNS": EXECUTION_ROLE,
                 "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
                 **self.settings,
             }
@@ -163,7 +176,11 @@ class World:
         self.task_events_handler = load_handler("TaskEventsFunction")
         self.reconcile_handler = load_handler("ReconcileFunction")
 
-    def register_base_task_definition(self, family: str = BASE_FAMILY, **overrides: Any) -> str:
+    def register_base_task_definition(
+        self, family: str = BASE_FAMILY, projects: str | None = "awesome_space/", **overrides: Any
+    ) -> str:
+        """A team's own task definition, tagged (as a team must) for the projects that may
+        build review apps from it; `projects=None` leaves it untagged."""
         container = {
             "name": "web",
             "image": "111122223333.dkr.ecr.us-east-1.amazonaws.com/shop:latest",
@@ -180,8 +197,25 @@ class World:
             "memory": "512",
             "containerDefinitions": [container],
         }
+        if projects is not None:
+            kwargs["tags"] = [{"key": "review-apps:projects", "value": projects}]
         kwargs.update(overrides)
         return self.ecs.register_task_definition(**kwargs)["taskDefinition"]["taskDefinitionArn"]
+
+    def schedules(self) -> dict[str, dict]:
+        """The install's deadline schedules by name, as Scheduler holds them."""
+        names = [s["Name"] for s in self.scheduler.list_schedules(GroupName=SCHEDULE_GROUP)["Schedules"]]
+        return {name: self.scheduler.get_schedule(Name=name, GroupName=SCHEDULE_GROUP) for name in names}
+
+    def fire_schedule(self, name: str) -> dict:
+        """Scheduler's turn at the deadline: the StopTask its target names, then the schedule goes
+        (ActionAfterCompletion DELETE). Returns the StopTask request it made."""
+        schedule = self.scheduler.get_schedule(Name=name, GroupName=SCHEDULE_GROUP)
+        assert schedule["Target"]["Arn"] == "arn:aws:scheduler:::aws-sdk:ecs:stopTask"
+        request = json.loads(schedule["Target"]["Input"])
+        self.ecs.stop_task(cluster=request["Cluster"], task=request["Task"], reason=request["Reason"])
+        self.scheduler.delete_schedule(Name=name, GroupName=SCHEDULE_GROUP)
+        return request
 
     # ------------------------------------------------------------------ GitLab side
 

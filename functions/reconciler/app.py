@@ -34,7 +34,7 @@ def handler(event: dict, context: Any) -> dict:
         for t in services.ecs.review_app_tasks()
     ]
     records = services.store.all()
-    plan = reconcile.plan(tasks, records, services.ecs.derived_definitions(), now)
+    plan = reconcile.plan(tasks, records, services.ecs.derived_definitions(), now, services.settings.install_id)
     summary = {"tasks": len(tasks), "records": len(records), "stopped": 0, "finished": 0, "republished": 0,
                "retired": 0, "skipped": 0, "failed": 0}
 
@@ -44,6 +44,8 @@ def handler(event: dict, context: Any) -> dict:
         ):
             continue
         services.ecs.stop(stop.task.task_arn, stop.reason)
+        if stop.record is not None:
+            deployer.clear_deadline(stop.record)
         summary["stopped"] += 1
         logger.info("stopped task", extra={"task_arn": stop.task.task_arn, "reason": stop.reason})
 
@@ -52,6 +54,7 @@ def handler(event: dict, context: Any) -> dict:
         if finished is not None and _save_or_skip(finished, summary, publish=True, before=record):
             if finished.task_definition_arn:
                 services.ecs.retire(finished.task_definition_arn)
+            deployer.clear_deadline(finished)
             summary["finished"] += 1
 
     for record in plan.republish:

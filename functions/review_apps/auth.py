@@ -23,6 +23,12 @@ def token_matches(given: str, expected: str) -> bool:
     return bool(given) and bool(expected) and hmac.compare_digest(given.encode(), expected.encode())
 
 
+def project_token(install_secret: str, project_id: int) -> str:
+    """The secret token for one project's own webhook: it proves the sender may speak for
+    that project only, so a project's maintainers never hold the install's secret."""
+    return hmac.new(install_secret.encode(), str(project_id).encode(), hashlib.sha256).hexdigest()
+
+
 def signing_key(secret: str) -> bytes:
     if not secret.startswith("whsec_"):
         raise SigningSecretError("the webhook signing secret must look like whsec_<base64>")

@@ -14,11 +14,12 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
+from review_apps import limits as install_limits
 from review_apps import sizes
 from review_apps.durations import DurationError, parse_duration
+from review_apps.limits import Limits
 from review_apps.spec import PLACEHOLDERS
+from review_apps.untrusted import UnreadableFile, code, load_yaml, plain
 
 # Keys that would make the review app behave differently from compose: refuse, say why.
 REFUSED = {
@@ -62,6 +63,8 @@ DEPENDS_CONDITIONS = {
     "service_completed_successfully": "SUCCESS",
 }
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?-([^}]*))?\}|\$\$")
+_CONTAINER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
+_PROTOCOLS = ("tcp", "udp")
 _MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([bkmg]?)b?\s*$", re.IGNORECASE)
 
 
@@ -82,11 +85,35 @@ class _Collector:
         self.problems: list[str] = []
         self.notices: list[str] = []
 
+    def mapping(self, value: Any, where: str) -> dict:
+        """`value` if it is a mapping; {} (and a problem, unless absent) otherwise."""
+        if isinstance(value, dict):
+            return value
+        if value is not None:
+            self.problems.append(f"`{where}` must be a mapping (`key: value` lines), not {code(value)}.")
+        return {}
+
+    def sequence(self, value: Any, where: str) -> list:
+        if isinstance(value, list):
+            return value
+        if value is not None:
+            self.problems.append(f"`{where}` must be a list (`- item` lines), not {code(value)}.")
+        return []
+
+    def scalar(self, value: Any, where: str) -> str | None:
+        """A string, number or boolean as text; None (and a problem) for anything else."""
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, (str, int, float)):
+            return str(value)
+        self.problems.append(f"`{where}` must be a single value, not {code(value)}.")
+        return None
+
 
 def _interpolate(node: Any, values: dict[str, str], out: _Collector, where: str) -> Any:
     """Compose's `${VAR}` / `${VAR:-default}` / `$$`, with GitLab CI's names as the only variables."""
     if isinstance(node, dict):
-        return {k: _interpolate(v, values, out, f"{where}.{k}") for k, v in node.items()}
+        return {k: _interpolate(v, values, out, f"{where}.{plain(k, 40)}") for k, v in node.items()}
     if isinstance(node, list):
         return [_interpolate(v, values, out, where) for v in node]
     if not isinstance(node, str):
@@ -101,7 +128,7 @@ def _interpolate(node: Any, values: dict[str, str], out: _Collector, where: str)
         if default is not None:
             return default
         out.problems.append(
-            f"`{where}` uses `${{{name}}}`, which review apps cannot fill in; use one of "
+            f"`{where}` uses {code('${' + name + '}')}, which review apps cannot fill in; use one of "
             + ", ".join(f"`${{{p}}}`" for p in PLACEHOLDERS)
             + " or give a default (`${NAME:-value}`)."
         )
@@ -116,6 +143,8 @@ def memory_mib(value: Any) -> int | None:
         return None
     if isinstance(value, int):
         return max(value // (1024 * 1024), 1)
+    if not isinstance(value, (str, float)):
+        return None
     match = _MEMORY.match(str(value))
     if not match:
         return None
@@ -128,7 +157,11 @@ def _command(value: Any, where: str, out: _Collector) -> list[str] | None:
     if value is None:
         return None
     if isinstance(value, str):
-        return shlex.split(value)
+        try:
+            return shlex.split(value)
+        except ValueError:
+            out.problems.append(f"`{where}` has an unclosed quote: {code(value)}.")
+            return None
     if isinstance(value, list) and all(isinstance(v, (str, int, float)) for v in value):
         return [str(v) for v in value]
     out.problems.append(f"`{where}` must be a string or a list of strings.")
@@ -136,47 +169,60 @@ def _command(value: Any, where: str, out: _Collector) -> list[str] | None:
 
 
 def _environment(value: Any, service: str, out: _Collector) -> list[dict[str, str]]:
-    pairs: list[tuple[str, Any]] = []
+    where = f"services.{service}.environment"
+    pairs: list[tuple[Any, Any]] = []
     if isinstance(value, dict):
         pairs = list(value.items())
     elif isinstance(value, list):
         for entry in value:
-            name, sep, rest = str(entry).partition("=")
+            if not isinstance(entry, str):
+                out.problems.append(f"`{where}` entries must be `NAME=value` strings, not {code(entry)}.")
+                continue
+            name, sep, rest = entry.partition("=")
             pairs.append((name, rest if sep else None))
     elif value is not None:
-        out.problems.append(f"`services.{service}.environment` must be a list or a mapping.")
+        out.problems.append(f"`{where}` must be a list or a mapping.")
     result = []
     for name, raw in pairs:
+        if not isinstance(name, str) or not name.strip():
+            out.problems.append(f"`{where}` has a variable without a name ({code(name)}).")
+            continue
         if raw is None:
             out.problems.append(
-                f"`services.{service}.environment.{name}` has no value: compose would take it from the shell "
+                f"`{where}.{plain(name)}` has no value: compose would take it from the shell "
                 "that runs it, which review apps do not have. Give it a value."
             )
             continue
-        text = ("true" if raw else "false") if isinstance(raw, bool) else str(raw)
-        result.append({"name": str(name), "value": text})
+        text = out.scalar(raw, f"{where}.{plain(name)}")
+        if text is not None:
+            result.append({"name": name, "value": text})
     return result
 
 
 def _ports(value: Any, service: str, out: _Collector) -> list[dict[str, Any]]:
+    where = f"services.{service}.ports"
     mappings = []
-    for entry in value or []:
+    for entry in out.sequence(value, where):
         if isinstance(entry, dict):
             target, protocol = entry.get("target"), entry.get("protocol", "tcp")
-        else:
+        elif isinstance(entry, (str, int)) and not isinstance(entry, bool):
             text, _, protocol = str(entry).partition("/")
             target = text.rsplit(":", 1)[-1]
             protocol = protocol or "tcp"
+        else:
+            target, protocol = None, "tcp"
         try:
-            port = int(target)
-        except (TypeError, ValueError):
-            out.problems.append(f"`services.{service}.ports`: `{entry}` is not a port (ranges are not supported).")
+            port = int(target) if isinstance(target, (str, int)) and not isinstance(target, bool) else 0
+        except ValueError:
+            port = 0
+        if not 1 <= port <= 65535 or protocol not in _PROTOCOLS:
+            out.problems.append(f"`{where}`: {code(entry)} is not a port (ranges are not supported).")
             continue
-        if not isinstance(entry, dict) and ":" in str(entry).partition("/")[0]:
-            published = str(entry).partition("/")[0].split(":")[-2]
+        if isinstance(entry, str) and ":" in entry.partition("/")[0]:
+            published = entry.partition("/")[0].split(":")[-2]
             if published and published != str(port):
                 out.notices.append(
-                    f"`services.{service}.ports`: `{entry}` publishes {published}, but on Fargate a port is "
+                    f"`{where}`: {code(entry)} publishes {code(published)}, but on Fargate a port is "
                     f"reached on its own number: the app is on {port}."
                 )
         mappings.append({"containerPort": port, "hostPort": port, "protocol": protocol})
@@ -189,18 +235,21 @@ def _seconds(value: Any, where: str, out: _Collector) -> int | None:
     try:
         return parse_duration(value)
     except DurationError as exc:
-        out.problems.append(f"`{where}`: {exc}.")
+        out.problems.append(f"`{where}`: {code(value)} {exc}.")
         return None
 
 
 def _healthcheck(value: Any, service: str, out: _Collector) -> dict[str, Any] | None:
-    if not isinstance(value, dict) or value.get("disable"):
-        return None
     where = f"services.{service}.healthcheck"
+    value = out.mapping(value, where)
+    if not value or value.get("disable"):
+        return None
     test = value.get("test")
     if isinstance(test, str):
         command = ["CMD-SHELL", test]
-    elif isinstance(test, list) and test and test[0] in ("CMD", "CMD-SHELL"):
+    elif isinstance(test, list) and test and test[0] in ("CMD", "CMD-SHELL") and all(
+        isinstance(t, (str, int, float)) and not isinstance(t, bool) for t in test
+    ):
         command = [str(t) for t in test]
     elif isinstance(test, list) and test and test[0] == "NONE":
         return None
@@ -213,78 +262,127 @@ def _healthcheck(value: Any, service: str, out: _Collector) -> dict[str, Any] | 
         if seconds is not None:
             check[ecs_key] = seconds
     if "retries" in value:
-        check["retries"] = int(value["retries"])
+        retries = value["retries"]
+        if isinstance(retries, int) and not isinstance(retries, bool) and 1 <= retries <= 10:
+            check["retries"] = retries
+        else:
+            out.problems.append(f"`{where}.retries:` {code(retries)} must be a whole number from 1 to 10.")
     return check
 
 
 def _depends_on(value: Any, service: str, services: dict, out: _Collector) -> list[dict[str, str]]:
-    entries = value.items() if isinstance(value, dict) else [(name, {}) for name in value or []]
+    where = f"services.{service}.depends_on"
+    if isinstance(value, dict):
+        entries = list(value.items())
+    else:
+        entries = [(name, {}) for name in out.sequence(value, where)]
     result = []
     for name, options in entries:
-        if name not in services:
-            out.problems.append(f"`services.{service}.depends_on` names `{name}`, which is not a service.")
+        if not isinstance(name, str) or name not in services:
+            out.problems.append(f"`{where}` names {code(name)}, which is not a service.")
             continue
-        condition = (options or {}).get("condition", "service_started")
-        if condition not in DEPENDS_CONDITIONS:
-            out.problems.append(f"`services.{service}.depends_on.{name}.condition: {condition}` is not supported.")
+        condition = out.mapping(options, f"{where}.{plain(name)}").get("condition", "service_started")
+        if not isinstance(condition, str) or condition not in DEPENDS_CONDITIONS:
+            out.problems.append(f"`{where}.{plain(name)}.condition:` {code(condition)} is not supported.")
             continue
         result.append({"containerName": name, "condition": DEPENDS_CONDITIONS[condition]})
     return result
 
 
-def _logging(value: Any, service: str, out: _Collector) -> dict[str, Any] | None:
+def _logging(value: Any, service: str, limits: Limits, out: _Collector) -> dict[str, Any] | None:
+    where = f"services.{service}.logging"
+    value = out.mapping(value, where)
     if not value:
         return None
     driver = value.get("driver")
     if driver != "awslogs":
         out.problems.append(
-            f"`services.{service}.logging.driver: {driver}` is not available; use `awslogs` (with "
+            f"`{where}.driver:` {code(driver)} is not available; use `awslogs` (with "
             "`awslogs-group`, `awslogs-region` and `awslogs-stream-prefix` options)."
         )
         return None
-    return {"logDriver": "awslogs", "options": {str(k): str(v) for k, v in (value.get("options") or {}).items()}}
+    options: dict[str, str] = {}
+    for key, raw in out.mapping(value.get("options"), f"{where}.options").items():
+        text = out.scalar(raw, f"{where}.options.{plain(key, 40)}")
+        if text is not None:
+            options[str(key)] = text
+    group = options.get("awslogs-group")
+    if group is not None:
+        placed = install_limits.place_log_group(limits, group)
+        if placed != group:
+            out.notices.append(
+                f"`{where}`: log group {code(group)} is outside this install's log groups, so the app logs to "
+                f"{code(placed)} instead."
+            )
+            options["awslogs-group"] = placed
+    return {"logDriver": "awslogs", "options": options}
 
 
 def _volumes(value: Any, service: str, named: set[str], out: _Collector) -> list[dict[str, Any]]:
+    where = f"services.{service}.volumes"
     mounts = []
-    for entry in value or []:
+    for entry in out.sequence(value, where):
         if isinstance(entry, dict):
             kind, source, target = entry.get("type", "volume"), entry.get("source"), entry.get("target")
             read_only = bool(entry.get("read_only"))
-        else:
-            parts = str(entry).split(":")
+        elif isinstance(entry, str):
+            parts = entry.split(":")
             source, target = (parts[0], parts[1]) if len(parts) > 1 else (None, parts[0])
             read_only = len(parts) > 2 and "ro" in parts[2].split(",")
             kind = "bind" if source and (source.startswith((".", "/", "~"))) else "volume"
+        else:
+            out.problems.append(f"`{where}`: {code(entry)} is not a volume mount.")
+            continue
         if kind != "volume" or not source:
             out.problems.append(
-                f"`services.{service}.volumes`: `{entry}` mounts a path from the host, which Fargate does not have; "
+                f"`{where}`: {code(entry)} mounts a path from the host, which Fargate does not have; "
                 "use a named volume (declared under the top-level `volumes:`)."
             )
             continue
-        if source not in named:
-            out.problems.append(
-                f"`services.{service}.volumes`: volume `{source}` is not declared under the top-level `volumes:`."
-            )
+        if not isinstance(source, str) or source not in named:
+            out.problems.append(f"`{where}`: volume {code(source)} is not declared under the top-level `volumes:`.")
+            continue
+        if not isinstance(target, str) or not target.startswith("/"):
+            out.problems.append(f"`{where}`: {code(entry)} needs an absolute path to mount the volume at.")
             continue
         mounts.append({"sourceVolume": source, "containerPath": target, "readOnly": read_only})
     return mounts
 
 
-def _container(name: str, service: dict, services: dict, named: set[str], out: _Collector) -> dict[str, Any]:
-    where = f"services.{name}"
+def _memory_limits(service: dict, where: str, out: _Collector) -> dict[str, Any]:
+    deploy = out.mapping(service.get("deploy"), f"{where}.deploy")
+    resources = out.mapping(deploy.get("resources"), f"{where}.deploy.resources")
+    found: dict[str, Any] = {}
+    for key, ecs_key, section in (("mem_limit", "memory", "limits"), ("mem_reservation", "memoryReservation",
+                                                                       "reservations")):
+        fallback = out.mapping(resources.get(section), f"{where}.deploy.resources.{section}").get("memory")
+        raw = service.get(key, fallback)
+        if raw is not None:
+            mib = memory_mib(raw)
+            if mib is None:
+                out.problems.append(f"`{where}.{key}:` {code(raw)} is not a memory size such as `512m` or `1g`.")
+            else:
+                found[ecs_key] = mib
+    return found
+
+
+def _container(
+    name: str, service: dict, services: dict, named: set[str], limits: Limits, out: _Collector
+) -> dict[str, Any]:
+    where = f"services.{plain(name)}"
     for key in service:
-        if key.startswith("x-") or key in SUPPORTED:
+        text = str(key)
+        if text.startswith("x-") or text in SUPPORTED:
             continue
-        if key in REFUSED and not (key == "build" and "image" in service):
-            out.problems.append(f"`{where}.{key}`: {REFUSED[key]}")
-        elif key in IGNORED or key == "build":
-            out.notices.append(f"`{where}.{key}`: " + IGNORED.get(key, "`build` is ignored: `image` is used."))
+        if text in REFUSED and not (text == "build" and "image" in service):
+            out.problems.append(f"`{where}.{text}`: {REFUSED[text]}")
+        elif text in IGNORED or text == "build":
+            out.notices.append(f"`{where}.{text}`: " + IGNORED.get(text, "`build` is ignored: `image` is used."))
         else:
-            out.problems.append(f"`{where}.{key}` is not supported by review apps; remove it.")
+            out.problems.append(f"`{where}.{plain(key)}` is not supported by review apps; remove it.")
     image = service.get("image")
-    if not isinstance(image, str) or not image:
-        if "build" not in service:
+    if not isinstance(image, str) or not image.strip():
+        if "build" not in service or image is not None:
             out.problems.append(f"`{where}` has no `image`.")
         image = ""
     container: dict[str, Any] = {"name": name, "image": image, "essential": True}
@@ -292,47 +390,52 @@ def _container(name: str, service: dict, services: dict, named: set[str], out: _
         command = _command(service.get(key), f"{where}.{key}", out)
         if command is not None:
             container[ecs_key] = command
-    environment = _environment(service.get("environment"), name, out)
+    environment = _environment(service.get("environment"), plain(name), out)
     if environment:
         container["environment"] = environment
-    ports = _ports(service.get("ports"), name, out)
+    ports = _ports(service.get("ports"), plain(name), out)
     if ports:
         container["portMappings"] = ports
-    limits = ((service.get("deploy") or {}).get("resources") or {})
-    for key, ecs_key, fallback in (("mem_limit", "memory", (limits.get("limits") or {}).get("memory")),
-                                   ("mem_reservation", "memoryReservation",
-                                    (limits.get("reservations") or {}).get("memory"))):
-        raw = service.get(key, fallback)
-        if raw is not None:
-            mib = memory_mib(raw)
-            if mib is None:
-                out.problems.append(f"`{where}.{key}: {raw}` is not a memory size such as `512m` or `1g`.")
-            else:
-                container[ecs_key] = mib
+    container.update(_memory_limits(service, where, out))
     if "cpu_shares" in service:
-        container["cpu"] = int(service["cpu_shares"])
-    if "working_dir" in service:
-        container["workingDirectory"] = str(service["working_dir"])
-    if "user" in service:
-        container["user"] = str(service["user"])
+        shares = service["cpu_shares"]
+        if isinstance(shares, int) and not isinstance(shares, bool) and 0 <= shares <= 16384:
+            container["cpu"] = shares
+        else:
+            out.problems.append(f"`{where}.cpu_shares:` {code(shares)} must be CPU units from 0 to 16384.")
+    for key, ecs_key in (("working_dir", "workingDirectory"), ("user", "user")):
+        if key in service:
+            text = out.scalar(service[key], f"{where}.{key}")
+            if text is not None:
+                container[ecs_key] = text
     if service.get("stdin_open"):
         container["interactive"] = True
     if service.get("tty"):
         container["pseudoTerminal"] = True
     labels = service.get("labels")
-    if labels:
-        pairs = labels.items() if isinstance(labels, dict) else (str(l).partition("=")[::2] for l in labels)
-        container["dockerLabels"] = {str(k): str(v) for k, v in pairs}
-    health = _healthcheck(service.get("healthcheck"), name, out)
+    if isinstance(labels, dict):
+        container["dockerLabels"] = {
+            str(k): text for k, v in labels.items() if (text := out.scalar(v, f"{where}.labels")) is not None
+        }
+    elif isinstance(labels, list):
+        container["dockerLabels"] = {
+            str(label).partition("=")[0]: str(label).partition("=")[2]
+            for label in labels if out.scalar(label, f"{where}.labels") is not None
+        }
+    elif labels is not None:
+        out.problems.append(f"`{where}.labels` must be a list or a mapping.")
+    if not container.get("dockerLabels"):
+        container.pop("dockerLabels", None)
+    health = _healthcheck(service.get("healthcheck"), plain(name), out)
     if health:
         container["healthCheck"] = health
-    depends = _depends_on(service.get("depends_on"), name, services, out)
+    depends = _depends_on(service.get("depends_on"), plain(name), services, out)
     if depends:
         container["dependsOn"] = depends
-    log = _logging(service.get("logging"), name, out)
+    log = _logging(service.get("logging"), plain(name), limits, out)
     if log:
         container["logConfiguration"] = log
-    mounts = _volumes(service.get("volumes"), name, named, out)
+    mounts = _volumes(service.get("volumes"), plain(name), named, out)
     if mounts:
         container["mountPoints"] = mounts
     return container
@@ -340,11 +443,9 @@ def _container(name: str, service: dict, services: dict, named: set[str], out: _
 
 def _load(text: str, name: str, out: _Collector) -> Any:
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        out.problems.append(f"`{name}` is not valid YAML{where}: {getattr(exc, 'problem', None) or exc}.")
+        return load_yaml(text, name)
+    except UnreadableFile as exc:
+        out.problems.append(str(exc))
         return None
 
 
@@ -355,7 +456,7 @@ def translate(
     compose_path: str,
     params_path: str | None,
     placeholders: dict[str, str],
-    allowed_role_arns: tuple[str, ...],
+    limits: Limits,
     family: str,
 ) -> Translation | ComposeProblems:
     out = _Collector()
@@ -365,14 +466,22 @@ def translate(
         return ComposeProblems(tuple(out.problems))
     if not isinstance(compose, dict) or not isinstance(compose.get("services"), dict) or not compose["services"]:
         hint = " (format 1, with services at the top level, is not supported)" if isinstance(compose, dict) else ""
-        return ComposeProblems((f"`{compose_path}` has no `services:`{hint}.",))
+        return ComposeProblems((f"{code(compose_path)} has no `services:`{hint}.",))
     compose = _interpolate(compose, placeholders, out, "compose")
-    named = set((compose.get("volumes") or {}).keys())
+    named = {key for key in out.mapping(compose.get("volumes"), "volumes") if isinstance(key, str)}
     services: dict = compose["services"]
-    containers = [
-        _container(name, service or {}, services, named, out) for name, service in services.items()
-        if not str(name).startswith("x-")
-    ]
+    containers = []
+    for name, service in services.items():
+        if str(name).startswith("x-"):
+            continue
+        if not isinstance(name, str) or not _CONTAINER_NAME.match(name):
+            out.problems.append(
+                f"Service name {code(name)} cannot name a container: use letters, digits, `-` and `_` only."
+            )
+            continue
+        containers.append(
+            _container(name, out.mapping(service, f"services.{name}"), services, named, limits, out)
+        )
 
     definition: dict[str, Any] = {
         "family": family,
@@ -385,7 +494,7 @@ def translate(
     used = {m["sourceVolume"] for c in containers for m in c.get("mountPoints", [])}
     if used:
         definition["volumes"] = [{"name": v} for v in sorted(used)]
-    _apply_params(params, definition, containers, params_path or "ecs-params.yml", allowed_role_arns, out)
+    _apply_params(params, definition, containers, params_path or "ecs-params.yml", limits, out)
     if any("logConfiguration" in c for c in containers) and "executionRoleArn" not in definition:
         out.problems.append(
             "Containers log with `awslogs`, which needs a task execution role: set "
@@ -397,56 +506,61 @@ def translate(
 
 
 def _apply_params(
-    params: Any, definition: dict, containers: list[dict], where: str, allowed: tuple[str, ...], out: _Collector
+    params: Any, definition: dict, containers: list[dict], where: str, limits: Limits, out: _Collector
 ) -> None:
     if not params:
         return
     if not isinstance(params, dict):
-        out.problems.append(f"`{where}` must be a mapping with `version: 1`.")
+        out.problems.append(f"{code(where)} must be a mapping with `version: 1`.")
         return
+    shown = code(where)
     if str(params.get("version")) != "1":
-        out.problems.append(f"`{where}` must say `version: 1` (the ecs-cli format).")
-    task = params.get("task_definition") or {}
+        out.problems.append(f"{shown} must say `version: 1` (the ecs-cli format).")
+    task = out.mapping(params.get("task_definition"), "task_definition")
     mode = task.get("ecs_network_mode", "awsvpc")
     if mode != "awsvpc":
-        out.problems.append(f"`{where}`: `ecs_network_mode: {mode}` is not available on Fargate; use `awsvpc`.")
-    for key, ecs_key in (("task_role_arn", "taskRoleArn"), ("task_execution_role", "executionRoleArn")):
+        out.problems.append(f"{shown}: `ecs_network_mode:` {code(mode)} is not available on Fargate; use `awsvpc`.")
+    for key, ecs_key in (("task_role_arn", install_limits.TASK_ROLE),
+                         ("task_execution_role", install_limits.EXECUTION_ROLE)):
         role = task.get(key)
         if not role:
             continue
-        if allowed and role not in allowed:
-            out.problems.append(
-                f"`{where}`: `{key}: {role}` is not a role this install lets review apps use; ask your platform "
-                "team to allow it, or use an allowed role."
-            )
-        definition[ecs_key] = role
-    size = task.get("task_size") or {}
+        problem = install_limits.role_problem(limits, ecs_key, role, f"{shown} (`{key}`)")
+        if problem:
+            out.problems.append(problem)
+        else:
+            definition[ecs_key] = role
+    size = out.mapping(task.get("task_size"), "task_definition.task_size")
     if "cpu_limit" in size:
         cpu = sizes.cpu_units(size["cpu_limit"])
         if cpu is None:
-            out.problems.append(f"`{where}`: `cpu_limit: {size['cpu_limit']}` is not CPU units (256) or `0.25 vCPU`.")
+            out.problems.append(f"{shown}: `cpu_limit:` {code(size['cpu_limit'])} is not CPU units (256) or "
+                                "`0.25 vCPU`.")
         else:
             definition["cpu"] = str(cpu)
     if "mem_limit" in size:
         memory = sizes.memory_mib(size["mem_limit"])
         if memory is None:
-            out.problems.append(f"`{where}`: `mem_limit: {size['mem_limit']}` is not a size such as `1GB` or `512`.")
+            out.problems.append(f"{shown}: `mem_limit:` {code(size['mem_limit'])} is not a size such as `1GB` or "
+                                "`512`.")
         else:
             definition["memory"] = str(memory)
     by_name = {c["name"]: c for c in containers}
-    for name, options in (task.get("services") or {}).items():
-        if name not in by_name:
-            out.problems.append(f"`{where}`: `task_definition.services.{name}` is not a service of the compose file.")
+    for name, options in out.mapping(task.get("services"), "task_definition.services").items():
+        if not isinstance(name, str) or name not in by_name:
+            out.problems.append(f"{shown}: `task_definition.services.{plain(name)}` is not a service of the compose "
+                                "file.")
             continue
-        for key, value in (options or {}).items():
+        for key, value in out.mapping(options, f"task_definition.services.{name}").items():
             if key == "essential":
                 by_name[name]["essential"] = bool(value)
             else:
-                out.notices.append(f"`{where}`: `task_definition.services.{name}.{key}` is ignored; set it in the "
-                                   "compose file.")
-    network = ((params.get("run_params") or {}).get("network_configuration") or {}).get("awsvpc_configuration")
-    if network:
+                out.notices.append(f"{shown}: `task_definition.services.{name}.{plain(key)}` is ignored; set it in "
+                                   "the compose file.")
+    run_params = out.mapping(params.get("run_params"), "run_params")
+    network = out.mapping(run_params.get("network_configuration"), "run_params.network_configuration")
+    if network.get("awsvpc_configuration"):
         out.notices.append(
-            f"`{where}`: `run_params.network_configuration` is ignored: this install sets subnets, security groups "
+            f"{shown}: `run_params.network_configuration` is ignored: this install sets subnets, security groups "
             "and public IPs for every review app."
         )

@@ -21,6 +21,7 @@ from review_apps.adapters.store import Conflict, SlotsTaken
 from review_apps.models import MergeRequestRef, Record
 from review_apps.services import Services
 from review_apps.spec import SPEC_PATH, SpecProblems, parse_spec, placeholder_values
+from review_apps.untrusted import UnreadableFile, code
 
 CLAIM_ATTEMPTS = 3
 
@@ -38,17 +39,25 @@ class Deployer:
     # ------------------------------------------------------------------ launching
 
     def consider(self, ask: lifecycle.ConsiderDeploy, mr_state: str | None) -> dict:
-        mr, settings, store = ask.mr, self.services.settings, self.services.store
-        if mr_state is None:  # pipeline events and commands don't say what the MR looks like now
-            current = self.services.gitlab.merge_request_head(mr.project_id, mr.iid)
+        settings, store = self.services.settings, self.services.store
+        if mr_state is None:
+            # Pipeline events, commands, the queue and project hooks don't say (or can't be
+            # trusted to say) what the MR looks like now: GitLab does.
+            current = self.services.gitlab.merge_request(ask.mr.project_id, ask.mr.iid)
             if current is None:
-                return result(200, f"ignored: GitLab has no merge request !{mr.iid} in project {mr.project_id}")
-            mr_state, head_sha, labels, draft = current
-            ask = dataclasses.replace(ask, labels=labels, draft=draft)
+                return result(
+                    200, f"ignored: GitLab has no merge request !{ask.mr.iid} in project {ask.mr.project_id}"
+                )
+            mr_state, head_sha = current.state, current.head_sha
+            ask = dataclasses.replace(ask, mr=current.ref, labels=current.labels, draft=current.draft)
             if ask.cause in ("command", "queue"):  # people and the queue want the latest commit
                 ask = dataclasses.replace(ask, sha=head_sha)
+            refused = lifecycle.admitted(ask.mr, settings.project_allowlist)
+            if refused is not None:
+                return result(200, f"ignored: {refused.reason}")
         else:
             head_sha = ask.sha
+        mr = ask.mr
         spec = self._spec(mr, ask.sha)
 
         for _ in range(CLAIM_ATTEMPTS):
@@ -73,7 +82,8 @@ class Deployer:
                 project_id=mr.project_id,
                 mr_iid=mr.iid,
                 placeholders=placeholder_values(plan.sha, mr.source_branch, mr.iid, mr.project_path),
-                allowed_role_arns=settings.allowed_role_arns,
+                limits=settings.limits,
+                install=settings.install_id,
                 max_ttl=settings.max_ttl,
             )
             if isinstance(derived, taskdef.TaskDefinitionProblems):
@@ -115,6 +125,8 @@ class Deployer:
             return SpecProblems(
                 (f"{exc}, so `{SPEC_PATH}` could not be read. Add the bot to it as a Reporter or more.",)
             )
+        except UnreadableFile as exc:
+            return SpecProblems((str(exc),))
         if text is None:
             return None
         return parse_spec(text, settings.default_ttl, settings.max_ttl, settings.max_cpu, settings.max_memory)
@@ -126,25 +138,32 @@ class Deployer:
         spec = plan.spec
         if not spec.compose:
             try:
-                return self.services.ecs.describe_task_definition(spec.task_definition), ()
-            except TaskDefinitionNotFound as exc:
-                return (
-                    f"Task definition `{spec.task_definition}` was not found in this account and region "
-                    f"({exc}). Check `task_definition:` in `{SPEC_PATH}`.",
-                ), ()
-        texts = {}
+                base, tags = self.services.ecs.describe_task_definition(spec.task_definition)
+            except TaskDefinitionNotFound:
+                return (taskdef.not_usable(spec.task_definition),), ()
+            if not taskdef.owned_by(tags, mr.project_id, mr.project_path):
+                self.logger.warning("base task definition not tagged for this project",
+                                    extra={"task_definition": spec.task_definition[:255]})
+                return (taskdef.not_usable(spec.task_definition),), ()
+            return base, ()
+        texts: dict[str, str] = {}
         for path in filter(None, (spec.compose, spec.ecs_params)):
-            texts[path] = self.services.gitlab.read_file(mr.source_project_id, path, plan.sha)
-            if texts[path] is None:
-                return (f"`{path}` (named in `{SPEC_PATH}`) does not exist at commit `{plan.sha[:8]}`.",), ()
+            try:
+                text = self.services.gitlab.read_file(mr.source_project_id, path, plan.sha)
+            except UnreadableFile as exc:
+                return (str(exc),), ()
+            if text is None:
+                return (f"{code(path)} (named in `{SPEC_PATH}`) does not exist at commit `{plan.sha[:8]}`.",), ()
+            texts[path] = text
+        assert spec.compose is not None
         translated = compose.translate(
             texts[spec.compose],
             texts.get(spec.ecs_params) if spec.ecs_params else None,
             compose_path=spec.compose,
             params_path=spec.ecs_params,
             placeholders=placeholder_values(plan.sha, mr.source_branch, mr.iid, mr.project_path),
-            allowed_role_arns=self.services.settings.allowed_role_arns,
-            family=spec.compose,
+            limits=self.services.settings.limits,
+            family="compose",
         )
         if isinstance(translated, compose.ComposeProblems):
             return translated.problems + tuple(f"Also: {n}" for n in translated.notices), ()
@@ -178,7 +197,8 @@ class Deployer:
             return result(200, "could not start the review app; the reason is on the merge request")
 
         launched = lifecycle.launched(
-            record, task_arn=run.task_arn, task_definition_arn=td_arn, container=derived.container, port=derived.port
+            record, task_arn=run.task_arn, task_definition_arn=td_arn, container=derived.container,
+            port=derived.port, wrapped=derived.wrapped, unwrapped_because=derived.unwrapped_because,
         )
         try:
             launched = store.save(launched)
@@ -188,6 +208,7 @@ class Deployer:
             ecs.retire(td_arn)
             return result(200, "superseded by a newer event for this merge request")
         self._stop_replaced(launched)
+        self.set_deadline(launched)
         self.publish(launched)
         self.logger.info("launched", extra={"task_arn": run.task_arn, "commit": launched.commit_sha})
         return result(202, "deploying", task=run.task_arn)
@@ -229,6 +250,7 @@ class Deployer:
             # stop its own task; the task it was replacing is stopped here.
             for task in filter(None, (stopping.task_arn, stopping.replaced_task_arn)):
                 self.services.ecs.stop(task, f"Review app stopped: merge request {ask.reason}")
+            self.clear_deadline(stopping)
             self.publish(stopping)
             return result(202, "stopping", task=stopping.task_arn)
         raise Conflict("the merge request changed repeatedly while we handled it")
@@ -289,6 +311,26 @@ class Deployer:
             if not moved_on:
                 break
         return mine
+
+    # ------------------------------------------------------------------ the deadline's schedule
+
+    def set_deadline(self, record: Record) -> None:
+        """Schedule StopTask at the record's deadline. A failure here loses no deadline: the
+        reconciler stops the app at the recorded one, and tries the schedule again then."""
+        if not (record.task_arn and record.deadline):
+            return
+        try:
+            self.services.scheduler.set_deadline(
+                record.project_id, record.mr_iid, record.task_arn, record.deadline, int(time.time())
+            )
+        except Exception:
+            self.logger.exception("could not schedule the deadline; the reconciler enforces it meanwhile")
+
+    def clear_deadline(self, record: Record) -> None:
+        try:
+            self.services.scheduler.clear(record.project_id, record.mr_iid)
+        except Exception:
+            self.logger.exception("could not delete the deadline's schedule; it stops nothing that still runs")
 
     # ------------------------------------------------------------------ telling the MR
 

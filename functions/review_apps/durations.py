@@ -16,7 +16,7 @@ class DurationError(ValueError):
 def parse_duration(text: str | int) -> int:
     """Seconds in `text`; a bare integer means seconds."""
     if isinstance(text, bool):
-        raise DurationError("expected a duration like 30m or 2h, got a boolean")
+        raise DurationError("is not a duration; write it like 45m, 2h or 1h30m")
     if isinstance(text, int):
         seconds = text
     else:
@@ -26,10 +26,10 @@ def parse_duration(text: str | int) -> int:
         else:
             parts = _PART.findall(raw)
             if not raw or "".join(n + u for n, u in parts) != raw:
-                raise DurationError(f"{text!r} is not a duration; write it like 45m, 2h or 1h30m")
+                raise DurationError("is not a duration; write it like 45m, 2h or 1h30m")
             seconds = sum(int(n) * _UNIT_SECONDS[u] for n, u in parts)
     if seconds <= 0:
-        raise DurationError(f"{text!r} must be longer than zero")
+        raise DurationError("must be longer than zero")
     return seconds
 
 

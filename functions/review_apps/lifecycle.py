@@ -46,6 +46,8 @@ class StopReason:
     REQUESTED = frozenset({REPLACED, MERGED, CLOSED, UNLABELED, COMMAND})
 
 
+# The reason the deadline's schedule gives StopTask, so a stop at the deadline reads as one.
+DEADLINE_STOP_REASON = "Review app reached its deadline (time to live ended)"
 FINISHED_RECORD_DAYS = 14  # then DynamoDB's TTL deletes it; the note on the MR stays
 TTL_EXIT_CODE = 124  # GNU/BusyBox `timeout` when the limit expires
 KILLED_EXIT_CODE = 137  # `timeout -k` had to SIGKILL an app that ignored SIGTERM
@@ -492,9 +494,13 @@ def left_queue(record: Record, reason: str, detail: str, now: int, updated_at: i
     )
 
 
-def launched(record: Record, *, task_arn: str, task_definition_arn: str, container: str, port: int) -> Record:
+def launched(
+    record: Record, *, task_arn: str, task_definition_arn: str, container: str, port: int, wrapped: bool = False,
+    unwrapped_because: str = "",
+) -> Record:
     return dataclasses.replace(
-        record, task_arn=task_arn, task_definition_arn=task_definition_arn, container=container, port=port
+        record, task_arn=task_arn, task_definition_arn=task_definition_arn, container=container, port=port,
+        timeout_wrapped=wrapped, unwrapped_because=unwrapped_because,
     )
 
 
@@ -625,7 +631,7 @@ def explain_stop(event: TaskEvent, record: Record, now: int) -> tuple[str, str]:
         exit_code is None and ecs_reason.startswith(("CannotPull", "ResourceInitializationError", "CannotStart"))
     ):
         return StopReason.FAILED_TO_START, ecs_reason or "ECS gave no reason"
-    if exit_code == TTL_EXIT_CODE:
+    if ecs_reason.startswith(DEADLINE_STOP_REASON) or exit_code == TTL_EXIT_CODE:
         return StopReason.TTL, ""
     if exit_code == KILLED_EXIT_CODE and now >= record.deadline:
         return StopReason.TTL, "the app ignored SIGTERM and was killed"

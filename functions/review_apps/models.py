@@ -347,7 +347,10 @@ class Record:
     ttl_capped_from: int = 0
     extended_seconds: int = 0
     launched_at: int = 0
-    deadline: int = 0  # when the reconciler stops the app (live_at + ttl_seconds once live)
+    deadline: int = 0  # when the app's schedule stops it (live_at + ttl_seconds once live)
+    # Whether `timeout` inside the container also ends the app, and if not, why not.
+    timeout_wrapped: bool = False
+    unwrapped_because: str = ""
     # Waiting for a slot: since when (orders the queue), its place, and which cap is full.
     queued_at: int = 0
     queue_place: int = 0

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from review_apps.lifecycle import Caps, slot_scopes
 from review_apps.messages import needs_publish
 from review_apps.models import Record, Status, parse_group
+from review_apps.taskdef import review_family
 # A launch claimed this long ago without a task was interrupted (the Lambda died mid-way).
 LAUNCH_GRACE_SECONDS = 120
 
@@ -56,7 +57,9 @@ def _owner(task: RunningTask, records: dict[tuple[int, int], Record]) -> Record 
     return None
 
 
-def plan(tasks: list[RunningTask], records: list[Record], active_definitions: list[str], now: int) -> Plan:
+def plan(
+    tasks: list[RunningTask], records: list[Record], active_definitions: list[str], now: int, install: str
+) -> Plan:
     by_mr = {(r.project_id, r.mr_iid): r for r in records}
     result = Plan()
     owned: set[tuple[int, int]] = set()
@@ -79,7 +82,7 @@ def plan(tasks: list[RunningTask], records: list[Record], active_definitions: li
 
     in_use = {r.task_definition_arn for r in records if r.active and r.task_definition_arn}
     # A launch registers its definition a moment before it records it: leave those MRs alone.
-    launching = {f"review-app-{r.project_id}-{r.mr_iid}" for r in records if r.status == Status.DEPLOYING}
+    launching = {review_family(install, r.project_id, r.mr_iid) for r in records if r.status == Status.DEPLOYING}
     result.retire = [
         arn for arn in active_definitions if arn not in in_use and _family(arn) not in launching
     ]

@@ -9,6 +9,7 @@ from aws_lambda_powertools.utilities import parameters
 from review_apps.adapters import aws
 from review_apps.adapters.ecs import Ecs
 from review_apps.adapters.gitlab import GitLab
+from review_apps.adapters.scheduler import Scheduler
 from review_apps.adapters.store import RecordStore
 from review_apps.lifecycle import Caps
 from review_apps.settings import Settings
@@ -41,6 +42,10 @@ class Services:
     @cached_property
     def ecs(self) -> Ecs:
         return Ecs(self.settings, self.aws("ecs"), lambda: self.aws("ec2"))
+
+    @cached_property
+    def scheduler(self) -> Scheduler:
+        return Scheduler(self.settings, self.aws("scheduler"))
 
     @cached_property
     def gitlab(self) -> GitLab:

@@ -7,12 +7,17 @@ start-up with the variable's name instead of surfacing later as a confusing MR n
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Mapping
 
 from review_apps import sizes
 from review_apps.cost import PriceTableError, Prices, load_prices
 from review_apps.durations import DurationError, parse_duration
+from review_apps.limits import Limits
+
+# A CloudFormation stack name: it names this install's families, tags and schedules.
+_INSTALL_ID = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,62}$")
 
 
 class SettingsError(ValueError):
@@ -31,8 +36,19 @@ class Settings:
     assign_public_ip: bool
     default_ttl: int
     max_ttl: int
-    # Roles a review app's task definition may carry; empty means "let IAM decide".
-    allowed_role_arns: tuple[str, ...] = ()
+    # Which install this is (the stack name): everything it creates carries it, and it touches
+    # nothing without it.
+    install_id: str = "review-apps"
+    # The deadline's one-time schedules: their group, and the role Scheduler stops tasks with.
+    schedule_group: str = ""
+    scheduler_role_arn: str = ""
+    # Roles a review app may run with, one list per kind; empty allows none of that kind.
+    task_role_arns: tuple[str, ...] = ()
+    execution_role_arns: tuple[str, ...] = ()
+    # Registry hosts or host/path prefixes every image must come from; empty allows any.
+    image_registries: tuple[str, ...] = ()
+    # awslogs groups named in compose files are kept under this prefix.
+    log_group_prefix: str = "/review-apps/"
     # SSM name of a `whsec_…` signing secret; when set, every request must be signed with it.
     webhook_signing_secret_parameter: str = ""
     # A fork's code would run with the review apps' roles and network: off unless an admin opts in.
@@ -51,6 +67,17 @@ class Settings:
     @property
     def cluster_name(self) -> str:
         return self.cluster.rsplit("/", 1)[-1]
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(
+            task_role_arns=self.task_role_arns,
+            execution_role_arns=self.execution_role_arns,
+            max_cpu=self.max_cpu,
+            max_memory=self.max_memory,
+            image_registries=self.image_registries,
+            log_group_prefix=self.log_group_prefix,
+        )
 
 
 def _required(env: Mapping[str, str], name: str) -> str:
@@ -114,6 +141,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     max_ttl = _duration(env, "MAX_TTL", "4h")
     if default_ttl > max_ttl:
         raise SettingsError(f"DEFAULT_TTL ({default_ttl}s) is longer than MAX_TTL ({max_ttl}s)")
+    install_id = _required(env, "INSTALL_ID")
+    if not _INSTALL_ID.match(install_id):
+        raise SettingsError(f"INSTALL_ID must be a stack name (a letter, then letters, digits, -), got {install_id!r}")
+    log_prefix = env.get("LOG_GROUP_PREFIX", "").strip() or "/review-apps/"
+    if not log_prefix.startswith("/") or not log_prefix.endswith("/"):
+        raise SettingsError(f"LOG_GROUP_PREFIX must start and end with /, got {log_prefix!r}")
     return Settings(
         gitlab_url=gitlab_url,
         gitlab_token_parameter=_required(env, "GITLAB_TOKEN_PARAMETER"),
@@ -125,7 +158,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         assign_public_ip=public_ip == "ENABLED",
         default_ttl=default_ttl,
         max_ttl=max_ttl,
-        allowed_role_arns=_csv(env, "ALLOWED_ROLE_ARNS", required=False),
+        install_id=install_id,
+        schedule_group=_required(env, "SCHEDULE_GROUP"),
+        scheduler_role_arn=_required(env, "SCHEDULER_ROLE_ARN"),
+        task_role_arns=_csv(env, "TASK_ROLE_ARNS", required=False),
+        execution_role_arns=_csv(env, "EXECUTION_ROLE_ARNS", required=False),
+        image_registries=_csv(env, "ALLOWED_IMAGE_REGISTRIES", required=False),
+        log_group_prefix=log_prefix,
         webhook_signing_secret_parameter=env.get("WEBHOOK_SIGNING_SECRET_PARAMETER", "").strip(),
         allow_forks=_flag(env, "ALLOW_FORKS"),
         project_allowlist=_csv(env, "PROJECT_ALLOWLIST", required=False),

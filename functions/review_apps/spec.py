@@ -11,10 +11,9 @@ import shlex
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
 from review_apps import sizes
 from review_apps.durations import DurationError, parse_duration
+from review_apps.untrusted import UnreadableFile, code, load_yaml
 
 SPEC_PATH = ".gitlab/review-app.yml"
 TRIGGERS = ("pipeline", "merge_request")
@@ -27,7 +26,7 @@ PLACEHOLDERS = (
 )
 _KNOWN_KEYS = (
     "task_definition", "compose", "ecs_params", "container", "port", "image", "command", "ttl", "trigger",
-    "cpu", "memory", "capacity", "architecture", "label", "drafts",
+    "cpu", "memory", "capacity", "architecture", "label", "drafts", "wrap_in_timeout",
 )
 CAPACITIES = ("on_demand", "spot")
 ARCHITECTURES = ("x86_64", "arm64")
@@ -53,6 +52,8 @@ class Spec:
     architecture: str | None = None  # "x86_64" / "arm64"; None keeps the task definition's
     label: str | None = None  # only MRs with this label get an app
     drafts: bool = False  # whether draft MRs get an app automatically
+    # Run the app's command inside `timeout` as well: None lets taskdef decide (only where safe).
+    wrap_in_timeout: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -64,14 +65,9 @@ def parse_spec(
     text: str, default_ttl: int, max_ttl: int, max_cpu: int = 16384, max_memory: int = 122880
 ) -> Spec | SpecProblems:
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        where = ""
-        mark = getattr(exc, "problem_mark", None)
-        if mark is not None:
-            where = f" at line {mark.line + 1}, column {mark.column + 1}"
-        problem = getattr(exc, "problem", None) or "it could not be parsed"
-        return SpecProblems((f"`{SPEC_PATH}` is not valid YAML{where}: {problem}.",))
+        data = load_yaml(text, SPEC_PATH)
+    except UnreadableFile as exc:
+        return SpecProblems((str(exc),))
     if not isinstance(data, dict):
         return SpecProblems(
             (f"`{SPEC_PATH}` must be a YAML mapping with at least `task_definition: <family>`.",)
@@ -80,7 +76,7 @@ def parse_spec(
     problems: list[str] = []
     for key in data:
         if key not in _KNOWN_KEYS:
-            problems.append(f"Unknown key `{key}`; the keys are {', '.join(f'`{k}`' for k in _KNOWN_KEYS)}.")
+            problems.append(f"Unknown key {code(key)}; the keys are {', '.join(f'`{k}`' for k in _KNOWN_KEYS)}.")
 
     compose_path = _repository_path(data, "compose", problems)
     params_path = _repository_path(data, "ecs_params", problems)
@@ -99,7 +95,7 @@ def parse_spec(
         task_definition = ""
     if task_definition and not _TASK_DEFINITION.match(task_definition.strip()):
         problems.append(
-            f"`task_definition: {task_definition}` is not a task definition family, "
+            f"`task_definition:` {code(task_definition)} is not a task definition family, "
             "`family:revision` or task definition ARN."
         )
 
@@ -110,7 +106,7 @@ def parse_spec(
 
     port = data.get("port")
     if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535):
-        problems.append(f"`port: {port}` must be a number from 1 to 65535.")
+        problems.append(f"`port:` {code(port)} must be a number from 1 to 65535.")
         port = None
 
     image = data.get("image")
@@ -122,7 +118,7 @@ def parse_spec(
             for name in _PLACEHOLDER.findall(image):
                 if name not in PLACEHOLDERS:
                     problems.append(
-                        f"`image` uses `${{{name}}}`, which is not available; use one of "
+                        f"`image` uses {code('${' + name + '}')}, which is not available; use one of "
                         + ", ".join(f"`${{{p}}}`" for p in PLACEHOLDERS)
                         + "."
                     )
@@ -142,19 +138,19 @@ def parse_spec(
         try:
             asked = parse_duration(data["ttl"])
         except DurationError as exc:
-            problems.append(f"`ttl`: {exc}.")
+            problems.append(f"`ttl:` {code(data['ttl'])} {exc}.")
         else:
             if asked > max_ttl:
                 ttl_seconds, capped_from = max_ttl, asked
             elif asked < 60:
-                problems.append(f"`ttl: {data['ttl']}` is too short; give the app at least 1m.")
+                problems.append(f"`ttl:` {code(data['ttl'])} is too short; give the app at least 1m.")
             else:
                 ttl_seconds = asked
 
     trigger = data.get("trigger", "pipeline")
     if trigger not in TRIGGERS:
         problems.append(
-            f"`trigger: {trigger}` is not supported; use `pipeline` (deploy when the MR's pipeline succeeds) "
+            f"`trigger:` {code(trigger)} is not supported; use `pipeline` (deploy when the MR's pipeline succeeds) "
             "or `merge_request` (deploy when the MR opens and on every push)."
         )
 
@@ -163,10 +159,10 @@ def parse_spec(
                    problems)
     capacity = data.get("capacity", "on_demand")
     if capacity not in CAPACITIES:
-        problems.append(f"`capacity: {capacity}` is not supported; use `on_demand` or `spot`.")
+        problems.append(f"`capacity:` {code(capacity)} is not supported; use `on_demand` or `spot`.")
     architecture = data.get("architecture")
     if architecture is not None and architecture not in ARCHITECTURES:
-        problems.append(f"`architecture: {architecture}` is not supported; use `x86_64` or `arm64`.")
+        problems.append(f"`architecture:` {code(architecture)} is not supported; use `x86_64` or `arm64`.")
 
     label = data.get("label")
     if label is not None and (not isinstance(label, str) or not label.strip()):
@@ -174,7 +170,11 @@ def parse_spec(
         label = None
     drafts = data.get("drafts", False)
     if not isinstance(drafts, bool):
-        problems.append(f"`drafts: {drafts}` must be `true` or `false`.")
+        problems.append(f"`drafts:` {code(drafts)} must be `true` or `false`.")
+
+    wrap = data.get("wrap_in_timeout")
+    if wrap is not None and not isinstance(wrap, bool):
+        problems.append(f"`wrap_in_timeout:` {code(wrap)} must be `true` or `false`.")
 
     if problems:
         return SpecProblems(tuple(problems))
@@ -195,6 +195,7 @@ def parse_spec(
         architecture=architecture,
         label=label.strip() if label else None,
         drafts=drafts,
+        wrap_in_timeout=wrap,
     )
 
 
@@ -203,9 +204,9 @@ def _size(data: dict, key: str, parse, limit: int, unit: str, example: str, prob
         return None
     value = parse(data[key])
     if value is None:
-        problems.append(f"`{key}: {data[key]}` is not {example}.")
+        problems.append(f"`{key}:` {code(data[key])} is not {example}.")
     elif value > limit:
-        problems.append(f"`{key}: {data[key]}` is more than this install allows ({limit} {unit}).")
+        problems.append(f"`{key}:` {code(data[key])} is more than this install allows ({limit} {unit}).")
     return value
 
 
@@ -220,7 +221,7 @@ def _repository_path(data: dict, key: str, problems: list[str]) -> str | None:
     while path.startswith("./"):
         path = path[2:]
     if path.startswith("/") or ".." in path.split("/"):
-        problems.append(f"`{key}: {value}` must be a path inside the repository (no leading `/`, no `..`).")
+        problems.append(f"`{key}:` {code(value)} must be a path inside the repository (no leading `/`, no `..`).")
         return None
     return path
 

@@ -10,8 +10,11 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
+from review_apps import limits as install_limits
 from review_apps import sizes
+from review_apps.limits import Limits
 from review_apps.spec import Spec, fill_placeholders
+from review_apps.untrusted import code, plain
 
 # Fields of DescribeTaskDefinition's answer that RegisterTaskDefinition accepts back.
 _REGISTERABLE = (
@@ -31,6 +34,12 @@ _REGISTERABLE = (
     "runtimePlatform",
 )
 KILL_AFTER_SECONDS = 30
+# The tag on a base task definition revision that says which projects may build review apps
+# from it: project paths, numeric ids, or group prefixes ending in `/`, separated by spaces.
+PROJECTS_TAG = "review-apps:projects"
+INSTALL_TAG = "review-apps:install"
+# Images known to have no `timeout` binary: wrapping their command would crash them.
+NO_TIMEOUT_IMAGES = ("gcr.io/distroless/", "cgr.dev/chainguard/", "docker.io/library/scratch")
 
 
 @dataclass(frozen=True)
@@ -41,6 +50,9 @@ class DerivedTaskDefinition:
     cpu: int
     memory: int
     architecture: str  # "x86_64" or "arm64"
+    # Whether the app's command runs inside `timeout` (the in-container deadline), and if not, why.
+    wrapped: bool = False
+    unwrapped_because: str = ""
 
 
 @dataclass(frozen=True)
@@ -48,8 +60,44 @@ class TaskDefinitionProblems:
     problems: tuple[str, ...]
 
 
-def review_family(project_id: int, mr_iid: int) -> str:
-    return f"review-app-{project_id}-{mr_iid}"
+def family_prefix(install: str) -> str:
+    """Every family this install registers starts so. Stack names have no `_`, so one
+    install's prefix is never the start of another's (`shop_` vs `shop-2_`)."""
+    return f"review-app_{install}_"
+
+
+def review_family(install: str, project_id: int, mr_iid: int) -> str:
+    return f"{family_prefix(install)}{project_id}-{mr_iid}"
+
+
+def owned_by(tags: list[dict[str, str]], project_id: int, project_path: str) -> bool:
+    """Whether a base revision's `review-apps:projects` tag lists this project."""
+    listed = next((t.get("value") for t in tags if t.get("key") == PROJECTS_TAG), None)
+    if not isinstance(listed, str):
+        return False
+    path = project_path.casefold()
+    for entry in listed.split():
+        entry = entry.casefold()
+        if entry == str(project_id) or (path and entry == path):
+            return True
+        if path and entry.endswith("/") and len(entry) > 1 and path.startswith(entry):
+            return True
+    return False
+
+
+def not_usable(name: str) -> str:
+    """One answer for a definition that is missing, untagged or another project's: it tells
+    a stranger nothing about what exists in the account."""
+    return (
+        f"Task definition {code(name)} cannot be used by this project: either it does not exist here, or its "
+        f"revision is not tagged `{PROJECTS_TAG}` with this project's path or id. Ask its owners to tag it "
+        "(README, Security: \"Tagging a base task definition\")."
+    )
+
+
+def _known_without_timeout(image: str) -> bool:
+    location = install_limits.image_location(image)
+    return any(location.startswith(prefix) for prefix in NO_TIMEOUT_IMAGES)
 
 
 def derive(
@@ -59,13 +107,14 @@ def derive(
     project_id: int,
     mr_iid: int,
     placeholders: dict[str, str],
-    allowed_role_arns: tuple[str, ...] = (),
+    limits: Limits,
+    install: str,
     max_ttl: int = 0,
 ) -> DerivedTaskDefinition | TaskDefinitionProblems:
     """`base` is DescribeTaskDefinition's `taskDefinition`; nothing here calls AWS. `max_ttl` is
     the install's longest time to live, which the container's own timer enforces."""
     problems: list[str] = []
-    name = base.get("family", spec.task_definition)
+    name = plain(base.get("family", spec.task_definition))
     containers = copy.deepcopy(base.get("containerDefinitions") or [])
     names = [c.get("name") for c in containers]
 
@@ -81,21 +130,18 @@ def derive(
             f"Task definition `{name}` is not compatible with Fargate; add `FARGATE` to "
             "`requiresCompatibilities` and set task-level `cpu` and `memory`."
         )
-    for role_field in ("taskRoleArn", "executionRoleArn"):
+    for role_field in (install_limits.TASK_ROLE, install_limits.EXECUTION_ROLE):
         role = base.get(role_field)
-        if role and allowed_role_arns and role not in allowed_role_arns:
-            problems.append(
-                f"Task definition `{name}` uses {role_field} `{role}`, which this install does not allow "
-                "review apps to use. Ask your platform team to add it to the allowed roles, or use an "
-                "allowed role."
-            )
+        problem = install_limits.role_problem(limits, role_field, role, f"Task definition `{name}`") if role else None
+        if problem:
+            problems.append(problem)
 
     if spec.container:
         target = next((c for c in containers if c.get("name") == spec.container), None)
         if target is None:
             problems.append(
-                f"`container: {spec.container}` is not in task definition `{name}`; "
-                f"its containers are {', '.join(f'`{n}`' for n in names)}."
+                f"`container:` {code(spec.container)} is not in task definition `{name}`; "
+                f"its containers are {', '.join(code(n) for n in names)}."
             )
     elif len(containers) == 1:
         target = containers[0]
@@ -105,7 +151,7 @@ def derive(
         target = None
         problems.append(
             f"Task definition `{name}` has {len(containers)} containers "
-            f"({', '.join(f'`{n}`' for n in names)}); say which one serves the app with `container:`."
+            f"({', '.join(code(n) for n in names)}); say which one serves the app with `container:`."
         )
 
     port = spec.port
@@ -125,28 +171,39 @@ def derive(
                 )
         command = list(spec.command) if spec.command else list(target.get("command") or [])
         entry_point = list(target.get("entryPoint") or [])
-        if not entry_point and not command:
-            problems.append(
-                f"Container `{target['name']}` has no `entryPoint` or `command` in the task definition, so "
-                "the command to wrap in the TTL timeout is unknown (it is only in the image). Add "
-                "`command:` to the spec with what the image runs, e.g. `command: [\"npm\", \"start\"]`."
-            )
         if spec.image:
             target["image"] = fill_placeholders(spec.image, placeholders)
-        # Two clocks end an app. The reconciler stops it at its deadline (the spec's TTL plus any
-        # `/review-app extend`), which can move while it runs. `timeout` is the backstop that
-        # needs nothing of ours: set to the install's maximum TTL, the furthest any deadline can
-        # go, it ends the app (exit 124) even if no function here ever runs again; -k kills an
-        # app that ignores SIGTERM.
-        limit = max(max_ttl, spec.ttl_seconds)
-        target["entryPoint"] = ["timeout", "-k", str(KILL_AFTER_SECONDS), str(limit)]
-        target["command"] = entry_point + command
+        wrapped, unwrapped_because = _wrap_decision(spec, entry_point, command, str(target.get("image") or ""))
+        if wrapped is None:
+            problems.append(
+                f"Container `{target['name']}` has no `entryPoint` or `command` in the task definition, so "
+                "the command to wrap in `timeout` is unknown (it is only in the image). Add "
+                "`command:` to the spec with what the image runs, e.g. `command: [\"npm\", \"start\"]`, or "
+                "drop `wrap_in_timeout: true`."
+            )
+        elif wrapped:
+            # The deadline's schedule stops the task from outside; `timeout`, set to the install's
+            # maximum TTL (the furthest any deadline can move), ends it even if that schedule and
+            # every function here fail; -k kills an app that ignores SIGTERM.
+            limit = max(max_ttl, spec.ttl_seconds)
+            target["entryPoint"] = ["timeout", "-k", str(KILL_AFTER_SECONDS), str(limit)]
+            target["command"] = entry_point + command
+        elif spec.command:
+            target["command"] = command
 
     cpu = spec.cpu or sizes.cpu_units(base.get("cpu") or "256") or 256
     memory = spec.memory or sizes.memory_mib(base.get("memory") or "512") or 512
     size_problem = sizes.fargate_problem(cpu, memory)
     if size_problem:
         problems.append(size_problem + " Set `cpu:` and `memory:` in the spec.")
+    else:
+        size_problem = install_limits.size_problem(limits, cpu, memory)
+        if size_problem:
+            problems.append(size_problem)
+    for container in containers:
+        image_problem = install_limits.image_problem(limits, container.get("image"), str(container.get("name")))
+        if image_problem:
+            problems.append(image_problem)
     platform = base.get("runtimePlatform") or {}
     base_architecture = "arm64" if platform.get("cpuArchitecture") == "ARM64" else "x86_64"
     architecture = spec.architecture or base_architecture
@@ -161,15 +218,33 @@ def derive(
         "cpuArchitecture": "ARM64" if architecture == "arm64" else "X86_64",
         "operatingSystemFamily": platform.get("operatingSystemFamily", "LINUX"),
     }
-    kwargs["family"] = review_family(project_id, mr_iid)
+    kwargs["family"] = review_family(install, project_id, mr_iid)
     kwargs["containerDefinitions"] = containers
     kwargs["requiresCompatibilities"] = ["FARGATE"]
     kwargs["tags"] = [
+        {"key": INSTALL_TAG, "value": install},
         {"key": "review-app:project", "value": str(project_id)},
         {"key": "review-app:mr", "value": str(mr_iid)},
-        {"key": "review-app:base", "value": name},
+        {"key": "review-app:base", "value": name[:256]},
     ]
     return DerivedTaskDefinition(
         register_kwargs=kwargs, container=target["name"], port=int(port), cpu=cpu, memory=memory,
-        architecture=architecture,
+        architecture=architecture, wrapped=bool(wrapped), unwrapped_because=unwrapped_because,
     )
+
+
+def _wrap_decision(spec: Spec, entry_point: list[str], command: list[str], image: str) -> tuple[bool | None, str]:
+    """(wrap in `timeout`?, why not). None: asked for, but there is nothing known to wrap.
+
+    Wrapping replaces the container's entrypoint, so it is safe only when the task definition
+    names the entrypoint (then the image's own is not in use anyway) and the image has a
+    `timeout` binary. Otherwise the deadline's schedule alone stops the app."""
+    if spec.wrap_in_timeout is True:
+        return (True, "") if entry_point or command else (None, "")
+    if spec.wrap_in_timeout is False:
+        return False, "the spec says `wrap_in_timeout: false`"
+    if not entry_point:
+        return False, "its entrypoint is in the image only, and wrapping would replace it"
+    if _known_without_timeout(image):
+        return False, "its image is known to have no `timeout`"
+    return True, ""

@@ -16,6 +16,7 @@ from aws_lambda_powertools import Logger
 
 from review_apps import lifecycle
 from review_apps.adapters.store import Conflict
+from review_apps.deploy import Deployer
 from review_apps.messages import needs_publish
 from review_apps.models import Record, parse_group, parse_task_event
 from review_apps.services import Services
@@ -25,6 +26,7 @@ ATTEMPTS = 3
 
 logger = Logger(service="review-apps-task-events")
 services = Services(load_settings())
+deployer = Deployer(services, logger)
 
 
 def _ours(cluster_arn: str) -> bool:
@@ -62,8 +64,12 @@ def handler(event: dict, context: Any) -> dict:
             saved = services.store.save(updated, lifecycle.slot_change(record, updated))
         except Conflict:
             continue
-        if isinstance(decision, lifecycle.Stopped) and saved.task_definition_arn:
-            services.ecs.retire(saved.task_definition_arn)
+        if isinstance(decision, lifecycle.Stopped):
+            deployer.clear_deadline(saved)
+            if saved.task_definition_arn:
+                services.ecs.retire(saved.task_definition_arn)
+        elif saved.deadline != record.deadline:
+            deployer.set_deadline(saved)  # the TTL counts from when the app went live
         _publish(saved)
         logger.info("merge request updated", extra={"status": saved.status, "reason": saved.stop_reason})
         return {"result": saved.status, "mr": saved.key}

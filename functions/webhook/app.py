@@ -59,22 +59,60 @@ def _raw_body() -> bytes:
     return data
 
 
-def _authentication_problem(headers: dict[str, str], body: bytes) -> str | None:
-    """Checked before anything else: a stranger's request costs one cached secret read."""
+def _claimed_project(body: bytes) -> int | None:
+    """The target project a payload speaks for, read only to pick the project token to check."""
+    try:
+        payload = json.loads(body)
+        event = parse_gitlab_event(payload)
+    except (ValueError, BadEvent):
+        return None
+    mr = getattr(event, "mr", None)
+    if mr is not None:
+        return mr.project_id
+    project = payload.get("project") if isinstance(payload, dict) else None
+    project_id = project.get("id") if isinstance(project, dict) else None
+    return project_id if isinstance(project_id, int) and not isinstance(project_id, bool) else None
+
+
+def _authenticate(headers: dict[str, str], body: bytes) -> tuple[str | None, int | None]:
+    """(what is wrong, None) or (None, the project a project token limits the request to;
+    None for the install's secret). Checked before anything else."""
     settings = services.settings
-    if not auth.token_matches(headers.get("x-gitlab-token") or "", services.secret(settings.webhook_secret_parameter)):
-        return "missing or wrong X-Gitlab-Token: set the webhook's secret token to the install's secret"
+    given = headers.get("x-gitlab-token") or ""
+    secret = services.secret(settings.webhook_secret_parameter)
+    scope: int | None = None
+    if not auth.token_matches(given, secret):
+        claimed = _claimed_project(body) if given else None
+        if claimed is None or not auth.token_matches(given, auth.project_token(secret, claimed)):
+            return ("missing or wrong X-Gitlab-Token: use the install's secret (system and group hooks) or "
+                    "this project's own token (README, Security)"), None
+        scope = claimed
     if settings.webhook_signing_secret_parameter:
         key = auth.signing_key(services.secret(settings.webhook_signing_secret_parameter))
         problem = auth.signature_problem(headers, body, key, int(time.time()))
         if problem:
-            return f"signing token check failed: {problem}"
+            return f"signing token check failed: {problem}", None
+    return None, scope
+
+
+def _scope_problem(payload: Any, event: Any, scope: int) -> str | None:
+    """A project token speaks for its project only, in every field that names one."""
+    project = payload.get("project") if isinstance(payload, dict) else None
+    named = {project.get("id")} if isinstance(project, dict) and "id" in project else set()
+    mr = getattr(event, "mr", None)
+    if mr is not None:
+        named.add(mr.project_id)
+    if named != {scope}:
+        return f"this token speaks for project {scope} only, and the event names another project"
     return None
 
 
 def _delivery_key(headers: dict[str, str], body: bytes) -> str:
-    """GitLab ≥ 17.4 sends the same Idempotency-Key on every retry and resend; for older
-    GitLab the event itself identifies the delivery."""
+    """With signing on, the signed webhook-id names the delivery (an unsigned header could be
+    changed to replay one). Otherwise GitLab ≥ 17.4 sends the same Idempotency-Key on every
+    retry and resend; for older GitLab the event itself identifies the delivery."""
+    if services.settings.webhook_signing_secret_parameter and headers.get("webhook-id"):
+        return "signed:" + headers["webhook-id"][:200]
     given = headers.get("idempotency-key")
     if given:
         return "key:" + given[:200]
@@ -91,7 +129,7 @@ def receive() -> Response:
         body = None
     except BadEvent as exc:
         body = exc
-    problem = _authentication_problem(headers, body if isinstance(body, bytes) else b"")
+    problem, scope = _authenticate(headers, body if isinstance(body, bytes) else b"")
     if problem:
         logger.warning("unauthenticated request", extra={"reason": problem})
         return _answer(401, problem)
@@ -107,6 +145,9 @@ def receive() -> Response:
         event = parse_gitlab_event(payload)
     except BadEvent as exc:
         return _answer(400, str(exc))
+    if scope is not None and (problem := _scope_problem(payload, event, scope)):
+        logger.warning("project token used for another project", extra={"reason": problem})
+        return _answer(401, problem)
 
     route = lifecycle.route_gitlab_event(event)
     if not isinstance(route, lifecycle.Ignore):
@@ -115,7 +156,8 @@ def receive() -> Response:
         logger.info("ignored", extra={"reason": route.reason})
         return _answer(200, f"ignored: {route.reason}")
     logger.append_keys(mr=route.mr.key)
-    state = event.state if isinstance(event, MergeRequestEvent) else None
+    # What a project's own hook says about its MR is only a hint: the deploy flow asks GitLab.
+    state = event.state if isinstance(event, MergeRequestEvent) and scope is None else None
     result = _once_per_delivery(_delivery_key(headers, body), route, state)
     return _answer(result["status"], result["message"], **result.get("extra", {}))
 
@@ -201,6 +243,8 @@ def _answer_on_note(command: lifecycle.Command, change: Callable[[Record | None]
             saved = services.store.save(updated)
         except Conflict:
             continue
+        if record is not None and saved.deadline != record.deadline:
+            deployer.set_deadline(saved)  # `/review-app extend` moves the schedule too
         deployer.publish(saved)
         return result(200, saved.last_command)
     raise Conflict("the merge request changed repeatedly while we handled it")

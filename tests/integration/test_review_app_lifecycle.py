@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from datetime import datetime, timezone
+
 from local.aws_calls import AwsCallCounter
 from local.events import task_state_change
 from local.world import BASE_FAMILY, PROJECT_ID, World
@@ -15,10 +18,10 @@ ENV = "review/feature-checkout"
 def derived_task_definitions(world: World) -> list[str]:
     # familyPrefix takes a whole family name, so list every active revision and filter.
     arns = world.ecs.list_task_definitions(status="ACTIVE")["taskDefinitionArns"]
-    return [arn for arn in arns if ":task-definition/review-app-" in arn]
+    return [arn for arn in arns if ":task-definition/review-app_" in arn]
 
 
-def test_mr_opened_with_trigger_merge_request_launches_one_wrapped_task(world: World):
+def test_mr_opened_with_trigger_merge_request_launches_one_task_with_its_deadline(world: World):
     world.commit(SHA1, spec=ON_OPEN)
     answer = world.open_mr(1, SHA1)
     assert answer["status"] == 202
@@ -36,19 +39,62 @@ def test_mr_opened_with_trigger_merge_request_launches_one_wrapped_task(world: W
     assert eni["subnetId"] == world.subnet
 
     definition = world.ecs.describe_task_definition(taskDefinition=task["taskDefinitionArn"])["taskDefinition"]
-    assert definition["family"] == f"review-app-{PROJECT_ID}-1"
+    assert definition["family"] == f"review-app_review-apps-local_{PROJECT_ID}-1"
+    assert {"key": "review-apps:install", "value": "review-apps-local"} in world.ecs.list_tags_for_resource(
+        resourceArn=task["taskDefinitionArn"])["tags"]
     web = definition["containerDefinitions"][0]
-    # The container's own timer is the backstop at the install's MAX_TTL (4h); the 45m TTL is the
-    # deadline the reconciler enforces, which `/review-app extend` can move.
-    assert web["entryPoint"] == ["timeout", "-k", "30", "14400"]
-    assert world.record(1)["deadline"] - world.record(1)["launched_at"] == 2700
-    assert web["command"] == ["gunicorn", "--bind", "0.0.0.0:8000", "shop.wsgi"]
+    # The definition names no entrypoint (it is in the image), so wrapping the command in
+    # `timeout` would replace it: the app runs as the team runs it, and a schedule ends it.
+    assert "entryPoint" not in web and web["command"] == ["gunicorn", "--bind", "0.0.0.0:8000", "shop.wsgi"]
+    record = world.record(1)
+    assert record["deadline"] - record["launched_at"] == 2700 and not record["timeout_wrapped"]
+    schedule = world.schedules()[f"mr-{PROJECT_ID}-1"]
+    assert schedule["ScheduleExpression"] == at(record["deadline"]) and schedule["ActionAfterCompletion"] == "DELETE"
+    assert json.loads(schedule["Target"]["Input"])["Task"] == task["taskArn"]
     # The team's own family is untouched: no new revision appears under their services.
     assert world.ecs.list_task_definitions(familyPrefix=BASE_FAMILY)["taskDefinitionArns"][-1].endswith(":1")
 
     note = world.note(1)
     assert "Review app: deploying" in note and "`11111111`" in note and "**45m**" in note
+    assert "No `timeout` wrapper" in note and "wrapping would replace it" in note
     assert len(world.notes(1)) == 1
+
+
+def at(epoch) -> str:
+    return "at(" + datetime.fromtimestamp(int(epoch), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S") + ")"
+
+
+def test_a_known_entrypoint_is_wrapped_in_timeout_as_a_second_deadline(world: World):
+    container = {"name": "web", "image": "111122223333.dkr.ecr.us-east-1.amazonaws.com/shop:latest", "memory": 512,
+                 "entryPoint": ["/docker-entrypoint.sh"], "command": ["gunicorn", "shop.wsgi"],
+                 "portMappings": [{"containerPort": 8000}]}
+    world.register_base_task_definition(family="shop-entry", containerDefinitions=[container])
+    world.commit(SHA1, spec="task_definition: shop-entry\ntrigger: merge_request\nttl: 45m\n")
+    world.open_mr(1, SHA1)
+    [task] = world.tasks()
+    web = world.ecs.describe_task_definition(taskDefinition=task["taskDefinitionArn"])["taskDefinition"][
+        "containerDefinitions"][0]
+    # `timeout` at the install's MAX_TTL (4h): the furthest any deadline can move.
+    assert web["entryPoint"] == ["timeout", "-k", "30", "14400"]
+    assert web["command"] == ["/docker-entrypoint.sh", "gunicorn", "shop.wsgi"]
+    assert world.record(1)["timeout_wrapped"] and "inside `timeout`" in world.note(1)
+
+
+def test_the_deadline_schedule_stops_the_app_and_the_note_says_its_time_ran_out(world: World):
+    world.commit(SHA1, spec=ON_OPEN)
+    world.open_mr(1, SHA1)
+    [task] = world.tasks()
+    world.task_event(task["taskArn"], "RUNNING")
+    record = world.record(1)
+    schedule = world.schedules()[f"mr-{PROJECT_ID}-1"]
+    assert schedule["ScheduleExpression"] == at(record["deadline"])  # moved to live_at + TTL
+    request = world.fire_schedule(f"mr-{PROJECT_ID}-1")
+    stopped = world.task(task["taskArn"])
+    assert stopped["lastStatus"] == "STOPPED" and request["Task"] == task["taskArn"]
+    event = task_state_change(stopped, last_status="STOPPED", version=9, stop_code="UserInitiated",
+                              stopped_reason=request["Reason"], exit_codes={"web": 143})
+    world.deliver_task_event(event)
+    assert "its time to live (45m) ran out" in world.note(1)
 
 
 def test_successful_pipeline_launches_the_commit_with_its_image(world: World):
@@ -147,6 +193,7 @@ def test_merge_and_close_stop_the_task_and_say_why(world: World):
         stopped = world.task(task["taskArn"])
         assert stopped["lastStatus"] == "STOPPED"
         assert stopped["stoppedReason"] == f"Review app stopped: merge request {word}"
+        assert f"mr-{PROJECT_ID}-{iid}" not in world.schedules()  # its deadline goes with it
         assert "Review app: stopping" in world.note(iid) and f"merge request was {word}" in world.note(iid)
 
         world.task_event(task["taskArn"], "STOPPED", exit_codes={"web": 143}, stop_code="UserInitiated")
@@ -163,7 +210,7 @@ def test_invalid_spec_is_explained_and_launches_nothing(world: World):
     assert answer["status"] == 200 and len(answer["body"]["problems"]) == 2
     note = world.note(1)
     assert "Review app: not deployed" in note
-    assert "`ttl`: 'forever' is not a duration" in note and "`port: 0` must be a number from 1 to 65535" in note
+    assert "`ttl:` `forever` is not a duration" in note and "`port:` `0` must be a number from 1 to 65535" in note
     assert world.tasks() == [] and derived_task_definitions(world) == []
     # Redelivery of the same commit does not post the problems again.
     world.send_mr(1, "reopen")
@@ -173,12 +220,12 @@ def test_invalid_spec_is_explained_and_launches_nothing(world: World):
 def test_task_definition_problems_are_explained(world: World):
     world.commit(SHA1, spec="task_definition: no-such-family\ntrigger: merge_request\n")
     world.open_mr(1, SHA1)
-    assert "Task definition `no-such-family` was not found" in world.note(1)
+    assert "Task definition `no-such-family` cannot be used by this project" in world.note(1)
     world.register_base_task_definition(family="no-command", containerDefinitions=[
         {"name": "web", "image": "shop", "memory": 512, "portMappings": [{"containerPort": 80}]}])
-    world.commit(SHA2, spec="task_definition: no-command\ntrigger: merge_request\n")
+    world.commit(SHA2, spec="task_definition: no-command\ntrigger: merge_request\nwrap_in_timeout: true\n")
     world.push(1, SHA2)
-    assert "the command to wrap in the TTL timeout is unknown" in world.note(1)
+    assert "the command to wrap in `timeout` is unknown" in world.note(1)
     assert world.tasks() == [] and derived_task_definitions(world) == []
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from local import events, fault_proxy
 from local.lambda_runtime import LambdaContext, load_handler
-from local.world import CLUSTER, PROJECT_ID, TABLE, World
+from local.world import CLUSTER, INSTALL_ID, PROJECT_ID, TABLE, World
 
 ON_OPEN = "task_definition: shop-web\ntrigger: merge_request\nttl: 30m\n"
 LIFECYCLE = ("PROVISIONING", "PENDING", "ACTIVATING", "RUNNING", "DEACTIVATING", "STOPPING", "DEPROVISIONING",
@@ -36,7 +36,7 @@ def open_environments(world: World) -> list[dict]:
 
 
 def derived_definitions(world: World) -> list[str]:
-    return [a for a in world.ecs.list_task_definitions(status="ACTIVE")["taskDefinitionArns"] if "/review-app-" in a]
+    return [a for a in world.ecs.list_task_definitions(status="ACTIVE")["taskDefinitionArns"] if "/review-app_" in a]
 
 
 # --------------------------------------------------------------------------- any order, any number of times
@@ -116,11 +116,12 @@ def test_reconciler_ends_an_app_at_its_deadline(world: World, tally):
 def test_reconciler_stops_orphans_and_finishes_interrupted_launches(world: World, tally):
     task = launch(world, 1)
     definition = task["taskDefinitionArn"]
-    # An orphan: a task in our group prefix that no record owns.
+    # An orphan: a task this install started (its tag says so) that no record owns.
     orphan = world.ecs.run_task(
         cluster=CLUSTER, taskDefinition=definition, launchType="FARGATE", group=f"review-app:{PROJECT_ID}:99",
         networkConfiguration={"awsvpcConfiguration": {"subnets": [world.subnet],
                                                       "securityGroups": [world.security_group]}},
+        tags=[{"key": "review-apps:install", "value": INSTALL_ID}],
     )["tasks"][0]["taskArn"]
     # An interrupted launch: claimed, then the Lambda died before RunTask.
     world.commit(sha(2), spec=ON_OPEN)
@@ -238,7 +239,7 @@ def test_run_task_throttled_or_without_capacity_then_recovering(fault_world: Wor
     note = world.note(2)
     assert "could not start" in note and "Capacity is unavailable" in note
     assert [t for t in world.tasks() if t["group"].endswith(":2")] == []
-    assert not [a for a in derived_definitions(world) if "review-app-14-2:" in a]
+    assert not [a for a in derived_definitions(world) if "review-app_review-apps-local_14-2:" in a]
     tally["faults injected"] += sum(world.proxy.injected.values())
 
 

@@ -38,7 +38,7 @@ def record(**changes) -> Record:
         status=Status.DEPLOYING,
         launch_id="launch-1",
         task_arn=TASK,
-        task_definition_arn="arn:aws:ecs:us-east-1:111122223333:task-definition/review-app-14-3:1",
+        task_definition_arn="arn:aws:ecs:us-east-1:111122223333:task-definition/review-app_review-apps-test_14-3:1",
         commit_sha=SHA,
         source_project_id=14,
         source_branch="feature/x",

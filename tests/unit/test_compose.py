@@ -5,11 +5,14 @@ from __future__ import annotations
 import pytest
 
 from review_apps import compose, sizes, taskdef
+from review_apps.limits import Limits
 from review_apps.spec import placeholder_values
 from tests.unit.factories import SHA, spec
 
 EXECUTION_ROLE = "arn:aws:iam::111122223333:role/shop-review-execution"
 TASK_ROLE = "arn:aws:iam::111122223333:role/shop-review-task"
+LIMITS = Limits(task_role_arns=(TASK_ROLE,), execution_role_arns=(EXECUTION_ROLE,))
+INSTALL = "review-apps-test"
 
 COMPOSE = """\
 version: "3.8"
@@ -91,14 +94,14 @@ LOGGING = {
 }
 
 
-def translate(compose_text: str = COMPOSE, params: str | None = ECS_PARAMS, allowed=()):
+def translate(compose_text: str = COMPOSE, params: str | None = ECS_PARAMS, limits: Limits = LIMITS):
     return compose.translate(
         compose_text,
         params,
         compose_path="docker-compose.yml",
         params_path="ecs-params.yml" if params is not None else None,
         placeholders=placeholder_values(SHA, "feature/x", 3, "g/p"),
-        allowed_role_arns=allowed,
+        limits=limits,
         family="docker-compose.yml",
     )
 
@@ -157,18 +160,29 @@ def test_uwsgi_and_nginx_sharing_a_socket_become_the_expected_task_definition():
     ]
 
 
-def test_the_proxy_serves_the_app_and_gets_the_ttl_wrapper():
+def test_the_proxy_serves_the_app_and_is_wrapped_only_when_asked():
     derived = taskdef.derive(
         translate().task_definition, spec(task_definition="", compose="docker-compose.yml", ttl_seconds=1800),
         project_id=14, mr_iid=3, placeholders=placeholder_values(SHA, "feature/x", 3, "g/p"),
+        limits=LIMITS, install=INSTALL,
     )
     assert isinstance(derived, taskdef.DerivedTaskDefinition), derived
     assert derived.container == "proxy" and derived.port == 80
     backend, proxy = derived.register_kwargs["containerDefinitions"]
+    # nginx's entrypoint is in its image only: wrapping would replace it, so the schedule alone
+    # holds the deadline unless the spec asks for `timeout` too.
+    assert "entryPoint" not in proxy and proxy["command"] == ["nginx", "-g", "daemon off;"]
+    assert not derived.wrapped and "wrapping would replace it" in derived.unwrapped_because
+    asked = taskdef.derive(
+        translate().task_definition,
+        spec(task_definition="", compose="docker-compose.yml", ttl_seconds=1800, wrap_in_timeout=True),
+        project_id=14, mr_iid=3, placeholders={}, limits=LIMITS, install=INSTALL,
+    )
+    proxy = asked.register_kwargs["containerDefinitions"][1]
     assert proxy["entryPoint"] == ["timeout", "-k", "30", "1800"]
     assert proxy["command"] == ["nginx", "-g", "daemon off;"]
     assert "entryPoint" not in backend
-    assert derived.register_kwargs["family"] == "review-app-14-3"
+    assert derived.register_kwargs["family"] == "review-app_review-apps-test_14-3"
     assert derived.register_kwargs["volumes"] == [{"name": "uwsgi-socket"}]
 
 
@@ -176,7 +190,7 @@ def test_a_serving_container_that_is_not_essential_is_explained():
     params = ECS_PARAMS.replace("    backend:\n      essential: true", "    proxy:\n      essential: false")
     derived = taskdef.derive(
         translate(params=params).task_definition, spec(task_definition="", compose="docker-compose.yml"),
-        project_id=14, mr_iid=3, placeholders={},
+        project_id=14, mr_iid=3, placeholders={}, limits=LIMITS, install=INSTALL,
     )
     assert isinstance(derived, taskdef.TaskDefinitionProblems)
     assert "not essential" in derived.problems[0] and "essential: true" in derived.problems[0]
@@ -312,16 +326,16 @@ def test_compose_problems(text, message):
     ("params", "message"),
     [
         ("version: 2\n", "must say `version: 1`"),
-        ("version: 1\ntask_definition:\n  ecs_network_mode: bridge\n", "`ecs_network_mode: bridge` is not available"),
+        ("version: 1\ntask_definition:\n  ecs_network_mode: bridge\n", "`ecs_network_mode:` `bridge` is not available"),
         ("version: 1\ntask_definition:\n  task_size: {cpu_limit: lots}\n", "is not CPU units"),
         ("version: 1\ntask_definition:\n  task_size: {mem_limit: big}\n", "is not a size"),
         ("version: 1\ntask_definition:\n  services: {db: {essential: true}}\n", "is not a service of the compose"),
-        (f"version: 1\ntask_definition:\n  task_role_arn: {TASK_ROLE}\n", "is not a role this install lets"),
+        (f"version: 1\ntask_definition:\n  task_role_arn: {TASK_ROLE}\n", "as its task role, which review apps may not use"),
     ],
 )
 def test_ecs_params_problems(params, message):
     result = translate("services:\n  web:\n    image: app\n    ports: ['80']\n", params,
-                       allowed=(EXECUTION_ROLE,))
+                       limits=Limits(execution_role_arns=(EXECUTION_ROLE,)))
     assert isinstance(result, compose.ComposeProblems)
     assert any(message in p for p in result.problems), result.problems
 

@@ -13,7 +13,7 @@ from review_apps.settings import load_settings
 from tests.unit.factories import record
 from tests.unit.test_messages_and_models import ENV
 
-TD = "arn:aws:ecs:us-east-1:111122223333:task-definition/review-app-14-3:1"
+TD = "arn:aws:ecs:us-east-1:111122223333:task-definition/review-app_review-apps-test_14-3:1"
 
 
 @pytest.fixture(autouse=True)

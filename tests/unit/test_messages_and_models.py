@@ -230,6 +230,9 @@ ENV = {
     "CLUSTER": "review-apps",
     "SUBNETS": "subnet-1, subnet-2",
     "SECURITY_GROUPS": "sg-1",
+    "INSTALL_ID": "review-apps",
+    "SCHEDULE_GROUP": "review-apps",
+    "SCHEDULER_ROLE_ARN": "arn:aws:iam::111122223333:role/review-apps-deadlines",
 }
 
 

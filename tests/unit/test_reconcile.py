@@ -8,7 +8,12 @@ from review_apps.messages import digest, render_note
 from review_apps.models import Status
 from tests.unit.factories import NOW, TASK, record
 
-DEFINITION = "arn:aws:ecs:us-east-1:111122223333:task-definition/review-app-14-3:1"
+INSTALL = "review-apps-test"
+DEFINITION = "arn:aws:ecs:us-east-1:111122223333:task-definition/review-app_review-apps-test_14-3:1"
+
+
+def plan(*args):
+    return reconcile.plan(*args, INSTALL)
 
 
 def running(task_arn: str = TASK, group: str = "review-app:14:3", started_by: str = "launch-1") -> reconcile.RunningTask:
@@ -23,44 +28,44 @@ def published(rec):
 
 def test_an_app_is_stopped_when_its_deadline_comes_not_before():
     live = published(record(status=Status.LIVE, live_at=NOW, deadline=NOW + 1800))
-    assert reconcile.plan([running()], [live], [DEFINITION], NOW + 1799).stop == []
-    [stop] = reconcile.plan([running()], [live], [DEFINITION], NOW + 1800).stop
+    assert plan([running()], [live], [DEFINITION], NOW + 1799).stop == []
+    [stop] = plan([running()], [live], [DEFINITION], NOW + 1800).stop
     assert stop.record == live and "end of its time to live" in stop.reason
 
 
 def test_an_app_already_stopping_is_not_asked_again():
     stopping = record(status=Status.STOPPING, deadline=NOW - 600)
-    assert reconcile.plan([running()], [stopping], [DEFINITION], NOW).stop == []
+    assert plan([running()], [stopping], [DEFINITION], NOW).stop == []
 
 
 def test_tasks_nobody_owns_are_stopped():
     other_launch = running(task_arn=TASK + "-2", started_by="someone-else")
     finished = record(status=Status.STOPPED)
-    stops = reconcile.plan([running(group="review-app:14:99"), other_launch, running()], [finished], [], NOW).stop
+    stops = plan([running(group="review-app:14:99"), other_launch, running()], [finished], [], NOW).stop
     assert [s.record for s in stops] == [None, None, None]
 
 
 def test_active_records_without_a_running_task_are_checked_after_a_grace():
     claimed = record(status=Status.DEPLOYING, task_arn="", launched_at=NOW)
-    assert reconcile.plan([], [claimed], [], NOW + 60).check == []  # RunTask may still be on its way
-    assert reconcile.plan([], [claimed], [], NOW + 121).check == [claimed]
+    assert plan([], [claimed], [], NOW + 60).check == []  # RunTask may still be on its way
+    assert plan([], [claimed], [], NOW + 121).check == [claimed]
     launched = record(status=Status.LIVE)
-    assert reconcile.plan([], [launched], [], NOW).check == [launched]
+    assert plan([], [launched], [], NOW).check == [launched]
 
 
 def test_views_that_did_not_reach_gitlab_are_republished():
     behind = record(status=Status.STOPPED)
     up_to_date = published(record(mr_iid=4, status=Status.REJECTED, problems=["bad spec"]))  # a note only
-    assert reconcile.plan([], [behind, up_to_date], [], NOW).republish == [behind]
+    assert plan([], [behind, up_to_date], [], NOW).republish == [behind]
     waiting = record(mr_iid=5, status=Status.QUEUED, task_arn="", queue_place=1)
-    assert reconcile.plan([], [waiting], [], NOW).republish == [waiting]  # queued is not "active"
+    assert plan([], [waiting], [], NOW).republish == [waiting]  # queued is not "active"
 
 
 def test_unused_derived_definitions_are_retired_except_while_launching():
-    unused = "arn:aws:ecs:us-east-1:111122223333:task-definition/review-app-14-7:2"
-    launching = "arn:aws:ecs:us-east-1:111122223333:task-definition/review-app-14-8:1"
+    unused = "arn:aws:ecs:us-east-1:111122223333:task-definition/review-app_review-apps-test_14-7:2"
+    launching = "arn:aws:ecs:us-east-1:111122223333:task-definition/review-app_review-apps-test_14-8:1"
     records = [record(status=Status.LIVE), record(mr_iid=8, status=Status.DEPLOYING, task_definition_arn="")]
-    result = reconcile.plan([running()], records, [DEFINITION, unused, launching], NOW)
+    result = plan([running()], records, [DEFINITION, unused, launching], NOW)
     assert result.retire == [unused]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from review_apps import taskdef
+from review_apps.limits import Limits
 from review_apps.durations import DurationError, format_duration, parse_duration
 from review_apps.spec import Spec, SpecProblems, fill_placeholders, parse_spec, placeholder_values, ref_slug
 from tests.unit.factories import SHA, spec
@@ -57,7 +58,7 @@ def test_ttl_above_the_maximum_is_capped_and_remembered():
         ("task_definition: a\nport: true\n", "from 1 to 65535"),
         ("task_definition: a\nttl: soon\n", "write it like 45m"),
         ("task_definition: a\nttl: 10s\n", "too short"),
-        ("task_definition: a\ntrigger: push\n", "`trigger: push` is not supported"),
+        ("task_definition: a\ntrigger: push\n", "`trigger:` `push` is not supported"),
         ("task_definition: a\nimage: r/x:${CI_JOB_ID}\n", "`${CI_JOB_ID}`, which is not available"),
         ("task_definition: a\ncommand: {a: 1}\n", "`command` must be a string or a list"),
         ("task_definition: a\nttls: 1h\n", "Unknown key `ttls`"),
@@ -137,14 +138,18 @@ def base_td(**changes):
     return td
 
 
-def derive(td=None, the_spec=None, roles=()):
+EXEC_ROLE = "arn:aws:iam::111122223333:role/exec"
+
+
+def derive(td=None, the_spec=None, limits=None):
     return taskdef.derive(
         td or base_td(),
         the_spec or spec(),
         project_id=14,
         mr_iid=3,
         placeholders=placeholder_values(SHA, "feature/x", 3, "g/p"),
-        allowed_role_arns=roles,
+        limits=limits or Limits(execution_role_arns=(EXEC_ROLE,)),
+        install="review-apps-test",
     )
 
 
@@ -155,7 +160,7 @@ def test_derived_task_definition_wraps_the_command_in_timeout():
     assert web["entryPoint"] == ["timeout", "-k", "30", "2700"]
     assert web["command"] == ["/docker-entrypoint.sh", "gunicorn", "shop.wsgi"]
     assert web["image"] == f"reg/shop:{SHA}"
-    assert kwargs["family"] == "review-app-14-3"
+    assert kwargs["family"] == "review-app_review-apps-test_14-3"
     assert kwargs["requiresCompatibilities"] == ["FARGATE"]
     assert kwargs["executionRoleArn"] == "arn:aws:iam::111122223333:role/exec"
     for read_only in ("taskDefinitionArn", "revision", "status", "compatibilities", "registeredAt"):
@@ -179,9 +184,12 @@ def test_no_command_anywhere_is_a_problem_not_a_guess():
     td = base_td()
     del td["containerDefinitions"][0]["entryPoint"]
     del td["containerDefinitions"][0]["command"]
-    result = derive(td)
+    result = derive(td, spec(wrap_in_timeout=True))
     assert isinstance(result, taskdef.TaskDefinitionProblems)
     assert "Add `command:` to the spec" in result.problems[0]
+    unwrapped = derive(td)  # not asked to wrap: the image runs as it is, the schedule ends it
+    assert isinstance(unwrapped, taskdef.DerivedTaskDefinition) and not unwrapped.wrapped
+    assert "entryPoint" not in unwrapped.register_kwargs["containerDefinitions"][0]
 
 
 def test_several_containers_need_a_name():
@@ -189,7 +197,7 @@ def test_several_containers_need_a_name():
     td["containerDefinitions"].append({"name": "proxy", "image": "nginx", "portMappings": [{"containerPort": 80}]})
     result = derive(td)
     assert "say which one serves the app with `container:`" in result.problems[0]
-    chosen = derive(td, spec(container="proxy", command=("nginx", "-g", "daemon off;")))
+    chosen = derive(td, spec(container="proxy", command=("nginx", "-g", "daemon off;"), wrap_in_timeout=True))
     assert chosen.container == "proxy" and chosen.port == 80
     proxy = chosen.register_kwargs["containerDefinitions"][1]
     assert proxy["entryPoint"][0] == "timeout"
@@ -213,9 +221,17 @@ def test_non_fargate_task_definitions_are_refused():
 
 
 def test_roles_outside_the_allowed_list_are_refused():
-    result = derive(roles=("arn:aws:iam::111122223333:role/other",))
-    assert "does not allow review apps to use" in result.problems[0]
-    assert isinstance(derive(roles=("arn:aws:iam::111122223333:role/exec",)), taskdef.DerivedTaskDefinition)
+    result = derive(limits=Limits(execution_role_arns=("arn:aws:iam::111122223333:role/other",)))
+    assert "review apps may not use" in result.problems[0]
+    assert isinstance(derive(limits=Limits(execution_role_arns=(EXEC_ROLE,))), taskdef.DerivedTaskDefinition)
+
+
+def test_an_execution_role_is_never_allowed_as_the_task_role():
+    """One list per kind: the role that pulls images and reads secrets can't become the app's own."""
+    swapped = base_td(taskRoleArn=EXEC_ROLE)
+    result = derive(swapped, limits=Limits(execution_role_arns=(EXEC_ROLE,)))
+    assert isinstance(result, taskdef.TaskDefinitionProblems)
+    assert "as its task role" in result.problems[0] and "allows none" in result.problems[0]
 
 
 # --------------------------------------------------------------------------- compute options
@@ -264,5 +280,5 @@ def test_sizes_fargate_cannot_run_are_refused():
 def test_label_and_drafts_fields():
     result = parse("task_definition: a\nlabel: review-app\ndrafts: true\n")
     assert (result.label, result.drafts) == ("review-app", True)
-    assert "`drafts: maybe` must be `true` or `false`" in problems("task_definition: a\ndrafts: maybe\n")
+    assert "`drafts:` `maybe` must be `true` or `false`" in problems("task_definition: a\ndrafts: maybe\n")
     assert "`label` must be the name of a label" in problems("task_definition: a\nlabel: 3\n")

@@ -10,6 +10,7 @@ from botocore.exceptions import ClientError
 
 from review_apps.models import Record, group_for
 from review_apps.settings import Settings
+from review_apps.taskdef import INSTALL_TAG, family_prefix
 
 
 # Pauses before trying RunTask again after "no capacity": about a second in all, well inside
@@ -43,13 +44,16 @@ class Ecs:
         self._ecs = ecs
         self._ec2 = ec2  # made on first use: only installs with public IPs need it
 
-    def describe_task_definition(self, name: str) -> dict[str, Any]:
+    def describe_task_definition(self, name: str) -> tuple[dict[str, Any], list[dict[str, str]]]:
+        """The revision and its tags (ownership is decided on the tags)."""
         try:
-            return self._ecs.describe_task_definition(taskDefinition=name)["taskDefinition"]
+            answer = self._ecs.describe_task_definition(taskDefinition=name, include=["TAGS"])
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("ClientException", "InvalidParameterException"):
+            code = exc.response.get("Error", {}).get("Code")
+            if code in ("ClientException", "InvalidParameterException", "AccessDeniedException"):
                 raise TaskDefinitionNotFound(_error_text(exc)) from None
             raise
+        return answer["taskDefinition"], answer.get("tags") or []
 
     def register(self, kwargs: dict[str, Any]) -> str:
         return self._ecs.register_task_definition(**kwargs)["taskDefinition"]["taskDefinitionArn"]
@@ -65,18 +69,17 @@ class Ecs:
                 raise
 
     def derived_definitions(self) -> list[str]:
-        """Every ACTIVE revision in a review-app family."""
+        """Every ACTIVE revision in this install's families (and no one else's: the prefix
+        carries the install's name)."""
+        prefix = family_prefix(self._settings.install_id)
         arns: list[str] = []
-        families = self._ecs.get_paginator("list_task_definition_families")
-        for page in families.paginate(familyPrefix="review-app-", status="ACTIVE"):
-            for family in page["families"]:
-                revisions = self._ecs.get_paginator("list_task_definitions")
-                for revision_page in revisions.paginate(familyPrefix=family, status="ACTIVE"):
-                    arns.extend(revision_page["taskDefinitionArns"])
+        for page in self._ecs.get_paginator("list_task_definitions").paginate(familyPrefix=prefix, status="ACTIVE"):
+            arns.extend(a for a in page["taskDefinitionArns"] if a.rsplit("/", 1)[-1].startswith(prefix))
         return arns
 
     def review_app_tasks(self) -> list[dict[str, Any]]:
-        """Tasks in the cluster that are meant to run and belong to review apps."""
+        """Tasks in the cluster that are meant to run and that this install started: another
+        install's review apps, in the same cluster, are not ours to judge."""
         arns: list[str] = []
         for page in self._ecs.get_paginator("list_tasks").paginate(
             cluster=self._settings.cluster, desiredStatus="RUNNING"
@@ -84,9 +87,15 @@ class Ecs:
             arns.extend(page["taskArns"])
         tasks: list[dict[str, Any]] = []
         for start in range(0, len(arns), 100):
-            described = self._ecs.describe_tasks(cluster=self._settings.cluster, tasks=arns[start : start + 100])
-            tasks.extend(t for t in described["tasks"] if (t.get("group") or "").startswith("review-app:"))
+            described = self._ecs.describe_tasks(
+                cluster=self._settings.cluster, tasks=arns[start : start + 100], include=["TAGS"]
+            )
+            tasks.extend(t for t in described["tasks"] if self._ours(t))
         return tasks
+
+    def _ours(self, task: dict[str, Any]) -> bool:
+        tags = {t.get("key"): t.get("value") for t in task.get("tags") or []}
+        return (task.get("group") or "").startswith("review-app:") and tags.get(INSTALL_TAG) == self._settings.install_id
 
     def describe(self, task_arn: str) -> dict[str, Any] | None:
         """The task as ECS describes it, or None once ECS has forgotten it (about an hour after it stops)."""
@@ -131,6 +140,7 @@ class Ecs:
                 },
                 enableECSManagedTags=True,
                 tags=[
+                    {"key": INSTALL_TAG, "value": settings.install_id},
                     {"key": "review-app:project", "value": str(record.project_id)},
                     {"key": "review-app:mr", "value": str(record.mr_iid)},
                     {"key": "review-app:commit", "value": record.commit_sha},

@@ -23,8 +23,9 @@ from review_apps.messages import (
     note_marker,
     render_note,
 )
-from review_apps.models import Record
+from review_apps.models import MergeRequestRef, Record
 from review_apps.spec import SPEC_PATH
+from review_apps.untrusted import MAX_FILE_BYTES, FileTooLarge
 
 def _session(retries: int) -> requests.Session:
     """Bounded retries with short backoff on transient errors. python-gitlab's own loop (up to
@@ -53,6 +54,17 @@ class NoAccess(Exception):
     """The bot may not read something the spec needs (e.g. a fork it is not a member of)."""
 
 
+@dataclasses.dataclass(frozen=True)
+class MergeRequestNow:
+    """The MR as GitLab sees it now: what a webhook body says about it is only a hint."""
+
+    ref: MergeRequestRef
+    state: str
+    head_sha: str
+    labels: tuple[str, ...]
+    draft: bool
+
+
 class GitLab:
     def __init__(self, url: str, token: str, timeout: float = 4.0, retries: int = 2) -> None:
         self._gl = gitlab.Gitlab(url, private_token=token, timeout=timeout, session=_session(retries))
@@ -69,7 +81,15 @@ class GitLab:
     def read_file(self, project_id: int, path: str, sha: str) -> str | None:
         """A file of the repository at `sha`, or None when it does not exist there."""
         try:
-            raw = self._project(project_id).files.raw(file_path=path, ref=sha)
+            chunks = self._project(project_id).files.raw(
+                file_path=path, ref=sha, streamed=True, iterator=True, chunk_size=16384
+            )
+            raw = b""
+            # Read no more than the limit (plus one byte to know it was passed), whatever the file's size.
+            for chunk in chunks:
+                raw += chunk
+                if len(raw) > MAX_FILE_BYTES:
+                    raise FileTooLarge(path, len(raw))
         except gitlab.exceptions.GitlabGetError as exc:
             if exc.response_code == 404:
                 return None
@@ -78,15 +98,25 @@ class GitLab:
             raise
         return raw.decode("utf-8", errors="replace")
 
-    def merge_request_head(self, project_id: int, mr_iid: int) -> tuple[str, str, tuple[str, ...], bool] | None:
-        """(state, head sha, labels, draft) as GitLab sees them now; None if GitLab knows no such MR."""
+    def merge_request(self, project_id: int, mr_iid: int) -> MergeRequestNow | None:
+        """The MR now, its project's path included; None if GitLab knows no such MR."""
         try:
             mr = self._project(project_id).mergerequests.get(mr_iid)
         except gitlab.exceptions.GitlabGetError as exc:
             if exc.response_code == 404:
                 return None
             raise
-        return mr.state, mr.sha, tuple(getattr(mr, "labels", []) or []), bool(getattr(mr, "draft", False))
+        full = (getattr(mr, "references", None) or {}).get("full") or ""
+        path = full.rsplit("!", 1)[0] if "!" in full else self._gl.projects.get(project_id).path_with_namespace
+        ref = MergeRequestRef(
+            project_id=project_id,
+            iid=mr_iid,
+            source_project_id=int(mr.source_project_id),
+            source_branch=str(mr.source_branch),
+            project_path=path,
+        )
+        labels = tuple(getattr(mr, "labels", []) or [])
+        return MergeRequestNow(ref, mr.state, mr.sha, labels, bool(getattr(mr, "draft", False)))
 
     def member_access(self, project_id: int, user_id: int) -> int | None:
         """The user's access level in the project (inherited included); None for non-members."""

@@ -1,0 +1,68 @@
+"""An app's deadline as an EventBridge Scheduler one-time schedule that calls ECS StopTask.
+
+It needs none of our functions and nothing inside the image: at the deadline, Scheduler stops
+the task itself and then deletes the schedule. One schedule per MR, named after it, in the
+install's own schedule group; a new launch or an extension moves it, a stop deletes it.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+from botocore.exceptions import ClientError
+
+from review_apps.lifecycle import DEADLINE_STOP_REASON
+from review_apps.settings import Settings
+
+STOP_TASK_TARGET = "arn:aws:scheduler:::aws-sdk:ecs:stopTask"
+# Scheduler refuses a moment in the past; a deadline that has just passed fires this soon.
+EARLIEST_SECONDS = 60
+
+
+def schedule_name(project_id: int, mr_iid: int) -> str:
+    return f"mr-{project_id}-{mr_iid}"
+
+
+def at_expression(epoch: int) -> str:
+    return "at(" + datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S") + ")"
+
+
+class Scheduler:
+    def __init__(self, settings: Settings, client) -> None:
+        self._settings = settings
+        self._client = client
+
+    def set_deadline(self, project_id: int, mr_iid: int, task_arn: str, deadline: int, now: int) -> None:
+        """Stop `task_arn` at `deadline`: creates the MR's schedule, or moves it."""
+        settings = self._settings
+        request = {
+            "Name": schedule_name(project_id, mr_iid),
+            "GroupName": settings.schedule_group,
+            "ScheduleExpression": at_expression(max(deadline, now + EARLIEST_SECONDS)),
+            "ScheduleExpressionTimezone": "UTC",
+            "FlexibleTimeWindow": {"Mode": "OFF"},
+            "ActionAfterCompletion": "DELETE",
+            "Target": {
+                "Arn": STOP_TASK_TARGET,
+                "RoleArn": settings.scheduler_role_arn,
+                "Input": json.dumps({"Cluster": settings.cluster, "Task": task_arn, "Reason": DEADLINE_STOP_REASON}),
+                "RetryPolicy": {"MaximumEventAgeInSeconds": 3600, "MaximumRetryAttempts": 20},
+            },
+        }
+        try:
+            self._client.create_schedule(**request)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConflictException":
+                raise
+            self._client.update_schedule(**request)  # an update replaces the whole schedule
+
+    def clear(self, project_id: int, mr_iid: int) -> None:
+        try:
+            self._client.delete_schedule(
+                Name=schedule_name(project_id, mr_iid), GroupName=self._settings.schedule_group
+            )
+        except ClientError as exc:
+            # Already fired (and deleted itself) or never made: nothing is left to stop.
+            if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+                raise
