@@ -20,7 +20,7 @@ $(SAM_VENV)/.installed: requirements-sam.txt
 	touch $@
 
 test: $(VENV)/.installed $(SAM_VENV)/.installed
-	SAM_CLI=$(abspath $(SAM)) $(PY) -m pytest
+	SAM_CLI=$(abspath $(SAM)) $(PY) -m pytest -n 2
 
 demo: $(VENV)/.installed
 	$(PY) -m local.demo

@@ -63,6 +63,22 @@ def code(value: Any) -> str:
     return f"`{text}`" if text.strip() else "(empty)"
 
 
+class _BoundedLoader(yaml.SafeLoader):
+    """Refuses nesting past MAX_DEPTH as it composes, before Python's recursion limit is near."""
+
+    depth = 0
+    path = ""
+
+    def compose_node(self, parent, index):  # type: ignore[no-untyped-def]
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise UnreadableFile(f"{code(self.path)} is nested more than {MAX_DEPTH} levels deep; flatten it.")
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
 def _weigh(node: yaml.Node, path: str) -> int:
     """The node's size once aliases are expanded. Shared nodes are weighed once and counted
     at every use, so a bomb is measured in microseconds instead of expanded."""
@@ -103,8 +119,10 @@ def load_yaml(text: str, path: str) -> Any:
     size = len(text.encode("utf-8", errors="replace"))
     if size > MAX_FILE_BYTES:
         raise FileTooLarge(path, size)
-    loader = yaml.SafeLoader(text)
+    loader = None
     try:
+        loader = _BoundedLoader(text)
+        loader.path = path
         node = loader.get_single_node()
         if node is None:
             return None
@@ -122,4 +140,5 @@ def load_yaml(text: str, path: str) -> Any:
     except RecursionError:
         raise UnreadableFile(f"{code(path)} is nested too deeply; flatten it.") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()

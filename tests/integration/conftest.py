@@ -10,6 +10,7 @@ import pytest
 from local.fault_proxy import FaultProxy
 from local.gitlab_standin import GitLabStandIn
 from local.world import GITLAB_TOKEN, MotoServer, World
+from tests.conftest import TALLY
 
 
 @pytest.fixture(scope="session")
@@ -57,16 +58,6 @@ def fault_world(moto_server, gitlab_server):
     os.environ.update(saved)
 
 
-# What the fault-injection suite tried, printed at the end of the run.
-TALLY: Counter[str] = Counter()
-
-
 @pytest.fixture
 def tally() -> Counter[str]:
     return TALLY
-
-
-def pytest_terminal_summary(terminalreporter):
-    if TALLY:
-        figures = ", ".join(f"{name}: {count}" for name, count in sorted(TALLY.items()))
-        terminalreporter.write_line(f"fault-injection suite: {figures}")

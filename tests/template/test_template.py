@@ -21,7 +21,8 @@ RESOURCES = TEMPLATE["Resources"]
 FUNCTIONS = [name for name, r in RESOURCES.items() if r["Type"] == "AWS::Serverless::Function"]
 CONTRACT = {
     "GITLAB_URL", "GITLAB_TOKEN_PARAMETER", "WEBHOOK_SECRET_PARAMETER", "TABLE_NAME", "CLUSTER",
-    "SUBNETS", "SECURITY_GROUPS", "ASSIGN_PUBLIC_IP", "DEFAULT_TTL", "MAX_TTL",
+    "SUBNETS", "SECURITY_GROUPS", "ASSIGN_PUBLIC_IP", "DEFAULT_TTL", "MAX_TTL", "INSTALL_ID", "SCHEDULE_GROUP",
+    "SCHEDULER_ROLE_ARN", "TASK_ROLE_ARNS", "EXECUTION_ROLE_ARNS",
 }
 
 
@@ -66,6 +67,7 @@ def test_handlers_resolve_as_the_template_names_them(name, monkeypatch):
     monkeypatch.setenv("DEFAULT_TTL", "30m")
     monkeypatch.setenv("MAX_TTL", "4h")
     monkeypatch.setenv("ASSIGN_PUBLIC_IP", "DISABLED")
+    monkeypatch.setenv("INSTALL_ID", "review-apps")
     assert callable(load_handler(name))
 
 
@@ -164,9 +166,15 @@ def test_no_wildcard_actions_and_scoped_conditions():
         "StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
     }
     assert launch["TagOnCreate"]["Condition"]["StringEquals"]["ecs:CreateAction"] == ["RunTask", "RegisterTaskDefinition"]
-    assert "ecs:cluster" in launch["RunReviewApps"]["Condition"]["ArnEquals"]
-    assert "task-definition/review-app-*" in launch["RunReviewApps"]["Resource"]["Sub"]
-    assert "ecs:cluster" in launch["StopReviewApps"]["Condition"]["ArnEquals"]
+    run, stop = launch["RunOwnFamiliesTaggedAsOurs"], launch["StopOnlyOwnTasks"]
+    assert "ecs:cluster" in run["Condition"]["ArnEquals"]
+    assert "task-definition/review-app_${AWS::StackName}_*" in run["Resource"]["Sub"]
+    assert run["Condition"]["StringEquals"] == {"aws:RequestTag/review-apps:install": {"Ref": "AWS::StackName"}}
+    assert "ecs:cluster" in stop["Condition"]["ArnEquals"]
+    assert stop["Condition"]["StringEquals"] == {"aws:ResourceTag/review-apps:install": {"Ref": "AWS::StackName"}}
+    scheduler_role = RESOURCES["DeadlineSchedulerRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    assert scheduler_role[0]["Action"] == "ecs:StopTask"
+    assert scheduler_role[0]["Condition"]["StringEquals"] == stop["Condition"]["StringEquals"]
 
 
 def test_only_the_webhook_and_the_reconciler_can_launch():
@@ -174,7 +182,18 @@ def test_only_the_webhook_and_the_reconciler_can_launch():
     launching = {"ecs:RunTask", "iam:PassRole", "ecs:RegisterTaskDefinition"}
     assert launching <= _actions("WebhookFunction")
     assert launching <= _actions("ReconcileFunction")
-    assert not ({"ecs:StopTask"} | launching) & _actions("TaskEventsFunction")
+    assert not ({"ecs:StopTask", "ecs:RunTask", "ecs:RegisterTaskDefinition"}) & _actions("TaskEventsFunction")
+    # The one role task events may pass is the deadline's, to Scheduler, when it moves a deadline.
+    passed = [s for s in _statements("TaskEventsFunction") if s["Action"] == "iam:PassRole"]
+    assert [s["Resource"] for s in passed] == [{"GetAtt": "DeadlineSchedulerRole.Arn"}]
+    assert passed[0]["Condition"] == {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}}
+
+
+def test_the_webhook_is_throttled_and_its_concurrency_reserved():
+    api = RESOURCES["WebhookApi"]["Properties"]["DefaultRouteSettings"]
+    assert api == {"ThrottlingRateLimit": {"Ref": "WebhookRateLimit"}, "ThrottlingBurstLimit": {"Ref": "WebhookBurstLimit"}}
+    props = function_properties("WebhookFunction", TEMPLATE)
+    assert props["ReservedConcurrentExecutions"] == {"Ref": "WebhookReservedConcurrency"}
 
 
 def test_every_function_that_frees_or_takes_a_slot_may_update_the_table():

@@ -64,8 +64,10 @@ class Ecs:
             self._ecs.deregister_task_definition(taskDefinition=task_definition_arn)
             self._ecs.delete_task_definitions(taskDefinitions=[task_definition_arn])
         except ClientError as exc:
-            # Already gone is the state we wanted.
-            if exc.response.get("Error", {}).get("Code") not in ("ClientException", "InvalidParameterException"):
+            # Already gone is the state we wanted; a deregistered revision that IAM won't let us
+            # delete runs nothing and costs nothing.
+            code = exc.response.get("Error", {}).get("Code")
+            if code not in ("ClientException", "InvalidParameterException", "AccessDeniedException"):
                 raise
 
     def derived_definitions(self) -> list[str]:
@@ -73,8 +75,15 @@ class Ecs:
         carries the install's name)."""
         prefix = family_prefix(self._settings.install_id)
         arns: list[str] = []
-        for page in self._ecs.get_paginator("list_task_definitions").paginate(familyPrefix=prefix, status="ACTIVE"):
-            arns.extend(a for a in page["taskDefinitionArns"] if a.rsplit("/", 1)[-1].startswith(prefix))
+        families = self._ecs.get_paginator("list_task_definition_families")
+        for page in families.paginate(familyPrefix=prefix, status="ACTIVE"):
+            for family in page["families"]:
+                if not family.startswith(prefix):
+                    continue
+                # ListTaskDefinitions' familyPrefix takes a whole family name.
+                revisions = self._ecs.get_paginator("list_task_definitions")
+                for revision_page in revisions.paginate(familyPrefix=family, status="ACTIVE"):
+                    arns.extend(revision_page["taskDefinitionArns"])
         return arns
 
     def review_app_tasks(self) -> list[dict[str, Any]]:
