@@ -7,6 +7,8 @@ step prints what a reviewer would see on the merge request.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import re
 import shutil
 import textwrap
@@ -95,7 +97,8 @@ def main() -> None:
         definition = world.ecs.describe_task_definition(taskDefinition=task["taskDefinitionArn"])["taskDefinition"]
         web = definition["containerDefinitions"][0]
         print(f"\n  RunTask on FARGATE with {definition['family']}:{definition['revision']}, image {web['image']}")
-        print(f"  The app runs as: {' '.join(web['entryPoint'] + web['command'])}")
+        print(f"  The app runs as: {' '.join(web.get('entryPoint', []) + web['command'])}")
+        show_deadline(world)
         show_mr(world, 1, SHA1)
 
         heading(3, "Fargate starts the task")
@@ -120,20 +123,28 @@ def main() -> None:
         heading(6, "A reviewer needs more time and comments `/review-app extend 1h`")
         world.gitlab.state.projects[PROJECT_ID].members[51] = 30  # alice is a Developer
         webhook(world.comment(1, "/review-app extend 1h"))
+        show_deadline(world)
         show_mr(world, 1, SHA2)
 
-        heading(7, "The new end time comes: the reconciler (every minute) stops the app")
-        world.time_passes(1)
-        summary = world.reconcile()
-        said("  Schedule → ReconcileFunction", f"stopped {summary['stopped']} app(s) at their deadline")
-        stopped = world.task(new_task["taskArn"])
+        heading(7, "The new end time comes: EventBridge Scheduler stops the task (no function of ours runs)")
+        request = world.fire_schedule(f"mr-{PROJECT_ID}-1")
+        said("  Scheduler → ecs:StopTask", request["Reason"])
+        # The emulator's clock does not move: the event says the task stopped at its deadline.
+        deadline = datetime.fromtimestamp(int(world.record(1)["deadline"]), tz=timezone.utc)
         task_event(world.task_event(new_task["taskArn"], "STOPPED", exit_codes={"web": 143},
-                                    stop_code="UserInitiated", stopped_reason=stopped["stoppedReason"]),
+                                    stop_code="UserInitiated", stopped_reason=request["Reason"],
+                                    stopped_at=deadline),
                    "STOPPED")
         show_tasks(world)
         show_mr(world, 1, SHA2)
         left = world.ecs.list_tasks(cluster=CLUSTER, desiredStatus="RUNNING")["taskArns"]
         print(f"\nDone: {len(left)} tasks running, one note on the MR, edited {count_edits(world)} times.")
+
+
+def show_deadline(world: World) -> None:
+    for name, schedule in world.schedules().items():
+        print(f"  Deadline: schedule {name} {schedule['ScheduleExpression']} UTC → ecs:StopTask "
+              f"(then {schedule['ActionAfterCompletion'].lower()}s itself)")
 
 
 def count_edits(world: World) -> int:

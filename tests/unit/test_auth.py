@@ -62,3 +62,15 @@ def test_valid_signature_passes_even_among_others():
 )
 def test_bad_signatures(request_headers, body, now, problem):
     assert problem in auth.signature_problem(request_headers, body, KEY, now)
+
+
+def test_the_project_token_command_prints_the_projects_token(capsys, monkeypatch):
+    import io
+
+    from tools import project_token as command
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("install-secret\n"))
+    assert command.main(["42", "--secret-stdin"]) == 0
+    printed = capsys.readouterr().out.strip()
+    assert printed == auth.project_token("install-secret", 42) and len(printed) == 64
+    assert printed != auth.project_token("install-secret", 43)
