@@ -7,7 +7,7 @@ SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam
 CHECKOV_VENV := .venv-checkov
 
-.PHONY: test demo bench lint build clean
+.PHONY: test demo bench lint build clean project-token
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,11 @@ lint: $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed
 # sam build needs the Lambda runtime's Python (3.13) on PATH, e.g. from pyenv.
 build: $(SAM_VENV)/.installed
 	$(SAM) build
+
+# The webhook token for one project's own hook: make project-token PROJECT=42
+project-token: $(VENV)/.installed
+	@test -n "$(PROJECT)" || { echo "usage: make project-token PROJECT=<numeric project id>" >&2; exit 2; }
+	@$(PY) -m tools.project_token $(PROJECT) $(if $(SECRET_PARAMETER),--secret-parameter $(SECRET_PARAMETER))
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache .hypothesis
