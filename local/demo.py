@@ -7,11 +7,10 @@ step prints what a reviewer would see on the merge request.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 import re
 import shutil
 import textwrap
+from datetime import datetime, timezone
 
 from local.world import CLUSTER, PROJECT_ID, PROJECT_PATH, SPEC, World, running_world
 

@@ -18,6 +18,7 @@ from review_apps import limits as install_limits
 from review_apps import sizes
 from review_apps.durations import DurationError, parse_duration
 from review_apps.limits import Limits
+from review_apps.problems import Problems
 from review_apps.spec import PLACEHOLDERS
 from review_apps.untrusted import UnreadableFile, code, load_yaml, plain
 
@@ -72,12 +73,6 @@ _MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([bkmg]?)b?\s*$", re.IGNORECASE)
 class Translation:
     task_definition: dict[str, Any]
     notices: list[str] = field(default_factory=list)  # shown on the MR, launch goes on
-
-
-@dataclass(frozen=True)
-class ComposeProblems:
-    problems: tuple[str, ...]
-    notices: tuple[str, ...] = ()
 
 
 class _Collector:
@@ -458,15 +453,15 @@ def translate(
     placeholders: dict[str, str],
     limits: Limits,
     family: str,
-) -> Translation | ComposeProblems:
+) -> Translation | Problems:
     out = _Collector()
     compose = _load(compose_text, compose_path, out)
     params = _load(params_text, params_path or "ecs-params.yml", out) if params_text is not None else {}
     if out.problems:
-        return ComposeProblems(tuple(out.problems))
+        return Problems(tuple(out.problems))
     if not isinstance(compose, dict) or not isinstance(compose.get("services"), dict) or not compose["services"]:
         hint = " (format 1, with services at the top level, is not supported)" if isinstance(compose, dict) else ""
-        return ComposeProblems((f"{code(compose_path)} has no `services:`{hint}.",))
+        return Problems((f"{code(compose_path)} has no `services:`{hint}.",))
     compose = _interpolate(compose, placeholders, out, "compose")
     named = {key for key in out.mapping(compose.get("volumes"), "volumes") if isinstance(key, str)}
     services: dict = compose["services"]
@@ -501,7 +496,7 @@ def translate(
             "`task_definition.task_execution_role` in ecs-params.yml."
         )
     if out.problems:
-        return ComposeProblems(tuple(out.problems), tuple(out.notices))
+        return Problems(tuple(out.problems), tuple(out.notices))
     return Translation(definition, out.notices)
 
 

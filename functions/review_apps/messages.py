@@ -13,7 +13,8 @@ from review_apps import sizes
 from review_apps.cost import dollars, run_cost
 from review_apps.durations import format_duration, format_utc
 from review_apps.lifecycle import StopReason
-from review_apps.models import Record, Status
+from review_apps.model.record import Record
+from review_apps.model.values import Status
 from review_apps.spec import ref_slug
 
 COMMIT_STATUS_NAME = "review-app"

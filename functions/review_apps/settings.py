@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 from review_apps import sizes
-from review_apps.cost import PriceTableError, Prices, load_prices
+from review_apps.cost import Prices, PriceTableError, load_prices
 from review_apps.durations import DurationError, parse_duration
 from review_apps.limits import Limits
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import dataclass
-from typing import Any
 
 from review_apps import sizes
 from review_apps.durations import DurationError, parse_duration
+from review_apps.problems import Problems
 from review_apps.untrusted import UnreadableFile, code, load_yaml
 
 SPEC_PATH = ".gitlab/review-app.yml"
@@ -56,20 +56,15 @@ class Spec:
     wrap_in_timeout: bool | None = None
 
 
-@dataclass(frozen=True)
-class SpecProblems:
-    problems: tuple[str, ...]
-
-
 def parse_spec(
     text: str, default_ttl: int, max_ttl: int, max_cpu: int = 16384, max_memory: int = 122880
-) -> Spec | SpecProblems:
+) -> Spec | Problems:
     try:
         data = load_yaml(text, SPEC_PATH)
     except UnreadableFile as exc:
-        return SpecProblems((str(exc),))
+        return Problems((str(exc),))
     if not isinstance(data, dict):
-        return SpecProblems(
+        return Problems(
             (f"`{SPEC_PATH}` must be a YAML mapping with at least `task_definition: <family>`.",)
         )
 
@@ -177,7 +172,7 @@ def parse_spec(
         problems.append(f"`wrap_in_timeout:` {code(wrap)} must be `true` or `false`.")
 
     if problems:
-        return SpecProblems(tuple(problems))
+        return Problems(tuple(problems))
     return Spec(
         task_definition=task_definition.strip(),
         container=container.strip() if container else None,

@@ -13,6 +13,7 @@ from typing import Any
 from review_apps import limits as install_limits
 from review_apps import sizes
 from review_apps.limits import Limits
+from review_apps.problems import Problems
 from review_apps.spec import Spec, fill_placeholders
 from review_apps.untrusted import code, plain
 
@@ -53,11 +54,6 @@ class DerivedTaskDefinition:
     # Whether the app's command runs inside `timeout` (the in-container deadline), and if not, why.
     wrapped: bool = False
     unwrapped_because: str = ""
-
-
-@dataclass(frozen=True)
-class TaskDefinitionProblems:
-    problems: tuple[str, ...]
 
 
 def family_prefix(install: str) -> str:
@@ -110,7 +106,7 @@ def derive(
     limits: Limits,
     install: str,
     max_ttl: int = 0,
-) -> DerivedTaskDefinition | TaskDefinitionProblems:
+) -> DerivedTaskDefinition | Problems:
     """`base` is DescribeTaskDefinition's `taskDefinition`; nothing here calls AWS. `max_ttl` is
     the install's longest time to live, which the container's own timer enforces."""
     problems: list[str] = []
@@ -209,7 +205,7 @@ def derive(
     architecture = spec.architecture or base_architecture
 
     if problems:
-        return TaskDefinitionProblems(tuple(problems))
+        return Problems(tuple(problems))
 
     kwargs: dict[str, Any] = {k: copy.deepcopy(base[k]) for k in _REGISTERABLE if base.get(k)}
     kwargs["cpu"], kwargs["memory"] = str(cpu), str(memory)

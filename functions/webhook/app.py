@@ -1,8 +1,8 @@
 """WebhookFunction: GitLab merge request, pipeline and comment events → launch or stop review apps.
 
-The flow: authenticate → parse → route (lifecycle) → once per delivery → carry it out
-(review_apps.deploy: plan, launch or queue or stop, publish to the MR). The rules live in
-review_apps.lifecycle; this file owns the HTTP side and the comment commands.
+Parse → flow → answer: authenticate and parse the request, route the event (lifecycle), carry
+it out once per delivery (review_apps.flows), and turn the flow's Outcome into HTTP. This file
+owns only the HTTP side: the rules live in review_apps.lifecycle, the steps in review_apps.flows.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import hashlib
 import json
 import time
 from functools import lru_cache
-from typing import Any, Callable
+from typing import Any
 
 import gitlab
 import requests
@@ -23,8 +23,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from review_apps import auth, lifecycle
 from review_apps.adapters.store import Conflict
-from review_apps.deploy import CLAIM_ATTEMPTS, Deployer, result
-from review_apps.models import BadEvent, MergeRequestEvent, Record, parse_gitlab_event
+from review_apps.events import BadEvent, MergeRequestEvent, parse_gitlab_event
+from review_apps.flows.commands import run_command
+from review_apps.flows.deploy import Deployer
+from review_apps.flows.outcome import Outcome, Result
 from review_apps.services import Services
 from review_apps.settings import load_settings
 
@@ -158,24 +160,33 @@ def receive() -> Response:
     logger.append_keys(mr=route.mr.key)
     # What a project's own hook says about its MR is only a hint: the deploy flow asks GitLab.
     state = event.state if isinstance(event, MergeRequestEvent) and scope is None else None
-    result = _once_per_delivery(_delivery_key(headers, body), route, state)
-    return _answer(result["status"], result["message"], **result.get("extra", {}))
+    if isinstance(route, lifecycle.StopApp):
+        # A stop is idempotent by itself (a second one finds the app stopping already), so it
+        # needs no delivery memory: two DynamoDB writes saved on every merge and close.
+        outcome = deployer.stop(route)
+    else:
+        outcome = _once_per_delivery(_delivery_key(headers, body), route, state)
+    return _answer(HTTP_STATUS.get(outcome.result, 200), outcome.message, **outcome.details)
 
 
-def _once_per_delivery(key: str, route, state: str | None) -> dict:
+# What GitLab is told: 202 when something was set in motion, 200 for everything else we handled.
+HTTP_STATUS = {Result.DEPLOYING: 202, Result.QUEUED: 202, Result.STOPPING: 202, Result.IN_PROGRESS: 202}
+
+
+def _once_per_delivery(key: str, route: lifecycle.ConsiderDeploy | lifecycle.Command, state: str | None) -> Outcome:
     """Run the delivery once; a redelivery with the same key gets the first answer back."""
     from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 
     act, config = _idempotent_act()
     config.register_lambda_context(app.lambda_context)
     try:
-        return act(delivery={"key": key}, route=route, state=state)
+        return Outcome.from_dict(act(delivery={"key": key}, route=route, state=state))
     except IdempotencyAlreadyInProgressError:
-        return {"status": 202, "message": "this delivery is already being handled"}
+        return Outcome(Result.IN_PROGRESS, "this delivery is already being handled")
 
 
 @lru_cache(maxsize=1)
-def _idempotent_act():
+def _idempotent_act() -> tuple[Any, Any]:
     # Imported on first use: the idempotency utility is the heaviest import here, and
     # ignored events and rejected requests never need it.
     from aws_lambda_powertools.utilities.idempotency import (
@@ -195,59 +206,10 @@ def _idempotent_act():
     return act, config
 
 
-def _act(delivery: dict, route, state: str | None) -> dict:
-    if isinstance(route, lifecycle.StopApp):
-        return deployer.stop(route)
+def _act(delivery: dict[str, str], route: lifecycle.ConsiderDeploy | lifecycle.Command, state: str | None) -> dict:
     if isinstance(route, lifecycle.Command):
-        return _command(route)
-    return deployer.consider(route, state)
-
-
-def _command(command: lifecycle.Command) -> dict:
-    mr = command.mr
-    access = services.gitlab.member_access(mr.project_id, command.author_id)
-    answer = lifecycle.answer_command(command, access, services.store.get(mr.project_id, mr.iid))
-    if isinstance(answer, lifecycle.StopApp):
-        outcome = deployer.stop(answer)
-        if outcome["status"] == 200 and outcome["message"].startswith("ignored: "):
-            return _note_answer(command, f"@{command.author}: there is no running review app to stop.")
-        return outcome
-    if isinstance(answer, lifecycle.ConsiderDeploy):
-        outcome = deployer.consider(answer, None)
-        if outcome["message"].startswith("ignored: "):
-            reason = outcome["message"][len("ignored: "):]
-            return _note_answer(command, f"@{command.author}: nothing was deployed: {reason}.")
-        return outcome
-    if isinstance(answer, lifecycle.Extend):
-        return _extend(command, answer)
-    return _note_answer(command, answer)
-
-
-def _extend(command: lifecycle.Command, ask: lifecycle.Extend) -> dict:
-    return _answer_on_note(command, lambda record: lifecycle.extended(record, ask, services.settings.max_ttl))
-
-
-def _note_answer(command: lifecycle.Command, answer: str) -> dict:
-    return _answer_on_note(command, lambda record: answer)
-
-
-def _answer_on_note(command: lifecycle.Command, change: Callable[[Record | None], Record | str]) -> dict:
-    """Apply `change` to the MR's record and answer in its one note rather than with a new
-    comment. `change` gives the changed record (with its answer), or just the answer."""
-    for _ in range(CLAIM_ATTEMPTS):
-        record = services.store.get(command.mr.project_id, command.mr.iid)
-        updated = change(record)
-        if isinstance(updated, str):
-            updated = lifecycle.with_answer(record, command.mr, updated)
-        try:
-            saved = services.store.save(updated)
-        except Conflict:
-            continue
-        if record is not None and saved.deadline != record.deadline:
-            deployer.set_deadline(saved)  # `/review-app extend` moves the schedule too
-        deployer.publish(saved)
-        return result(200, saved.last_command)
-    raise Conflict("the merge request changed repeatedly while we handled it")
+        return run_command(deployer, route).as_dict()
+    return deployer.consider(route, state).as_dict()
 
 
 _DEPENDENCY_ERRORS = (BotoCoreError, ClientError, gitlab.exceptions.GitlabError, requests.RequestException, Conflict)

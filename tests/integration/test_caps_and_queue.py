@@ -8,7 +8,7 @@ from local import events
 from local.lambda_runtime import LambdaContext, load_handler
 from local.world import PROJECT_ID, PROJECT_PATH, TABLE, WEBHOOK_SECRET, World
 from review_apps.messages import needs_publish
-from review_apps.models import Record
+from review_apps.model.record import Record
 
 ON_OPEN = "task_definition: shop-web\ntrigger: merge_request\n"
 OTHER_PROJECT, OTHER_PATH = 15, "awesome_space/other_app"

@@ -4,7 +4,6 @@ reconciler as a backstop, nothing left behind, and faults survived."""
 from __future__ import annotations
 
 import random
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime, timezone
 
-from review_apps.models import ContainerState, MergeRequestRef, Record, Status, TaskEvent
+from review_apps.events import ContainerState, TaskEvent
+from review_apps.model.record import MergeRequestRef, Record
+from review_apps.model.values import Status
 from review_apps.spec import Spec
 
 SHA = "a" * 40

@@ -6,6 +6,7 @@ import pytest
 
 from review_apps import compose, sizes, taskdef
 from review_apps.limits import Limits
+from review_apps.problems import Problems
 from review_apps.spec import placeholder_values
 from tests.unit.factories import SHA, spec
 
@@ -192,7 +193,7 @@ def test_a_serving_container_that_is_not_essential_is_explained():
         translate(params=params).task_definition, spec(task_definition="", compose="docker-compose.yml"),
         project_id=14, mr_iid=3, placeholders={}, limits=LIMITS, install=INSTALL,
     )
-    assert isinstance(derived, taskdef.TaskDefinitionProblems)
+    assert isinstance(derived, Problems)
     assert "not essential" in derived.problems[0] and "essential: true" in derived.problems[0]
 
 
@@ -274,7 +275,7 @@ def test_keys_that_change_behaviour_refuse_the_launch(key):
     else:
         text = f"services:\n  web:\n    image: app\n    {line}\n    ports: ['80']\n"
     result = translate(text, None)
-    assert isinstance(result, compose.ComposeProblems)
+    assert isinstance(result, Problems)
     assert any(f"`services.web.{key}`" in p and message in p for p in result.problems), result.problems
     assert set(REFUSED_CASES) == set(compose.REFUSED)
 
@@ -318,7 +319,7 @@ def test_keys_that_make_no_difference_are_listed_but_launch(key):
 )
 def test_compose_problems(text, message):
     result = translate(text, None)
-    assert isinstance(result, compose.ComposeProblems)
+    assert isinstance(result, Problems)
     assert any(message in p for p in result.problems), result.problems
 
 
@@ -336,7 +337,7 @@ def test_compose_problems(text, message):
 def test_ecs_params_problems(params, message):
     result = translate("services:\n  web:\n    image: app\n    ports: ['80']\n", params,
                        limits=Limits(execution_role_arns=(EXECUTION_ROLE,)))
-    assert isinstance(result, compose.ComposeProblems)
+    assert isinstance(result, Problems)
     assert any(message in p for p in result.problems), result.problems
 
 

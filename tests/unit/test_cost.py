@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from review_apps.cost import PriceTableError, Prices, dollars, hourly_rate, load_prices, run_cost
+from review_apps.cost import Prices, PriceTableError, dollars, hourly_rate, load_prices, run_cost
 
 PRICES = Prices()
 

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from review_apps import compose
 from review_apps.limits import Limits
-from review_apps.spec import Spec, SpecProblems, parse_spec
+from review_apps.problems import Problems
+from review_apps.spec import Spec, parse_spec
 from review_apps.untrusted import ECHO_LIMIT, UnreadableFile, code, load_yaml, plain
 
 SPEC_KEYS = ["task_definition", "compose", "ecs_params", "container", "port", "image", "command", "ttl", "trigger",
@@ -92,8 +93,8 @@ def _problems_are_bounded(problems: tuple[str, ...]) -> None:
 @given(document("spec"))
 def test_the_spec_parser_answers_any_document_with_problems(text):
     result = timed(lambda t: parse_spec(t, 1800, 14400, 2048, 8192), text)
-    assert isinstance(result, (Spec, SpecProblems))
-    if isinstance(result, SpecProblems):
+    assert isinstance(result, (Spec, Problems))
+    if isinstance(result, Problems):
         _problems_are_bounded(result.problems)
 
 
@@ -107,8 +108,8 @@ def _translate(compose_text: str, params_text: str | None):
 @given(document("compose"))
 def test_the_compose_parser_answers_any_document_with_problems(text):
     result = timed(lambda t: _translate(t, None), text)
-    assert isinstance(result, (compose.Translation, compose.ComposeProblems))
-    if isinstance(result, compose.ComposeProblems):
+    assert isinstance(result, (compose.Translation, Problems))
+    if isinstance(result, Problems):
         _problems_are_bounded(result.problems + result.notices)
 
 
@@ -116,8 +117,8 @@ def test_the_compose_parser_answers_any_document_with_problems(text):
 @given(document("params"))
 def test_the_ecs_params_parser_answers_any_document_with_problems(text):
     result = timed(lambda t: _translate("services:\n  web:\n    image: app\n    ports: ['80']\n", t), text)
-    assert isinstance(result, (compose.Translation, compose.ComposeProblems))
-    if isinstance(result, compose.ComposeProblems):
+    assert isinstance(result, (compose.Translation, Problems))
+    if isinstance(result, Problems):
         _problems_are_bounded(result.problems + result.notices)
 
 

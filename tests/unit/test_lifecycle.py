@@ -7,9 +7,10 @@ import dataclasses
 import pytest
 
 from review_apps import lifecycle
+from review_apps.events import MergeRequestEvent, NoteEvent, OtherEvent, PipelineEvent
 from review_apps.lifecycle import ConsiderDeploy, Ignore, Launch, Reject, StopApp, StopReason
-from review_apps.models import MergeRequestEvent, NoteEvent, OtherEvent, PipelineEvent, Status
-from review_apps.spec import SpecProblems
+from review_apps.model.values import Status
+from review_apps.problems import Problems
 from tests.unit.factories import MR, NOW, SHA, SHA2, TASK, record, spec, task_event
 
 
@@ -22,9 +23,10 @@ def mr_event(action: str, pushed: bool = False, state: str = "opened") -> MergeR
 # --------------------------------------------------------------------------- routing GitLab events
 
 
-@pytest.mark.parametrize("action", ["open", "reopen"])
-def test_opening_considers_a_deploy(action):
-    assert lifecycle.route_gitlab_event(mr_event(action)) == ConsiderDeploy(MR, SHA, "opened")
+@pytest.mark.parametrize(("action", "cause"), [("open", "opened"), ("reopen", "reopened")])
+def test_opening_considers_a_deploy(action, cause):
+    # A reopened MR may still carry its old note (its record may have expired): it is not "brand new".
+    assert lifecycle.route_gitlab_event(mr_event(action)) == ConsiderDeploy(MR, SHA, cause)
 
 
 def test_push_considers_a_redeploy():
@@ -146,7 +148,7 @@ def test_a_stopped_app_for_the_same_commit_can_be_relaunched():
 
 
 def test_invalid_spec_is_rejected_once_per_commit():
-    problems = SpecProblems(("`ttl`: nope",))
+    problems = Problems(("`ttl`: nope",))
     assert plan(PIPELINE, problems, None) == Reject(("`ttl`: nope",))
     already = record(status=Status.REJECTED, commit_sha=SHA)
     assert isinstance(plan(PIPELINE, problems, already), Ignore)

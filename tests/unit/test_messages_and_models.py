@@ -7,22 +7,22 @@ from pathlib import Path
 
 import pytest
 
-from review_apps.lifecycle import StopReason
-from review_apps.messages import environment_name, gitlab_view, note_marker, render_note
-from review_apps.models import (
+from review_apps.events import (
     BadEvent,
     MergeRequestEvent,
     NoteEvent,
     OtherEvent,
     PipelineEvent,
-    Record,
-    Status,
     parse_gitlab_event,
     parse_group,
     parse_task_event,
 )
+from review_apps.lifecycle import StopReason
+from review_apps.messages import environment_name, gitlab_view, note_marker, render_note
+from review_apps.model.record import Record
+from review_apps.model.values import Status
 from review_apps.settings import SettingsError, load_settings
-from tests.unit.factories import NOW, SHA, SHA2, record
+from tests.unit.factories import NOW, SHA2, record
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 
@@ -161,7 +161,7 @@ def test_bad_mr_payloads_name_the_field(mutate, message):
 
 
 def test_gitlab_times_in_both_webhook_formats():
-    from review_apps.models import gitlab_time
+    from review_apps.events import gitlab_time
 
     assert gitlab_time("2013-12-03T17:23:34Z") == gitlab_time("2013-12-03 17:23:34 UTC") == 1386091414
     assert gitlab_time("2013-12-03T19:23:34+02:00") == 1386091414

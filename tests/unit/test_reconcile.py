@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from review_apps import reconcile
-from review_apps.lifecycle import Caps
+from review_apps.lifecycle import Caps, reconcile
 from review_apps.messages import digest, render_note
-from review_apps.models import Status
+from review_apps.model.values import Status
 from tests.unit.factories import NOW, TASK, record
 
 INSTALL = "review-apps-test"

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from review_apps import taskdef
-from review_apps.limits import Limits
 from review_apps.durations import DurationError, format_duration, parse_duration
-from review_apps.spec import Spec, SpecProblems, fill_placeholders, parse_spec, placeholder_values, ref_slug
+from review_apps.limits import Limits
+from review_apps.problems import Problems
+from review_apps.spec import Spec, fill_placeholders, parse_spec, placeholder_values, ref_slug
 from tests.unit.factories import SHA, spec
 
 DEFAULT, MAXIMUM = 1800, 4 * 3600
@@ -19,7 +20,7 @@ def parse(text: str):
 
 def problems(text: str) -> str:
     result = parse(text)
-    assert isinstance(result, SpecProblems), result
+    assert isinstance(result, Problems), result
     return "\n".join(result.problems)
 
 
@@ -185,7 +186,7 @@ def test_no_command_anywhere_is_a_problem_not_a_guess():
     del td["containerDefinitions"][0]["entryPoint"]
     del td["containerDefinitions"][0]["command"]
     result = derive(td, spec(wrap_in_timeout=True))
-    assert isinstance(result, taskdef.TaskDefinitionProblems)
+    assert isinstance(result, Problems)
     assert "Add `command:` to the spec" in result.problems[0]
     unwrapped = derive(td)  # not asked to wrap: the image runs as it is, the schedule ends it
     assert isinstance(unwrapped, taskdef.DerivedTaskDefinition) and not unwrapped.wrapped
@@ -230,7 +231,7 @@ def test_an_execution_role_is_never_allowed_as_the_task_role():
     """One list per kind: the role that pulls images and reads secrets can't become the app's own."""
     swapped = base_td(taskRoleArn=EXEC_ROLE)
     result = derive(swapped, limits=Limits(execution_role_arns=(EXEC_ROLE,)))
-    assert isinstance(result, taskdef.TaskDefinitionProblems)
+    assert isinstance(result, Problems)
     assert "as its task role" in result.problems[0] and "allows none" in result.problems[0]
 
 

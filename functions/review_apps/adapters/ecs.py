@@ -8,10 +8,10 @@ from typing import Any, Callable
 
 from botocore.exceptions import ClientError
 
-from review_apps.models import Record, group_for
+from review_apps.events import group_for
+from review_apps.model.record import Record
 from review_apps.settings import Settings
 from review_apps.taskdef import INSTALL_TAG, family_prefix
-
 
 # Pauses before trying RunTask again after "no capacity": about a second in all, well inside
 # the webhook's budget.

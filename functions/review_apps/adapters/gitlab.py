@@ -7,6 +7,7 @@ only calls GitLab for what differs. That makes it safe to call again after any f
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import gitlab
 import requests
@@ -23,9 +24,10 @@ from review_apps.messages import (
     note_marker,
     render_note,
 )
-from review_apps.models import MergeRequestRef, Record
+from review_apps.model.record import MergeRequestRef, Record
 from review_apps.spec import SPEC_PATH
 from review_apps.untrusted import MAX_FILE_BYTES, FileTooLarge
+
 
 def _session(retries: int) -> requests.Session:
     """Bounded retries with short backoff on transient errors. python-gitlab's own loop (up to
@@ -129,14 +131,15 @@ class GitLab:
 
     # ------------------------------------------------------------------ publishing
 
-    def publish(self, record: Record) -> Record:
-        """Bring the MR's note, environment, deployment and commit status in line with `record`."""
+    def publish(self, record: Record, fresh: bool = False) -> Record:
+        """Bring the MR's note, environment, deployment and commit status in line with `record`.
+        `fresh`: the MR is brand new, so it has no review-app note to look for."""
         out = dataclasses.replace(record)
         project = self._project(record.project_id)
 
         body = render_note(record)
         if out.note_digest != digest(body):
-            out.note_id = self._upsert_note(project, record, body)
+            out.note_id = self._upsert_note(project, record, body, fresh)
             out.note_digest = digest(body)
 
         view = gitlab_view(record)
@@ -191,7 +194,7 @@ class GitLab:
             out.environment_state = "stopped"
         return out
 
-    def _upsert_note(self, project, record: Record, body: str) -> int:
+    def _upsert_note(self, project: Any, record: Record, body: str, fresh: bool = False) -> int:
         mr = project.mergerequests.get(record.mr_iid, lazy=True)
         if record.note_id:
             try:
@@ -202,6 +205,8 @@ class GitLab:
             except gitlab.exceptions.GitlabUpdateError as exc:
                 if exc.response_code != 404:
                     raise
+        if fresh:
+            return int(mr.notes.create({"body": body}).id)
         # The record may be new or lost while the note survived: find it by its marker.
         marker = note_marker(record.project_id, record.mr_iid)
         for note in mr.notes.list(iterator=True, sort="asc"):

@@ -14,7 +14,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from review_apps.lifecycle import Caps, Slot, slot_scopes
-from review_apps.models import Record
+from review_apps.model.record import Record
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()

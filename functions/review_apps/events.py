@@ -1,4 +1,4 @@
-"""The shapes we accept from GitLab and ECS, and the one record we keep per merge request.
+"""The shapes we accept from GitLab and ECS, parsed into typed events.
 
 Parsing is lenient about fields we don't use (GitLab adds fields every release) and strict
 about the ones we do: a missing or mistyped field raises BadEvent naming its path, which the
@@ -8,9 +8,11 @@ webhook turns into a 400 that tells the sender exactly what was wrong.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
+
+from review_apps.model.record import MergeRequestRef
 
 
 class BadEvent(ValueError):
@@ -33,28 +35,6 @@ def _get(data: Any, path: str, kind: type | tuple[type, ...], default: Any = _MI
         expected = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
         raise BadEvent(f"field '{path}' must be {expected}, got {type(node).__name__}")
     return node
-
-
-# --------------------------------------------------------------------------- GitLab events
-
-
-@dataclass(frozen=True)
-class MergeRequestRef:
-    """Which MR an event is about. `project_id` is the target project, where the MR lives."""
-
-    project_id: int
-    iid: int
-    source_project_id: int
-    source_branch: str
-    project_path: str
-
-    @property
-    def key(self) -> str:
-        return f"{self.project_id}/{self.iid}"
-
-    @property
-    def is_fork(self) -> bool:
-        return self.source_project_id != self.project_id
 
 
 @dataclass(frozen=True)
@@ -192,8 +172,6 @@ def parse_gitlab_event(body: Any) -> GitLabEvent:
     return OtherEvent(object_kind=kind)
 
 
-# --------------------------------------------------------------------------- ECS task events
-
 _GROUP = re.compile(r"^review-app:(\d+):(\d+)$")
 
 
@@ -297,122 +275,3 @@ def parse_task_event(event: Any) -> TaskEvent:
         stopped_at=_time(detail.get("stoppedAt"), "detail.stoppedAt"),
     )
 
-
-# --------------------------------------------------------------------------- the MR record
-
-
-class Status:
-    """Where an MR's review app is. DEPLOYING/LIVE/STOPPING have a task that may be running."""
-
-    DEPLOYING = "deploying"
-    LIVE = "live"
-    STOPPING = "stopping"
-    STOPPED = "stopped"
-    FAILED = "failed"  # never started: RunTask refused, or the task failed before RUNNING
-    REJECTED = "rejected"  # nothing launched: the spec or the task definition is unusable
-    QUEUED = "queued"  # waiting for a running slot under the install's caps; no task yet
-
-    ACTIVE = frozenset({DEPLOYING, LIVE, STOPPING})
-
-
-@dataclass
-class Record:
-    """Everything we know about one MR's review app, stored as one DynamoDB item.
-
-    `rev` is the optimistic-lock counter: every write is conditional on the rev we read.
-    """
-
-    project_id: int
-    mr_iid: int
-    rev: int = 0
-    status: str = ""
-    launch_id: str = ""
-    task_arn: str = ""
-    task_definition_arn: str = ""
-    commit_sha: str = ""
-    source_project_id: int = 0
-    source_branch: str = ""
-    project_path: str = ""
-    trigger: str = ""
-    container: str = ""
-    port: int = 0
-    # What the task runs on, and what that costs (micro-dollars per hour: DynamoDB has no floats).
-    cpu_units: int = 0
-    memory_mib: int = 0
-    architecture: str = ""
-    capacity: str = ""
-    public_ip: bool = False
-    rate_microusd: int = 0
-    ttl_seconds: int = 0  # including any `/review-app extend`
-    ttl_capped_from: int = 0
-    extended_seconds: int = 0
-    launched_at: int = 0
-    deadline: int = 0  # when the app's schedule stops it (live_at + ttl_seconds once live)
-    # Whether `timeout` inside the container also ends the app, and if not, why not.
-    timeout_wrapped: bool = False
-    unwrapped_because: str = ""
-    # Waiting for a slot: since when (orders the queue), its place, and which cap is full.
-    queued_at: int = 0
-    queue_place: int = 0
-    queue_detail: str = ""
-    live_at: int = 0
-    stopped_at: int = 0
-    url: str = ""
-    url_note: str = ""
-    event_version: int = 0
-    stop_reason: str = ""
-    stop_detail: str = ""
-    problems: list[str] = field(default_factory=list)
-    notices: list[str] = field(default_factory=list)  # worth knowing, not blocking (e.g. ignored compose keys)
-    replaced_commit: str = ""
-    last_command: str = ""  # the answer to the latest /review-app command, shown under the note
-    # The task this launch must stop once it runs. Carried from claim to claim, so a launch
-    # superseded before it could stop its predecessor does not leave that task running.
-    replaced_task_arn: str = ""
-    replaced_task_definition_arn: str = ""
-    # The newest MR event applied (its updated_at): an older one arriving late changes nothing.
-    mr_updated_at: int = 0
-    # When DynamoDB may delete a finished record (epoch seconds); 0 while the app may still run.
-    expires_at: int = 0
-    # What has been published to GitLab, so each step makes only the calls that change something.
-    note_id: int = 0
-    note_digest: str = ""
-    environment_id: int = 0
-    environment_state: str = ""
-    deployment_id: int = 0
-    deployment_status: str = ""
-    commit_status: str = ""
-
-    @property
-    def key(self) -> str:
-        return f"{self.project_id}/{self.mr_iid}"
-
-    @property
-    def active(self) -> bool:
-        return self.status in Status.ACTIVE
-
-    @property
-    def queued(self) -> bool:
-        return self.status == Status.QUEUED
-
-    @property
-    def mr(self) -> MergeRequestRef:
-        return MergeRequestRef(self.project_id, self.mr_iid, self.source_project_id, self.source_branch,
-                               self.project_path)
-
-    def to_item(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_item(cls, item: dict[str, Any]) -> "Record":
-        known = {f.name for f in fields(cls)}
-        data = {k: v for k, v in item.items() if k in known}
-        for f in fields(cls):
-            if f.name in data and f.type in ("int", int):
-                data[f.name] = int(data[f.name])
-            elif f.name in data and f.type in ("bool", bool):
-                data[f.name] = bool(data[f.name])
-        for name in ("problems", "notices"):
-            if name in data:
-                data[name] = list(data[name])
-        return cls(**data)

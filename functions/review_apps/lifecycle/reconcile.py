@@ -1,4 +1,4 @@
-"""The backstop, as pure decisions: compare what runs in the cluster with what the records say.
+"""Reconcile plans: the backstop, as pure decisions: compare what runs in the cluster with what the records say.
 
 Events can be lost (a DLQ'd delivery, a bug, an outage), `timeout` can be missing from an
 image, and a Lambda can die between two calls. Every few minutes ReconcileFunction looks at
@@ -16,10 +16,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from review_apps.lifecycle import Caps, slot_scopes
+from review_apps.events import parse_group
+from review_apps.lifecycle.queue import Caps, slot_scopes
 from review_apps.messages import needs_publish
-from review_apps.models import Record, Status, parse_group
+from review_apps.model.record import Record
+from review_apps.model.values import Status
 from review_apps.taskdef import review_family
+
 # A launch claimed this long ago without a task was interrupted (the Lambda died mid-way).
 LAUNCH_GRACE_SECONDS = 120
 

@@ -1,0 +1,356 @@
+"""Launching, stopping and the queue, once review_apps.lifecycle has decided.
+
+WebhookFunction runs this for GitLab events; ReconcileFunction runs `start_queued` every minute,
+so a queued app starts without anyone pressing anything. Every record write is conditional
+(one retry loop: flows.retry), and a launch that loses a race cleans up after itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+from review_apps import compose, cost, lifecycle, taskdef
+from review_apps.adapters.ecs import TaskDefinitionNotFound
+from review_apps.adapters.gitlab import NoAccess
+from review_apps.adapters.store import Conflict, SlotsTaken
+from review_apps.flows.outcome import Outcome, Result
+from review_apps.flows.retry import until_written
+from review_apps.model.record import MergeRequestRef, Record
+from review_apps.model.values import Cause
+from review_apps.problems import Problems
+from review_apps.services import Services
+from review_apps.spec import SPEC_PATH, Spec, parse_spec, placeholder_values
+from review_apps.untrusted import UnreadableFile, code
+
+
+class Deployer:
+    def __init__(self, services: Services, logger: Any) -> None:
+        self.services = services
+        self.logger = logger
+
+    # ------------------------------------------------------------------ launching
+
+    def consider(self, ask: lifecycle.ConsiderDeploy, mr_state: str | None) -> Outcome:
+        """`mr_state` is the MR's state as the event told it; None makes GitLab tell it."""
+        settings = self.services.settings
+        if mr_state is None:
+            # Pipeline events, commands, the queue and project hooks don't say (or can't be
+            # trusted to say) what the MR looks like now: GitLab does.
+            current = self.services.gitlab.merge_request(ask.mr.project_id, ask.mr.iid)
+            if current is None:
+                return Outcome.ignored(f"GitLab has no merge request !{ask.mr.iid} in project {ask.mr.project_id}")
+            mr_state, head_sha = current.state, current.head_sha
+            ask = dataclasses.replace(ask, mr=current.ref, labels=current.labels, draft=current.draft)
+            if ask.cause in (Cause.COMMAND, Cause.QUEUE):  # people and the queue want the latest commit
+                ask = dataclasses.replace(ask, sha=head_sha)
+            refused = lifecycle.admitted(ask.mr, settings.project_allowlist)
+            if refused is not None:
+                return Outcome.ignored(refused.reason)
+        else:
+            head_sha = ask.sha
+        spec = self._spec(ask.mr, ask.sha)
+        state: str = mr_state
+        return until_written(lambda: self._claim(ask, spec, state, head_sha))
+
+    def _claim(
+        self, ask: lifecycle.ConsiderDeploy, spec: Spec | Problems | None, mr_state: str, head_sha: str
+    ) -> Outcome:
+        """One read → plan → conditional claim. Raises Conflict when another writer got there first."""
+        mr, settings, store = ask.mr, self.services.settings, self.services.store
+        record = store.get(mr.project_id, mr.iid)
+        plan = lifecycle.plan_deploy(
+            ask, spec, record, mr_state=mr_state, mr_head_sha=head_sha, allow_forks=settings.allow_forks
+        )
+        if isinstance(plan, lifecycle.Ignore):
+            self.logger.info("ignored", extra={"reason": plan.reason})
+            return Outcome.ignored(plan.reason)
+        # A brand-new MR can have no review-app note: publishing needn't look for one.
+        fresh = record is None and ask.cause == Cause.OPENED
+        if isinstance(plan, lifecycle.Reject):
+            return self._reject(record, ask, plan.problems, fresh)
+        if isinstance(plan, lifecycle.StopApp):
+            return self.stop(plan)
+
+        base = self._base_task_definition(plan, mr)
+        if isinstance(base, Problems):
+            return self._reject(record, ask, base.problems, fresh)
+        definition, notices = base
+        derived = taskdef.derive(
+            definition,
+            plan.spec,
+            project_id=mr.project_id,
+            mr_iid=mr.iid,
+            placeholders=placeholder_values(plan.sha, mr.source_branch, mr.iid, mr.project_path),
+            limits=settings.limits,
+            install=settings.install_id,
+            max_ttl=settings.max_ttl,
+        )
+        if isinstance(derived, Problems):
+            return self._reject(record, ask, derived.problems, fresh)
+        compute = lifecycle.Compute(
+            cpu=derived.cpu,
+            memory=derived.memory,
+            architecture=derived.architecture,
+            capacity=plan.spec.capacity,
+            public_ip=settings.assign_public_ip,
+            rate_per_hour=cost.hourly_rate(
+                derived.cpu,
+                derived.memory,
+                derived.architecture,
+                plan.spec.capacity == "spot",
+                settings.assign_public_ip,
+                settings.prices,
+            ),
+        )
+        claim = lifecycle.claim_launch(record, mr, plan, int(time.time()), notices, compute)
+        try:
+            claimed = store.save(claim, lifecycle.slot_change(record, claim))
+        except SlotsTaken as full:
+            waiting = store.save(lifecycle.queued(claim, record, lifecycle.cap_detail(full.scope, full.cap)))
+            place = self.renumber_queue(mr.key)
+            self.logger.info("queued", extra={"scope": full.scope, "place": place})
+            return Outcome(Result.QUEUED, f"queued: {waiting.queue_detail}", {"place": place})
+        return self._launch(claimed, derived, fresh)
+
+    def _spec(self, mr: MergeRequestRef, sha: str) -> Spec | Problems | None:
+        settings = self.services.settings
+        try:
+            text = self.services.gitlab.read_spec(mr.source_project_id, sha)
+        except NoAccess as exc:
+            return Problems((f"{exc}, so `{SPEC_PATH}` could not be read. Add the bot to it as a Reporter or more.",))
+        except UnreadableFile as exc:
+            return Problems((str(exc),))
+        if text is None:
+            return None
+        return parse_spec(text, settings.default_ttl, settings.max_ttl, settings.max_cpu, settings.max_memory)
+
+    def _base_task_definition(
+        self, plan: lifecycle.Launch, mr: MergeRequestRef
+    ) -> tuple[dict[str, Any], tuple[str, ...]] | Problems:
+        """(the task definition to derive from, notices for the MR), or why there is none."""
+        spec = plan.spec
+        if not spec.compose:
+            try:
+                base, tags = self.services.ecs.describe_task_definition(spec.task_definition)
+            except TaskDefinitionNotFound:
+                return Problems((taskdef.not_usable(spec.task_definition),))
+            if not taskdef.owned_by(tags, mr.project_id, mr.project_path):
+                self.logger.warning(
+                    "base task definition not tagged for this project",
+                    extra={"task_definition": spec.task_definition[:255]},
+                )
+                return Problems((taskdef.not_usable(spec.task_definition),))
+            return base, ()
+        texts: dict[str, str] = {}
+        for path in filter(None, (spec.compose, spec.ecs_params)):
+            try:
+                text = self.services.gitlab.read_file(mr.source_project_id, path, plan.sha)
+            except UnreadableFile as exc:
+                return Problems((str(exc),))
+            if text is None:
+                return Problems((f"{code(path)} (named in `{SPEC_PATH}`) does not exist at commit `{plan.sha[:8]}`.",))
+            texts[path] = text
+        translated = compose.translate(
+            texts[spec.compose],
+            texts.get(spec.ecs_params) if spec.ecs_params else None,
+            compose_path=spec.compose,
+            params_path=spec.ecs_params,
+            placeholders=placeholder_values(plan.sha, mr.source_branch, mr.iid, mr.project_path),
+            limits=self.services.settings.limits,
+            family="compose",
+        )
+        if isinstance(translated, Problems):
+            return Problems(translated.problems + tuple(f"Also: {n}" for n in translated.notices))
+        return translated.task_definition, tuple(translated.notices)
+
+    def _reject(
+        self, record: Record | None, ask: lifecycle.ConsiderDeploy, problems: tuple[str, ...], fresh: bool
+    ) -> Outcome:
+        saved = self.services.store.save(lifecycle.rejected(record, ask.mr, ask.sha, problems, int(time.time())))
+        self.publish(saved, fresh=fresh)
+        self.logger.info("rejected", extra={"problems": list(problems)})
+        return Outcome(
+            Result.REJECTED, "not deployed: the problems are on the merge request", {"problems": list(problems)}
+        )
+
+    def _launch(self, record: Record, derived: taskdef.DerivedTaskDefinition, fresh: bool) -> Outcome:
+        ecs, store = self.services.ecs, self.services.store
+        td_arn = ecs.register(derived.register_kwargs)
+        run = ecs.run(record, td_arn)
+        if run.task_arn is None:
+            ecs.retire(td_arn)
+            # The old app is stopped too: the MR has moved on, and a task no record tracks would leak.
+            self._stop_replaced(record)
+            problems = run.failures or ("RunTask started no task and gave no reason",)
+            failed = lifecycle.launch_failed(record, problems, int(time.time()))
+            try:
+                record = store.save(failed, lifecycle.slot_change(record, failed))
+            except Conflict:
+                return Outcome(Result.SUPERSEDED, "could not start the task; the merge request changed meanwhile")
+            self.publish(record, fresh=fresh)
+            self.logger.warning("run_task failed", extra={"failures": list(problems)})
+            return Outcome(Result.FAILED, "could not start the review app; the reason is on the merge request")
+
+        launched = lifecycle.launched(
+            record,
+            task_arn=run.task_arn,
+            task_definition_arn=td_arn,
+            container=derived.container,
+            port=derived.port,
+            wrapped=derived.wrapped,
+            unwrapped_because=derived.unwrapped_because,
+        )
+        try:
+            launched = store.save(launched)
+        except Conflict:
+            # A newer delivery (new commit, merge, close) took over while we launched: ours must go.
+            ecs.stop(run.task_arn, "Review app superseded by a newer event for this merge request")
+            ecs.retire(td_arn)
+            return Outcome(Result.SUPERSEDED, "superseded by a newer event for this merge request")
+        self._stop_replaced(launched)
+        self.set_deadline(launched)
+        self.publish(launched, fresh=fresh)
+        self.logger.info("launched", extra={"task_arn": run.task_arn, "commit": launched.commit_sha})
+        return Outcome(Result.DEPLOYING, "deploying", {"task": run.task_arn})
+
+    def _stop_replaced(self, record: Record) -> None:
+        if not record.replaced_task_arn:
+            return
+        self.services.ecs.stop(record.replaced_task_arn, f"Review app replaced by commit {record.commit_sha[:8]}")
+        if record.replaced_task_definition_arn:
+            self.services.ecs.retire(record.replaced_task_definition_arn)
+
+    # ------------------------------------------------------------------ stopping
+
+    def stop(self, ask: lifecycle.StopApp) -> Outcome:
+        return until_written(lambda: self._stop_once(ask))
+
+    def _stop_once(self, ask: lifecycle.StopApp) -> Outcome:
+        store = self.services.store
+        record = store.get(ask.mr.project_id, ask.mr.iid)
+        target = lifecycle.plan_stop(record, ask.updated_at)
+        if isinstance(target, lifecycle.Ignore):
+            return Outcome.ignored(target.reason)
+        who = f"@{ask.by}" if ask.by else ""
+        if target.queued:
+            left = store.save(lifecycle.left_queue(target, ask.reason, who, int(time.time()), ask.updated_at))
+            self.publish(left)
+            self.renumber_queue()
+            return Outcome(Result.LEFT_QUEUE, "taken out of the queue")
+        stopping = store.save(lifecycle.stop_requested(target, ask.reason, detail=who, updated_at=ask.updated_at))
+        # A launch may be in flight (no task recorded yet): it will find the record changed and
+        # stop its own task; the task it was replacing is stopped here.
+        for task in filter(None, (stopping.task_arn, stopping.replaced_task_arn)):
+            self.services.ecs.stop(task, f"Review app stopped: merge request {ask.reason}")
+        self.clear_deadline(stopping)
+        self.publish(stopping)
+        return Outcome(Result.STOPPING, "stopping", {"task": stopping.task_arn})
+
+    # ------------------------------------------------------------------ the queue
+
+    def start_queued(self, records: list[Record] | None = None) -> int:
+        """Start waiting apps, first come first served, while slots are free. Returns how many
+        started. Safe to run anywhere at any time: the slot transaction is the real guard, the
+        look at the holders only saves a GitLab round trip when nothing can start."""
+        queue = lifecycle.queue_order(self.services.store.all() if records is None else records)
+        if not queue:
+            return 0
+        started = 0
+        caps = lifecycle.Caps(self.services.settings.max_running, self.services.settings.max_running_per_project)
+        holders: dict[str, set[str]] = {}  # each scope read once per pass, kept up to date as apps start
+        for record in queue:
+            scopes = lifecycle.slot_scopes(caps, record.project_id)
+            for scope, _ in scopes:
+                if scope not in holders:
+                    holders[scope] = self.services.store.holders(scope)
+            if any(record.key not in holders[scope] and len(holders[scope]) >= cap for scope, cap in scopes):
+                continue
+            ask = lifecycle.ConsiderDeploy(record.mr, record.commit_sha, Cause.QUEUE)
+            try:
+                outcome = self.consider(ask, None)
+            except Exception:  # one MR's GitLab or ECS trouble must not hold up the rest
+                self.logger.exception(
+                    "could not start a queued app; the next run tries again", extra={"mr": record.key}
+                )
+                continue
+            self.logger.info("queued app considered", extra={"mr": record.key, "outcome": outcome.message})
+            if outcome.result == Result.DEPLOYING:
+                started += 1
+                for scope, _ in scopes:
+                    holders[scope].add(record.key)
+        self.renumber_queue()
+        return started
+
+    def renumber_queue(self, key: str = "") -> int:
+        """Give every waiting MR its current place and tell it; returns `key`'s place.
+
+        A pass that loses a write to another function read a queue that has changed since:
+        it looks again, so the last pass to finish works from the queue as it is."""
+        places: dict[str, int] = {}
+
+        def one_pass() -> None:
+            lost = False
+            for place, record in enumerate(lifecycle.queue_order(self.services.store.all()), start=1):
+                places[record.key] = place
+                if record.queue_place == place and record.note_id:
+                    continue
+                try:
+                    saved = self.services.store.save(dataclasses.replace(record, queue_place=place))
+                except Conflict:
+                    lost = True
+                    continue
+                self.publish(saved)
+            if lost:
+                raise Conflict("the queue changed during renumbering")
+
+        try:
+            until_written(one_pass, "the queue")
+        except Conflict:
+            self.logger.info("the queue kept changing; the last writer numbers it")
+        return places.get(key, 0)
+
+    # ------------------------------------------------------------------ the deadline's schedule
+
+    def set_deadline(self, record: Record) -> None:
+        """Schedule StopTask at the record's deadline. A failure here loses no deadline: the
+        reconciler stops every app at its recorded deadline too."""
+        if not (record.task_arn and record.deadline):
+            return
+        try:
+            self.services.scheduler.set_deadline(
+                record.project_id, record.mr_iid, record.task_arn, record.deadline, int(time.time())
+            )
+        except Exception:
+            self.logger.exception("could not schedule the deadline; the reconciler enforces it meanwhile")
+
+    def clear_deadline(self, record: Record) -> None:
+        try:
+            self.services.scheduler.clear(record.project_id, record.mr_iid)
+        except Exception:
+            self.logger.exception("could not delete the deadline's schedule; it stops nothing that still runs")
+
+    # ------------------------------------------------------------------ telling the MR
+
+    def publish(self, record: Record, *, strict: bool = False, fresh: bool = False) -> Record:
+        """Tell the MR, then remember what it shows. The one publish-and-save.
+
+        A GitLab failure must not undo what ECS already did: the next event for this MR, or the
+        reconciler, publishes the same view again (publish is idempotent). `strict` raises it
+        instead, for callers whose trigger retries (task events). `fresh`: a brand-new MR, which
+        can have no note to look for."""
+        try:
+            published = self.services.gitlab.publish(record, fresh=fresh)
+        except Exception:
+            if strict:
+                raise
+            self.logger.exception("could not update the merge request; the next event will retry")
+            return record
+        if published == record:
+            return record
+        try:
+            return self.services.store.save(published)
+        except Conflict:
+            self.logger.info("record changed while publishing; the newer writer publishes its own view")
+            return published

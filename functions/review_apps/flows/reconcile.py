@@ -1,0 +1,113 @@
+"""The every-minute backstop: gather the picture (running tasks of this install, every record,
+this install's task definitions), let lifecycle.reconcile plan, carry the plan out, then start
+queued apps that fit. Every write is conditional and every ECS call idempotent, so two runs at
+once are harmless: the loser of a race skips that record until the next run."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from review_apps import lifecycle
+from review_apps.adapters.store import Conflict
+from review_apps.events import task_from_description
+from review_apps.flows.deploy import Deployer
+from review_apps.lifecycle import reconcile as plans
+from review_apps.model.record import Record
+from review_apps.model.values import Slot, StopReason
+
+
+def reconcile(deployer: Deployer) -> dict[str, Any]:
+    services, logger = deployer.services, deployer.logger
+    now = int(time.time())
+    tasks = [
+        plans.RunningTask(t["taskArn"], t.get("group", ""), t.get("startedBy", ""), t["taskDefinitionArn"])
+        for t in services.ecs.review_app_tasks()
+    ]
+    records = services.store.all()
+    plan = plans.plan(tasks, records, services.ecs.derived_definitions(), now, services.settings.install_id)
+    summary = {"tasks": len(tasks), "records": len(records), "stopped": 0, "finished": 0, "republished": 0,
+               "retired": 0, "skipped": 0, "failed": 0}
+
+    for stop in plan.stop:
+        if stop.record is not None and not _save(deployer, lifecycle.stop_requested(stop.record, StopReason.TTL),
+                                                 summary):
+            continue
+        services.ecs.stop(stop.task.task_arn, stop.reason)
+        if stop.record is not None:
+            deployer.clear_deadline(stop.record)
+        summary["stopped"] += 1
+        logger.info("stopped task", extra={"task_arn": stop.task.task_arn, "reason": stop.reason})
+
+    for record in plan.check:
+        finished = _finish(deployer, record, now)
+        if finished is not None and _save(deployer, finished, summary, before=record):
+            if finished.task_definition_arn:
+                services.ecs.retire(finished.task_definition_arn)
+            deployer.clear_deadline(finished)
+            summary["finished"] += 1
+
+    for record in plan.republish:
+        if _republish(deployer, record, summary):
+            summary["republished"] += 1
+
+    for arn in plan.retire:
+        services.ecs.retire(arn)
+        summary["retired"] += 1
+
+    if plan.check or plan.stop or plan.republish:  # this run moved records on: look again
+        records = services.store.all()
+    summary["slots_corrected"] = _correct_slots(deployer, records)
+    summary["started_from_queue"] = deployer.start_queued(records)
+    return summary
+
+
+def _correct_slots(deployer: Deployer, records: list[Record]) -> int:
+    services, settings = deployer.services, deployer.services.settings
+    caps = lifecycle.Caps(settings.max_running, settings.max_running_per_project)
+    scopes = {scope for r in records for scope, _ in lifecycle.slot_scopes(caps, r.project_id)}
+    holders = {scope: services.store.holders(scope) for scope in scopes}
+    corrected = 0
+    for fix in plans.slot_corrections(records, holders, caps):
+        if services.store.correct_slot(fix.scope, fix.mr, fix.hold, fix.record):
+            corrected += 1
+            deployer.logger.warning("running slots disagreed with the records",
+                                    extra={"scope": fix.scope, "mr": fix.mr, "hold": fix.hold})
+    return corrected
+
+
+def _finish(deployer: Deployer, record: Record, now: int) -> Record | None:
+    """The record once its missing task is accounted for; None while the task is still stopping."""
+    if not record.task_arn:
+        return lifecycle.vanished(record, now)
+    described = deployer.services.ecs.describe(record.task_arn)
+    if described is None:
+        return lifecycle.vanished(record, now)
+    event = task_from_description(described, record.event_version + 1)
+    decision = lifecycle.on_task_event(event, record)
+    if isinstance(decision, lifecycle.Stopped):
+        return lifecycle.stopped(record, event, now)
+    return None
+
+
+def _save(deployer: Deployer, record: Record, summary: dict[str, Any], before: Record | None = None) -> bool:
+    """Write `record`; a record someone else moved on meanwhile is skipped until the next run."""
+    try:
+        saved = deployer.services.store.save(record, lifecycle.slot_change(before, record) if before else Slot.NONE)
+    except Conflict:
+        summary["skipped"] += 1
+        return False
+    if before is not None:
+        _republish(deployer, saved, summary)
+    return True
+
+
+def _republish(deployer: Deployer, record: Record, summary: dict[str, Any]) -> bool:
+    try:
+        deployer.publish(record, strict=True)
+    except Exception:
+        summary["failed"] += 1
+        deployer.logger.exception("could not update the merge request; the next run retries",
+                                  extra={"mr": record.key})
+        return False
+    return True

@@ -1,0 +1,64 @@
+"""Every rule of a review app's life, as pure functions, by concern:
+
+- routing: which ask a GitLab event makes (deploy, stop, command), or why it is ignored;
+- commands: `/review-app …` comments;
+- planning: ask + spec + record → launch, stop, reject or ignore;
+- transitions: the record after each step (claim, launch, stop, vanish…);
+- queue: caps on running apps and the queue;
+- task_events: what a RUNNING or STOPPED task means;
+- reconcile: what the every-minute backstop heals.
+
+Nothing here reads the clock, the network or the environment. The names below are the core's
+public surface, so callers write `lifecycle.plan_deploy`, wherever it lives.
+"""
+
+from review_apps.lifecycle.commands import HELP, Extend, answer_command, extended, with_answer
+from review_apps.lifecycle.planning import FORK_PROBLEM, Compute, Launch, Reject, plan_deploy, plan_stop
+from review_apps.lifecycle.queue import Caps, cap_detail, queue_order, slot_change, slot_scopes
+from review_apps.lifecycle.routing import (
+    COMMAND_PREFIX,
+    Command,
+    ConsiderDeploy,
+    Ignore,
+    StopApp,
+    admitted,
+    parse_command,
+    route_gitlab_event,
+)
+from review_apps.lifecycle.task_events import (
+    DEADLINE_STOP_REASON,
+    KILLED_EXIT_CODE,
+    TTL_EXIT_CODE,
+    Stopped,
+    WentLive,
+    app_url,
+    explain_stop,
+    on_task_event,
+    stopped,
+    went_live,
+)
+from review_apps.lifecycle.transitions import (
+    FINISHED_RECORD_DAYS,
+    base_record,
+    claim_launch,
+    expiry,
+    launch_failed,
+    launch_id,
+    launched,
+    left_queue,
+    queued,
+    rejected,
+    stop_requested,
+    vanished,
+)
+from review_apps.model.values import Cause, Slot, Status, StopReason
+
+__all__ = [
+    "COMMAND_PREFIX", "DEADLINE_STOP_REASON", "FINISHED_RECORD_DAYS", "FORK_PROBLEM", "HELP", "KILLED_EXIT_CODE",
+    "TTL_EXIT_CODE", "Caps", "Cause", "Command", "Compute", "ConsiderDeploy", "Extend", "Ignore", "Launch", "Reject",
+    "Slot", "Status", "StopApp", "StopReason", "Stopped", "WentLive", "admitted", "answer_command", "app_url",
+    "base_record", "cap_detail", "claim_launch", "explain_stop", "expiry", "extended", "launch_failed", "launch_id",
+    "launched", "left_queue", "on_task_event", "parse_command", "plan_deploy", "plan_stop", "queue_order", "queued",
+    "rejected", "route_gitlab_event", "slot_change", "slot_scopes", "stop_requested", "stopped", "vanished",
+    "went_live", "with_answer",
+]

@@ -1,0 +1,127 @@
+"""What happens when a task changes state: RUNNING makes the app live, STOPPED says why it went."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from review_apps.events import TaskEvent
+from review_apps.lifecycle.routing import Ignore
+from review_apps.lifecycle.transitions import expiry
+from review_apps.model.record import Record
+from review_apps.model.values import ACTIVE, REQUESTED_STOPS, Status, StopReason
+
+# The reason the deadline's schedule gives StopTask, so a stop at the deadline reads as one.
+DEADLINE_STOP_REASON = "Review app reached its deadline (time to live ended)"
+
+
+TTL_EXIT_CODE = 124  # GNU/BusyBox `timeout` when the limit expires
+
+
+KILLED_EXIT_CODE = 137  # `timeout -k` had to SIGKILL an app that ignored SIGTERM
+
+
+@dataclass(frozen=True)
+class WentLive:
+    pass
+
+
+@dataclass(frozen=True)
+class Stopped:
+    pass
+
+
+def on_task_event(event: TaskEvent, record: Record | None) -> Ignore | WentLive | Stopped:
+    if record is None:
+        return Ignore("no review app is recorded for this task's merge request")
+    if event.task_arn != record.task_arn and (not event.started_by or event.started_by != record.launch_id):
+        return Ignore("task is not the merge request's current review app")
+    if record.status not in ACTIVE:
+        return Ignore(f"review app is already {record.status}")
+    if event.version <= record.event_version:
+        return Ignore(f"event version {event.version} is not newer than {record.event_version}")
+    if event.last_status == "STOPPED":
+        return Stopped()
+    if event.last_status == "RUNNING" and record.status == Status.DEPLOYING:
+        return WentLive()
+    return Ignore(f"task state {event.last_status} changes nothing on the merge request")
+
+
+def app_url(private_ip: str | None, public_ip: str | None, port: int, want_public: bool) -> tuple[str, str]:
+    """(url, caveat). A missing public IP is said out loud rather than silently swapped."""
+    if want_public and public_ip:
+        return f"http://{public_ip}:{port}", ""
+    if not private_ip:
+        return "", "ECS reported no IP address for the task"
+    caveat = ""
+    if want_public:
+        caveat = "No public IP was assigned (is the subnet public?); this address works only inside the VPC."
+    return f"http://{private_ip}:{port}", caveat
+
+
+def went_live(record: Record, event: TaskEvent, *, url: str, url_note: str, now: int) -> Record:
+    started = int(event.started_at.timestamp()) if event.started_at else now
+    return dataclasses.replace(
+        record,
+        status=Status.LIVE,
+        task_arn=event.task_arn,
+        event_version=event.version,
+        live_at=started,
+        deadline=started + record.ttl_seconds,
+        url=url,
+        url_note=url_note,
+    )
+
+
+def explain_stop(event: TaskEvent, record: Record, now: int) -> tuple[str, str]:
+    """(StopReason, detail in plain words) for a STOPPED task event."""
+    app = event.container(record.container) if record.container else None
+    exit_code = app.exit_code if app else None
+    ecs_reason = (event.stopped_reason or "").strip()
+    if event.stop_code in ("SpotInterruption", "TerminationNotice"):
+        return StopReason.SPOT, "AWS reclaimed the Fargate Spot capacity it was running on"
+    if record.status == Status.STOPPING and record.stop_reason:
+        return record.stop_reason, record.stop_detail
+    if event.stop_code == "TaskFailedToStart" or (
+        exit_code is None and ecs_reason.startswith(("CannotPull", "ResourceInitializationError", "CannotStart"))
+    ):
+        return StopReason.FAILED_TO_START, ecs_reason or "ECS gave no reason"
+    if ecs_reason.startswith(DEADLINE_STOP_REASON) or exit_code == TTL_EXIT_CODE:
+        return StopReason.TTL, ""
+    if exit_code == KILLED_EXIT_CODE and now >= record.deadline:
+        return StopReason.TTL, "the app ignored SIGTERM and was killed"
+    if event.stop_code == "UserInitiated":
+        return StopReason.STOPPED_OUTSIDE, ecs_reason or "stopped through the ECS API or console"
+    if exit_code is not None:
+        container = app.name if app else "app"
+        detail = f"container `{container}` exited with code {exit_code}"
+        if ecs_reason:
+            detail += f" ({ecs_reason})"
+        return StopReason.CRASHED, detail
+    return StopReason.UNKNOWN, ecs_reason or "ECS gave no reason"
+
+
+def stopped(record: Record, event: TaskEvent, now: int) -> Record:
+    """The record once its task has stopped. The STOPPED event says on its own whether the app
+    ever started (`startedAt`), so the outcome is the same whether or not RUNNING came first."""
+    reason, detail = explain_stop(event, record, now)
+    at = int(event.stopped_at.timestamp()) if event.stopped_at else now
+    live_at = record.live_at or (int(event.started_at.timestamp()) if event.started_at else 0)
+    status = Status.STOPPED if live_at or reason in REQUESTED_STOPS else Status.FAILED
+    url = record.url
+    if live_at and not url and event.private_ip and record.port:
+        url = f"http://{event.private_ip}:{record.port}"
+    return dataclasses.replace(
+        record,
+        status=status,
+        task_arn=event.task_arn,
+        event_version=event.version,
+        live_at=live_at,
+        deadline=live_at + record.ttl_seconds if live_at else record.deadline,
+        url=url,
+        stopped_at=at,
+        stop_reason=reason,
+        stop_detail=detail,
+        expires_at=expiry(now),
+    )
+

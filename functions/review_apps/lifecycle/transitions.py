@@ -1,0 +1,189 @@
+"""Record transitions: the record as it must be after each step of a review app's life."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+
+from review_apps.lifecycle.planning import Compute, Launch
+from review_apps.model.record import MergeRequestRef, Record
+from review_apps.model.values import REQUESTED_STOPS, Status, StopReason
+
+FINISHED_RECORD_DAYS = 14  # then DynamoDB's TTL deletes it; the note on the MR stays
+
+
+def launch_id(project_id: int, mr_iid: int, sha: str, rev: int) -> str:
+    """Deterministic per (MR, commit, record revision): used as RunTask's clientToken and
+    startedBy, so a redelivered event reuses the same launch and a task event finds its MR."""
+    digest = hashlib.sha256(f"{project_id}:{mr_iid}:{sha}:{rev}".encode()).hexdigest()
+    return digest[:32]
+
+
+def base_record(record: Record | None, mr: MergeRequestRef) -> Record:
+    if record is not None:
+        return record
+    return Record(project_id=mr.project_id, mr_iid=mr.iid)
+
+
+def _predecessor(base: Record) -> tuple[str, str, str]:
+    """(task, task definition, commit) the new launch must stop: the running one, or, if the
+    record is itself an unfinished claim, the one that claim was going to stop."""
+    if not base.active:
+        return "", "", ""
+    if base.task_arn:
+        return base.task_arn, base.task_definition_arn, base.commit_sha
+    return base.replaced_task_arn, base.replaced_task_definition_arn, base.replaced_commit
+
+
+def claim_launch(
+    record: Record | None,
+    mr: MergeRequestRef,
+    launch: Launch,
+    now: int,
+    notices: tuple[str, ...] = (),
+    compute: Compute | None = None,
+) -> Record:
+    """The record as it should be once the new launch is claimed (before RunTask)."""
+    base = base_record(record, mr)
+    spec = launch.spec
+    replaced_task, replaced_definition, replaced_commit = _predecessor(base)
+    return dataclasses.replace(
+        base,
+        status=Status.DEPLOYING,
+        launch_id=launch_id(mr.project_id, mr.iid, launch.sha, base.rev),
+        task_arn="",
+        task_definition_arn="",
+        commit_sha=launch.sha,
+        source_project_id=mr.source_project_id,
+        source_branch=mr.source_branch,
+        project_path=mr.project_path,
+        trigger=spec.trigger,
+        container="",
+        port=0,
+        cpu_units=compute.cpu if compute else 0,
+        memory_mib=compute.memory if compute else 0,
+        architecture=compute.architecture if compute else "",
+        capacity=compute.capacity if compute else spec.capacity,
+        public_ip=compute.public_ip if compute else False,
+        rate_microusd=round(compute.rate_per_hour * 1_000_000) if compute else 0,
+        ttl_seconds=spec.ttl_seconds,
+        ttl_capped_from=spec.ttl_capped_from,
+        extended_seconds=0,
+        launched_at=now,
+        deadline=now + spec.ttl_seconds,  # moved to live_at + ttl once the app is live
+        queued_at=0,
+        queue_place=0,
+        queue_detail="",
+        live_at=0,
+        stopped_at=0,
+        url="",
+        url_note="",
+        event_version=0,
+        stop_reason="",
+        stop_detail="",
+        problems=[],
+        notices=list(notices),
+        last_command="",
+        replaced_commit=replaced_commit,
+        replaced_task_arn=replaced_task,
+        replaced_task_definition_arn=replaced_definition,
+        mr_updated_at=max(base.mr_updated_at, launch.updated_at),
+        expires_at=0,
+        deployment_id=0,
+        deployment_status="",
+        commit_status="",
+    )
+
+
+def launched(
+    record: Record, *, task_arn: str, task_definition_arn: str, container: str, port: int, wrapped: bool = False,
+    unwrapped_because: str = "",
+) -> Record:
+    return dataclasses.replace(
+        record, task_arn=task_arn, task_definition_arn=task_definition_arn, container=container, port=port,
+        timeout_wrapped=wrapped, unwrapped_because=unwrapped_because,
+    )
+
+
+def expiry(now: int) -> int:
+    return now + FINISHED_RECORD_DAYS * 86400
+
+
+def launch_failed(record: Record, problems: tuple[str, ...], now: int) -> Record:
+    return dataclasses.replace(
+        record, status=Status.FAILED, problems=list(problems), stopped_at=now, expires_at=expiry(now)
+    )
+
+
+def rejected(
+    record: Record | None, mr: MergeRequestRef, sha: str, problems: tuple[str, ...], now: int
+) -> Record:
+    """Nothing is launched; an app already running for an older commit keeps running."""
+    base = base_record(record, mr)
+    if base.active:
+        return dataclasses.replace(base, problems=list(problems))
+    return dataclasses.replace(
+        base,
+        status=Status.REJECTED,
+        commit_sha=sha,
+        source_project_id=mr.source_project_id,
+        source_branch=mr.source_branch,
+        problems=list(problems),
+        expires_at=expiry(now),
+        deployment_id=0,
+        deployment_status="",
+        commit_status="",
+    )
+
+
+def stop_requested(record: Record, reason: str, detail: str = "", updated_at: int = 0) -> Record:
+    return dataclasses.replace(
+        record, status=Status.STOPPING, stop_reason=reason, stop_detail=detail,
+        mr_updated_at=max(record.mr_updated_at, updated_at), last_command="",
+    )
+
+
+def vanished(record: Record, now: int) -> Record:
+    """The record's task is gone and ECS no longer describes it (its events were lost)."""
+    if not record.task_arn and record.stop_reason in REQUESTED_STOPS:
+        # Stopped (merged, closed…) while its launch was in flight; the launch stopped its own task.
+        return dataclasses.replace(record, status=Status.STOPPED, stopped_at=now, expires_at=expiry(now))
+    if not record.task_arn:
+        return launch_failed(
+            record, ("The launch was interrupted before a task started. Push or re-run the pipeline to try again.",),
+            now,
+        )
+    status = Status.STOPPED if record.live_at or record.stop_reason in REQUESTED_STOPS else Status.FAILED
+    return dataclasses.replace(
+        record,
+        status=status,
+        stopped_at=now,
+        stop_reason=record.stop_reason or StopReason.UNKNOWN,
+        stop_detail=record.stop_detail or "the task is gone and ECS no longer describes it",
+        expires_at=expiry(now),
+    )
+
+
+def queued(claim: Record, before: Record | None, detail: str) -> Record:
+    """`claim` found every slot taken: it waits, keeping its place if it was waiting already."""
+    waiting = before is not None and before.queued
+    return dataclasses.replace(
+        claim,
+        status=Status.QUEUED,
+        launch_id="",
+        launched_at=0,
+        deadline=0,
+        queued_at=before.queued_at if waiting else claim.launched_at,
+        queue_place=before.queue_place if waiting else 0,
+        queue_detail=detail,
+    )
+
+
+def left_queue(record: Record, reason: str, detail: str, now: int, updated_at: int = 0) -> Record:
+    """A queued app that will not start after all (merged, closed, unlabeled, stopped)."""
+    return dataclasses.replace(
+        record, status=Status.STOPPED, stop_reason=reason, stop_detail=detail, stopped_at=now,
+        mr_updated_at=max(record.mr_updated_at, updated_at), last_command="", expires_at=expiry(now),
+        queue_place=0,
+    )
+

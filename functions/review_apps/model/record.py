@@ -1,0 +1,131 @@
+"""The one record we keep per merge request, and the reference to an MR it is about."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from review_apps.model.values import ACTIVE, Status
+
+
+@dataclass(frozen=True)
+class MergeRequestRef:
+    """Which MR an event is about. `project_id` is the target project, where the MR lives."""
+
+    project_id: int
+    iid: int
+    source_project_id: int
+    source_branch: str
+    project_path: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.project_id}/{self.iid}"
+
+    @property
+    def is_fork(self) -> bool:
+        return self.source_project_id != self.project_id
+
+
+@dataclass
+class Record:
+    """Everything we know about one MR's review app, stored as one DynamoDB item.
+
+    `rev` is the optimistic-lock counter: every write is conditional on the rev we read.
+    """
+
+    project_id: int
+    mr_iid: int
+    rev: int = 0
+    status: str = ""
+    launch_id: str = ""
+    task_arn: str = ""
+    task_definition_arn: str = ""
+    commit_sha: str = ""
+    source_project_id: int = 0
+    source_branch: str = ""
+    project_path: str = ""
+    trigger: str = ""
+    container: str = ""
+    port: int = 0
+    # What the task runs on, and what that costs (micro-dollars per hour: DynamoDB has no floats).
+    cpu_units: int = 0
+    memory_mib: int = 0
+    architecture: str = ""
+    capacity: str = ""
+    public_ip: bool = False
+    rate_microusd: int = 0
+    ttl_seconds: int = 0  # including any `/review-app extend`
+    ttl_capped_from: int = 0
+    extended_seconds: int = 0
+    launched_at: int = 0
+    deadline: int = 0  # when the app's schedule stops it (live_at + ttl_seconds once live)
+    # Whether `timeout` inside the container also ends the app, and if not, why not.
+    timeout_wrapped: bool = False
+    unwrapped_because: str = ""
+    # Waiting for a slot: since when (orders the queue), its place, and which cap is full.
+    queued_at: int = 0
+    queue_place: int = 0
+    queue_detail: str = ""
+    live_at: int = 0
+    stopped_at: int = 0
+    url: str = ""
+    url_note: str = ""
+    event_version: int = 0
+    stop_reason: str = ""
+    stop_detail: str = ""
+    problems: list[str] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)  # worth knowing, not blocking (e.g. ignored compose keys)
+    replaced_commit: str = ""
+    last_command: str = ""  # the answer to the latest /review-app command, shown under the note
+    # The task this launch must stop once it runs. Carried from claim to claim, so a launch
+    # superseded before it could stop its predecessor does not leave that task running.
+    replaced_task_arn: str = ""
+    replaced_task_definition_arn: str = ""
+    # The newest MR event applied (its updated_at): an older one arriving late changes nothing.
+    mr_updated_at: int = 0
+    # When DynamoDB may delete a finished record (epoch seconds); 0 while the app may still run.
+    expires_at: int = 0
+    # What has been published to GitLab, so each step makes only the calls that change something.
+    note_id: int = 0
+    note_digest: str = ""
+    environment_id: int = 0
+    environment_state: str = ""
+    deployment_id: int = 0
+    deployment_status: str = ""
+    commit_status: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.project_id}/{self.mr_iid}"
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE
+
+    @property
+    def queued(self) -> bool:
+        return self.status == Status.QUEUED
+
+    @property
+    def mr(self) -> MergeRequestRef:
+        return MergeRequestRef(self.project_id, self.mr_iid, self.source_project_id, self.source_branch,
+                               self.project_path)
+
+    def to_item(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> Record:
+        known = {f.name for f in fields(cls)}
+        data = {k: v for k, v in item.items() if k in known}
+        for f in fields(cls):
+            if f.name in data and f.type in ("int", int):
+                data[f.name] = int(data[f.name])
+            elif f.name in data and f.type in ("bool", bool):
+                data[f.name] = bool(data[f.name])
+        for name in ("problems", "notices"):
+            if name in data:
+                data[name] = list(data[name])
+        return cls(**data)
+
