@@ -37,6 +37,9 @@ $(CHECKOV_VENV)/.installed: requirements-checkov.txt
 
 # Every checkov skip is justified where it is made (Metadata.checkov in template.yaml).
 lint: $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed
+	$(VENV)/bin/ruff check functions
+	$(VENV)/bin/ruff format --check functions
+	$(VENV)/bin/mypy
 	$(VENV)/bin/cfn-lint template.yaml
 	SAM_CLI_TELEMETRY=0 $(SAM) validate --lint
 	BC_SKIP_MAPPING=TRUE $(CHECKOV_VENV)/bin/checkov -f template.yaml --framework cloudformation --compact --quiet

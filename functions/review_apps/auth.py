@@ -33,7 +33,7 @@ def signing_key(secret: str) -> bytes:
     if not secret.startswith("whsec_"):
         raise SigningSecretError("the webhook signing secret must look like whsec_<base64>")
     try:
-        return base64.b64decode(secret[len("whsec_"):], validate=True)
+        return base64.b64decode(secret[len("whsec_") :], validate=True)
     except (binascii.Error, ValueError):
         raise SigningSecretError("the webhook signing secret's part after whsec_ is not base64") from None
 

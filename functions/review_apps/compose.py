@@ -55,8 +55,23 @@ IGNORED = {
     "stop_grace_period": "`stop_grace_period` is ignored: ECS waits 30 seconds.",
 }
 SUPPORTED = {
-    "image", "command", "entrypoint", "environment", "ports", "mem_limit", "mem_reservation", "cpu_shares",
-    "working_dir", "user", "healthcheck", "depends_on", "logging", "volumes", "labels", "stdin_open", "tty",
+    "image",
+    "command",
+    "entrypoint",
+    "environment",
+    "ports",
+    "mem_limit",
+    "mem_reservation",
+    "cpu_shares",
+    "working_dir",
+    "user",
+    "healthcheck",
+    "depends_on",
+    "logging",
+    "volumes",
+    "labels",
+    "stdin_open",
+    "tty",
 }
 DEPENDS_CONDITIONS = {
     "service_started": "START",
@@ -242,8 +257,11 @@ def _healthcheck(value: Any, service: str, out: _Collector) -> dict[str, Any] | 
     test = value.get("test")
     if isinstance(test, str):
         command = ["CMD-SHELL", test]
-    elif isinstance(test, list) and test and test[0] in ("CMD", "CMD-SHELL") and all(
-        isinstance(t, (str, int, float)) and not isinstance(t, bool) for t in test
+    elif (
+        isinstance(test, list)
+        and test
+        and test[0] in ("CMD", "CMD-SHELL")
+        and all(isinstance(t, (str, int, float)) and not isinstance(t, bool) for t in test)
     ):
         command = [str(t) for t in test]
     elif isinstance(test, list) and test and test[0] == "NONE":
@@ -267,10 +285,7 @@ def _healthcheck(value: Any, service: str, out: _Collector) -> dict[str, Any] | 
 
 def _depends_on(value: Any, service: str, services: dict, out: _Collector) -> list[dict[str, str]]:
     where = f"services.{service}.depends_on"
-    if isinstance(value, dict):
-        entries = list(value.items())
-    else:
-        entries = [(name, {}) for name in out.sequence(value, where)]
+    entries = list(value.items()) if isinstance(value, dict) else [(name, {}) for name in out.sequence(value, where)]
     result = []
     for name, options in entries:
         if not isinstance(name, str) or name not in services:
@@ -348,8 +363,10 @@ def _memory_limits(service: dict, where: str, out: _Collector) -> dict[str, Any]
     deploy = out.mapping(service.get("deploy"), f"{where}.deploy")
     resources = out.mapping(deploy.get("resources"), f"{where}.deploy.resources")
     found: dict[str, Any] = {}
-    for key, ecs_key, section in (("mem_limit", "memory", "limits"), ("mem_reservation", "memoryReservation",
-                                                                       "reservations")):
+    for key, ecs_key, section in (
+        ("mem_limit", "memory", "limits"),
+        ("mem_reservation", "memoryReservation", "reservations"),
+    ):
         fallback = out.mapping(resources.get(section), f"{where}.deploy.resources.{section}").get("memory")
         raw = service.get(key, fallback)
         if raw is not None:
@@ -400,9 +417,9 @@ def _container(
             out.problems.append(f"`{where}.cpu_shares:` {code(shares)} must be CPU units from 0 to 16384.")
     for key, ecs_key in (("working_dir", "workingDirectory"), ("user", "user")):
         if key in service:
-            text = out.scalar(service[key], f"{where}.{key}")
-            if text is not None:
-                container[ecs_key] = text
+            value = out.scalar(service[key], f"{where}.{key}")
+            if value is not None:
+                container[ecs_key] = value
     if service.get("stdin_open"):
         container["interactive"] = True
     if service.get("tty"):
@@ -410,12 +427,13 @@ def _container(
     labels = service.get("labels")
     if isinstance(labels, dict):
         container["dockerLabels"] = {
-            str(k): text for k, v in labels.items() if (text := out.scalar(v, f"{where}.labels")) is not None
+            str(k): shown for k, v in labels.items() if (shown := out.scalar(v, f"{where}.labels")) is not None
         }
     elif isinstance(labels, list):
         container["dockerLabels"] = {
             str(label).partition("=")[0]: str(label).partition("=")[2]
-            for label in labels if out.scalar(label, f"{where}.labels") is not None
+            for label in labels
+            if out.scalar(label, f"{where}.labels") is not None
         }
     elif labels is not None:
         out.problems.append(f"`{where}.labels` must be a list or a mapping.")
@@ -474,9 +492,7 @@ def translate(
                 f"Service name {code(name)} cannot name a container: use letters, digits, `-` and `_` only."
             )
             continue
-        containers.append(
-            _container(name, out.mapping(service, f"services.{name}"), services, named, limits, out)
-        )
+        containers.append(_container(name, out.mapping(service, f"services.{name}"), services, named, limits, out))
 
     definition: dict[str, Any] = {
         "family": family,
@@ -515,8 +531,10 @@ def _apply_params(
     mode = task.get("ecs_network_mode", "awsvpc")
     if mode != "awsvpc":
         out.problems.append(f"{shown}: `ecs_network_mode:` {code(mode)} is not available on Fargate; use `awsvpc`.")
-    for key, ecs_key in (("task_role_arn", install_limits.TASK_ROLE),
-                         ("task_execution_role", install_limits.EXECUTION_ROLE)):
+    for key, ecs_key in (
+        ("task_role_arn", install_limits.TASK_ROLE),
+        ("task_execution_role", install_limits.EXECUTION_ROLE),
+    ):
         role = task.get(key)
         if not role:
             continue
@@ -529,29 +547,33 @@ def _apply_params(
     if "cpu_limit" in size:
         cpu = sizes.cpu_units(size["cpu_limit"])
         if cpu is None:
-            out.problems.append(f"{shown}: `cpu_limit:` {code(size['cpu_limit'])} is not CPU units (256) or "
-                                "`0.25 vCPU`.")
+            out.problems.append(
+                f"{shown}: `cpu_limit:` {code(size['cpu_limit'])} is not CPU units (256) or `0.25 vCPU`."
+            )
         else:
             definition["cpu"] = str(cpu)
     if "mem_limit" in size:
         memory = sizes.memory_mib(size["mem_limit"])
         if memory is None:
-            out.problems.append(f"{shown}: `mem_limit:` {code(size['mem_limit'])} is not a size such as `1GB` or "
-                                "`512`.")
+            out.problems.append(
+                f"{shown}: `mem_limit:` {code(size['mem_limit'])} is not a size such as `1GB` or `512`."
+            )
         else:
             definition["memory"] = str(memory)
     by_name = {c["name"]: c for c in containers}
     for name, options in out.mapping(task.get("services"), "task_definition.services").items():
         if not isinstance(name, str) or name not in by_name:
-            out.problems.append(f"{shown}: `task_definition.services.{plain(name)}` is not a service of the compose "
-                                "file.")
+            out.problems.append(
+                f"{shown}: `task_definition.services.{plain(name)}` is not a service of the compose file."
+            )
             continue
         for key, value in out.mapping(options, f"task_definition.services.{name}").items():
             if key == "essential":
                 by_name[name]["essential"] = bool(value)
             else:
-                out.notices.append(f"{shown}: `task_definition.services.{name}.{plain(key)}` is ignored; set it in "
-                                   "the compose file.")
+                out.notices.append(
+                    f"{shown}: `task_definition.services.{name}.{plain(key)}` is ignored; set it in the compose file."
+                )
     run_params = out.mapping(params.get("run_params"), "run_params")
     network = out.mapping(run_params.get("network_configuration"), "run_params.network_configuration")
     if network.get("awsvpc_configuration"):

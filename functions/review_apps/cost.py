@@ -44,8 +44,9 @@ def load_prices(text: str) -> Prices:
     return replace(Prices(), **{k: float(v) for k, v in overrides.items()})
 
 
-def hourly_rate(cpu_units: int, memory_mib: int, architecture: str, spot: bool, public_ip: bool,
-                prices: Prices) -> float:
+def hourly_rate(
+    cpu_units: int, memory_mib: int, architecture: str, spot: bool, public_ip: bool, prices: Prices
+) -> float:
     arm = architecture == "arm64"
     vcpu_hour = prices.arm64_vcpu_hour if arm else prices.x86_64_vcpu_hour
     gb_hour = prices.arm64_gb_hour if arm else prices.x86_64_gb_hour

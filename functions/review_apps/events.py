@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from review_apps.model.record import MergeRequestRef
@@ -99,9 +99,7 @@ def _prefixed(mr: Any, prefix: str, project_path: str) -> MergeRequestRef:
 def _titles(labels: Any) -> tuple[str, ...]:
     if not isinstance(labels, list):
         return ()
-    return tuple(
-        label["title"] for label in labels if isinstance(label, dict) and isinstance(label.get("title"), str)
-    )
+    return tuple(label["title"] for label in labels if isinstance(label, dict) and isinstance(label.get("title"), str))
 
 
 def gitlab_time(value: Any) -> int:
@@ -115,7 +113,7 @@ def gitlab_time(value: Any) -> int:
     except ValueError:
         return 0
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp())
 
 
@@ -129,11 +127,11 @@ def parse_gitlab_event(body: Any) -> GitLabEvent:
         attrs = _get(body, "object_attributes", dict)
         mr = _prefixed(attrs, "object_attributes", project_path)
         labels = _titles(_get(body, "labels", list, default=[]))
-        changes = body.get("changes") if isinstance(body.get("changes"), dict) else {}
-        label_change = changes.get("labels") if isinstance(changes.get("labels"), dict) else {}
+        changes: dict[str, Any] = body["changes"] if isinstance(body.get("changes"), dict) else {}
+        label_change: dict[str, Any] = changes["labels"] if isinstance(changes.get("labels"), dict) else {}
         before = set(_titles(label_change.get("previous") or []))
         after = set(_titles(label_change.get("current") or [])) if label_change else set(labels)
-        draft_change = changes.get("draft") if isinstance(changes.get("draft"), dict) else {}
+        draft_change: dict[str, Any] = changes["draft"] if isinstance(changes.get("draft"), dict) else {}
         return MergeRequestEvent(
             mr=mr,
             action=_get(attrs, "action", str, default=""),
@@ -274,4 +272,3 @@ def parse_task_event(event: Any) -> TaskEvent:
         started_at=_time(detail.get("startedAt"), "detail.startedAt"),
         stopped_at=_time(detail.get("stoppedAt"), "detail.stoppedAt"),
     )
-

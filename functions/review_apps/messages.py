@@ -199,8 +199,11 @@ def render_note(record: Record) -> str:
             "Nothing was launched. Fix what is listed and push; the next commit is tried again.",
         ]
     else:
-        lines = ["### Review app", "", "Nothing has been deployed for this merge request yet. Comment "
-                 "`/review-app help` to see what you can do."]
+        lines = [
+            "### Review app",
+            "",
+            "Nothing has been deployed for this merge request yet. Comment `/review-app help` to see what you can do.",
+        ]
     if record.active and record.problems:
         lines += ["", ":warning: The latest commit was not deployed:", _problem_list(record.problems)]
     if record.notices and record.status in (Status.DEPLOYING, Status.LIVE):
@@ -231,11 +234,9 @@ def gitlab_view(record: Record) -> GitLabView:
     status = record.status
     if status == Status.QUEUED:
         # No place in the text: GitLab refuses pending → pending, so it could not follow the queue.
-        return GitLabView(CommitStatus("pending", "Review app queued for a free slot", ""),
-                          "", "", False)
+        return GitLabView(CommitStatus("pending", "Review app queued for a free slot", ""), "", "", False)
     if status == Status.STOPPED and not record.launched_at:  # it left the queue before it started
-        return GitLabView(CommitStatus("canceled", "Review app left the queue before it started", ""),
-                          "", "", False)
+        return GitLabView(CommitStatus("canceled", "Review app left the queue before it started", ""), "", "", False)
     if status == Status.DEPLOYING or (status == Status.STOPPING and not record.live_at):
         return GitLabView(CommitStatus("running", "Review app is deploying", ""), "running", "", False)
     if status in (Status.LIVE, Status.STOPPING):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import cached_property
+from typing import Any
 
 from aws_lambda_powertools.utilities import parameters
 
@@ -24,7 +25,7 @@ class Services:
         # GitLab's own timeout and retries, sized the same way.
         self._gitlab_timeout, self._gitlab_retries = (2.5, 1) if in_request_path else (5.0, 3)
 
-    def aws(self, service: str):
+    def aws(self, service: str) -> Any:
         return aws.client(service, self._aws_config)
 
     @cached_property
@@ -32,7 +33,7 @@ class Services:
         return parameters.SSMProvider(boto3_client=self.aws("ssm"))
 
     def secret(self, name: str) -> str:
-        return self._parameters.get(name, decrypt=True, max_age=SECRET_CACHE_SECONDS)
+        return str(self._parameters.get(name, decrypt=True, max_age=SECRET_CACHE_SECONDS))
 
     @cached_property
     def store(self) -> RecordStore:

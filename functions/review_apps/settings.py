@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Any
 
 from review_apps import sizes
 from review_apps.cost import Prices, PriceTableError, load_prices
@@ -112,7 +113,7 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
     raise SettingsError(f"{name} must be true or false, got {raw!r}")
 
 
-def _size(env: Mapping[str, str], name: str, default: int, parse) -> int:
+def _size(env: Mapping[str, str], name: str, default: int, parse: Callable[[Any], int | None]) -> int:
     raw = env.get(name, "").strip()
     if not raw:
         return default

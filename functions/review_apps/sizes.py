@@ -47,8 +47,10 @@ def fargate_problem(cpu: int, memory: int) -> str | None:
         return f"Fargate has no task size with {cpu} CPU units; use one of {', '.join(map(str, FARGATE_MEMORY))}."
     if memory not in allowed:
         low, high = allowed[0], allowed[-1]
-        return (f"Fargate does not run {cpu} CPU units with {memory} MiB of memory; with {cpu} units use "
-                f"{low}–{high} MiB (in steps of {allowed[1] - allowed[0] if len(allowed) > 1 else low}).")
+        return (
+            f"Fargate does not run {cpu} CPU units with {memory} MiB of memory; with {cpu} units use "
+            f"{low}–{high} MiB (in steps of {allowed[1] - allowed[0] if len(allowed) > 1 else low})."
+        )
     return None
 
 

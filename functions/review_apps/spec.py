@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from review_apps import sizes
 from review_apps.durations import DurationError, parse_duration
@@ -25,8 +27,22 @@ PLACEHOLDERS = (
     "CI_PROJECT_PATH_SLUG",
 )
 _KNOWN_KEYS = (
-    "task_definition", "compose", "ecs_params", "container", "port", "image", "command", "ttl", "trigger",
-    "cpu", "memory", "capacity", "architecture", "label", "drafts", "wrap_in_timeout",
+    "task_definition",
+    "compose",
+    "ecs_params",
+    "container",
+    "port",
+    "image",
+    "command",
+    "ttl",
+    "trigger",
+    "cpu",
+    "memory",
+    "capacity",
+    "architecture",
+    "label",
+    "drafts",
+    "wrap_in_timeout",
 )
 CAPACITIES = ("on_demand", "spot")
 ARCHITECTURES = ("x86_64", "arm64")
@@ -64,9 +80,7 @@ def parse_spec(
     except UnreadableFile as exc:
         return Problems((str(exc),))
     if not isinstance(data, dict):
-        return Problems(
-            (f"`{SPEC_PATH}` must be a YAML mapping with at least `task_definition: <family>`.",)
-        )
+        return Problems((f"`{SPEC_PATH}` must be a YAML mapping with at least `task_definition: <family>`.",))
 
     problems: list[str] = []
     for key in data:
@@ -125,7 +139,7 @@ def parse_spec(
         elif isinstance(command, list) and command and all(isinstance(c, (str, int)) for c in command):
             command = tuple(str(c) for c in command)
         else:
-            problems.append("`command` must be a string or a list of strings, e.g. `[\"gunicorn\", \"app:wsgi\"]`.")
+            problems.append('`command` must be a string or a list of strings, e.g. `["gunicorn", "app:wsgi"]`.')
             command = None
 
     ttl_seconds, capped_from = default_ttl, 0
@@ -150,8 +164,9 @@ def parse_spec(
         )
 
     cpu = _size(data, "cpu", sizes.cpu_units, max_cpu, "units", "CPU units (`512`) or vCPUs (`0.5 vCPU`)", problems)
-    memory = _size(data, "memory", sizes.memory_mib, max_memory, "MiB", "a size such as `1024` (MiB) or `2GB`",
-                   problems)
+    memory = _size(
+        data, "memory", sizes.memory_mib, max_memory, "MiB", "a size such as `1024` (MiB) or `2GB`", problems
+    )
     capacity = data.get("capacity", "on_demand")
     if capacity not in CAPACITIES:
         problems.append(f"`capacity:` {code(capacity)} is not supported; use `on_demand` or `spot`.")
@@ -174,7 +189,7 @@ def parse_spec(
     if problems:
         return Problems(tuple(problems))
     return Spec(
-        task_definition=task_definition.strip(),
+        task_definition=str(task_definition).strip(),
         container=container.strip() if container else None,
         port=port,
         image=image.strip() if image else None,
@@ -194,7 +209,15 @@ def parse_spec(
     )
 
 
-def _size(data: dict, key: str, parse, limit: int, unit: str, example: str, problems: list[str]) -> int | None:
+def _size(
+    data: dict[Any, Any],
+    key: str,
+    parse: Callable[[Any], int | None],
+    limit: int,
+    unit: str,
+    example: str,
+    problems: list[str],
+) -> int | None:
     if key not in data:
         return None
     value = parse(data[key])
@@ -239,4 +262,3 @@ def placeholder_values(sha: str, source_branch: str, mr_iid: int, project_path: 
         "CI_MERGE_REQUEST_IID": str(mr_iid),
         "CI_PROJECT_PATH_SLUG": ref_slug(project_path),
     }
-

@@ -87,7 +87,7 @@ def not_usable(name: str) -> str:
     return (
         f"Task definition {code(name)} cannot be used by this project: either it does not exist here, or its "
         f"revision is not tagged `{PROJECTS_TAG}` with this project's path or id. Ask its owners to tag it "
-        "(README, Security: \"Tagging a base task definition\")."
+        '(README, Security: "Tagging a base task definition").'
     )
 
 
@@ -174,7 +174,7 @@ def derive(
             problems.append(
                 f"Container `{target['name']}` has no `entryPoint` or `command` in the task definition, so "
                 "the command to wrap in `timeout` is unknown (it is only in the image). Add "
-                "`command:` to the spec with what the image runs, e.g. `command: [\"npm\", \"start\"]`, or "
+                '`command:` to the spec with what the image runs, e.g. `command: ["npm", "start"]`, or '
                 "drop `wrap_in_timeout: true`."
             )
         elif wrapped:
@@ -204,7 +204,7 @@ def derive(
     base_architecture = "arm64" if platform.get("cpuArchitecture") == "ARM64" else "x86_64"
     architecture = spec.architecture or base_architecture
 
-    if problems:
+    if problems or target is None or port is None:
         return Problems(tuple(problems))
 
     kwargs: dict[str, Any] = {k: copy.deepcopy(base[k]) for k in _REGISTERABLE if base.get(k)}
@@ -224,8 +224,14 @@ def derive(
         {"key": "review-app:base", "value": name[:256]},
     ]
     return DerivedTaskDefinition(
-        register_kwargs=kwargs, container=target["name"], port=int(port), cpu=cpu, memory=memory,
-        architecture=architecture, wrapped=bool(wrapped), unwrapped_because=unwrapped_because,
+        register_kwargs=kwargs,
+        container=target["name"],
+        port=int(port),
+        cpu=cpu,
+        memory=memory,
+        architecture=architecture,
+        wrapped=bool(wrapped),
+        unwrapped_because=unwrapped_because,
     )
 
 

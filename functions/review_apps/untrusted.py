@@ -91,8 +91,7 @@ def _weigh(node: yaml.Node, path: str) -> int:
             return weights[key]
         if depth > MAX_DEPTH or key in on_path:
             raise UnreadableFile(
-                f"{code(path)} is nested more than {MAX_DEPTH} levels deep, or an alias refers to itself; "
-                "flatten it."
+                f"{code(path)} is nested more than {MAX_DEPTH} levels deep, or an alias refers to itself; flatten it."
             )
         if isinstance(current, yaml.ScalarNode):
             total = 1 + len(current.value)

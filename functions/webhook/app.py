@@ -86,8 +86,10 @@ def _authenticate(headers: dict[str, str], body: bytes) -> tuple[str | None, int
     if not auth.token_matches(given, secret):
         claimed = _claimed_project(body) if given else None
         if claimed is None or not auth.token_matches(given, auth.project_token(secret, claimed)):
-            return ("missing or wrong X-Gitlab-Token: use the install's secret (system and group hooks) or "
-                    "this project's own token (README, Security)"), None
+            return (
+                "missing or wrong X-Gitlab-Token: use the install's secret (system and group hooks) or "
+                "this project's own token (README, Security)"
+            ), None
         scope = claimed
     if settings.webhook_signing_secret_parameter:
         key = auth.signing_key(services.secret(settings.webhook_signing_secret_parameter))
@@ -125,6 +127,7 @@ def _delivery_key(headers: dict[str, str], body: bytes) -> str:
 @app.post("/webhook")
 def receive() -> Response:
     headers = app.current_event.headers
+    body: bytes | BadEvent | None
     try:
         body = _raw_body()
     except TooLarge:

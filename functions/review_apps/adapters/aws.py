@@ -6,7 +6,8 @@ them at an emulator without any code knowing about it.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
+from typing import Any
 
 import boto3
 from botocore.config import Config
@@ -17,6 +18,6 @@ REQUEST_PATH = Config(connect_timeout=1, read_timeout=2, retries={"mode": "stand
 BACKGROUND = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 4})
 
 
-@lru_cache(maxsize=None)
-def client(service: str, config: Config = BACKGROUND):
+@cache
+def client(service: str, config: Config = BACKGROUND) -> Any:
     return boto3.client(service, config=config)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -39,7 +40,7 @@ def _error_text(exc: ClientError) -> str:
 
 
 class Ecs:
-    def __init__(self, settings: Settings, ecs, ec2: Callable[[], Any]) -> None:
+    def __init__(self, settings: Settings, ecs: Any, ec2: Callable[[], Any]) -> None:
         self._settings = settings
         self._ecs = ecs
         self._ec2 = ec2  # made on first use: only installs with public IPs need it
@@ -104,7 +105,9 @@ class Ecs:
 
     def _ours(self, task: dict[str, Any]) -> bool:
         tags = {t.get("key"): t.get("value") for t in task.get("tags") or []}
-        return (task.get("group") or "").startswith("review-app:") and tags.get(INSTALL_TAG) == self._settings.install_id
+        return (task.get("group") or "").startswith("review-app:") and tags.get(
+            INSTALL_TAG
+        ) == self._settings.install_id
 
     def describe(self, task_arn: str) -> dict[str, Any] | None:
         """The task as ECS describes it, or None once ECS has forgotten it (about an hour after it stops)."""

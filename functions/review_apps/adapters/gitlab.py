@@ -71,7 +71,7 @@ class GitLab:
     def __init__(self, url: str, token: str, timeout: float = 4.0, retries: int = 2) -> None:
         self._gl = gitlab.Gitlab(url, private_token=token, timeout=timeout, session=_session(retries))
 
-    def _project(self, project_id: int):
+    def _project(self, project_id: int) -> Any:
         return self._gl.projects.get(project_id, lazy=True)
 
     # ------------------------------------------------------------------ reading
@@ -146,9 +146,7 @@ class GitLab:
         env_name = environment_name(record.source_branch)
         wanted = environment_wanted(view)
         if wanted.startswith("available:") and (out.environment_state != wanted or not out.environment_id):
-            out.environment_id = self._ensure_environment(
-                project, env_name, view.environment_url, out.environment_id
-            )
+            out.environment_id = self._ensure_environment(project, env_name, view.environment_url, out.environment_id)
             out.environment_state = wanted
 
         if view.deployment_status and out.deployment_status != view.deployment_status:
@@ -217,7 +215,7 @@ class GitLab:
                 return note.id
         return mr.notes.create({"body": body}).id
 
-    def _ensure_environment(self, project, name: str, url: str, known_id: int) -> int:
+    def _ensure_environment(self, project: Any, name: str, url: str, known_id: int) -> int:
         """The environment's id, with `url` as its external URL. Tries the cheap call first:
         update by id when we know it, create when we don't, look it up only if it exists."""
         if known_id:

@@ -8,7 +8,8 @@ install's own schedule group; a new launch or an extension moves it, a stop dele
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -25,11 +26,11 @@ def schedule_name(project_id: int, mr_iid: int) -> str:
 
 
 def at_expression(epoch: int) -> str:
-    return "at(" + datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S") + ")"
+    return "at(" + datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S") + ")"
 
 
 class Scheduler:
-    def __init__(self, settings: Settings, client) -> None:
+    def __init__(self, settings: Settings, client: Any) -> None:
         self._settings = settings
         self._client = client
 

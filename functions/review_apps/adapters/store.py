@@ -37,10 +37,10 @@ def _key(project_id: int, mr_iid: int) -> dict[str, Any]:
 
 
 class RecordStore:
-    def __init__(self, table_name: str, dynamodb, caps: Caps = Caps()) -> None:
+    def __init__(self, table_name: str, dynamodb: Any, caps: Caps | None = None) -> None:
         self._table = table_name
         self._db = dynamodb
-        self._caps = caps
+        self._caps = caps or Caps()
 
     def get(self, project_id: int, mr_iid: int) -> Record | None:
         answer = self._db.get_item(TableName=self._table, Key=_key(project_id, mr_iid), ConsistentRead=True)
@@ -49,7 +49,7 @@ class RecordStore:
 
     def all(self) -> list[Record]:
         """Every MR record (the reconciler's view; a few hundred items at most in practice)."""
-        records = []
+        records: list[Record] = []
         for page in self._db.get_paginator("scan").paginate(
             TableName=self._table,
             ConsistentRead=True,
@@ -93,7 +93,7 @@ class RecordStore:
             reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
             if reasons and reasons[0] == "ConditionalCheckFailed":
                 raise Conflict(f"record {record.key} changed since rev {record.rev}") from None
-            for (scope, cap), code in zip(scopes, reasons[1:]):
+            for (scope, cap), code in zip(scopes, reasons[1:], strict=False):
                 if code == "ConditionalCheckFailed":
                     raise SlotsTaken(scope, cap) from None
             raise

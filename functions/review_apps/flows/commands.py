@@ -39,7 +39,9 @@ def answer_on_note(deployer: Deployer, command: lifecycle.Command, answer: str) 
     return _on_note(deployer, command, lambda record: answer)
 
 
-def _on_note(deployer: Deployer, command: lifecycle.Command, change: Callable[[Record | None], Record | str]) -> Outcome:
+def _on_note(
+    deployer: Deployer, command: lifecycle.Command, change: Callable[[Record | None], Record | str]
+) -> Outcome:
     """Apply `change` to the MR's record (it gives the changed record, with its answer, or just
     the answer) and publish it."""
     store = deployer.services.store

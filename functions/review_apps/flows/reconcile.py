@@ -26,12 +26,21 @@ def reconcile(deployer: Deployer) -> dict[str, Any]:
     ]
     records = services.store.all()
     plan = plans.plan(tasks, records, services.ecs.derived_definitions(), now, services.settings.install_id)
-    summary = {"tasks": len(tasks), "records": len(records), "stopped": 0, "finished": 0, "republished": 0,
-               "retired": 0, "skipped": 0, "failed": 0}
+    summary = {
+        "tasks": len(tasks),
+        "records": len(records),
+        "stopped": 0,
+        "finished": 0,
+        "republished": 0,
+        "retired": 0,
+        "skipped": 0,
+        "failed": 0,
+    }
 
     for stop in plan.stop:
-        if stop.record is not None and not _save(deployer, lifecycle.stop_requested(stop.record, StopReason.TTL),
-                                                 summary):
+        if stop.record is not None and not _save(
+            deployer, lifecycle.stop_requested(stop.record, StopReason.TTL), summary
+        ):
             continue
         services.ecs.stop(stop.task.task_arn, stop.reason)
         if stop.record is not None:
@@ -71,8 +80,9 @@ def _correct_slots(deployer: Deployer, records: list[Record]) -> int:
     for fix in plans.slot_corrections(records, holders, caps):
         if services.store.correct_slot(fix.scope, fix.mr, fix.hold, fix.record):
             corrected += 1
-            deployer.logger.warning("running slots disagreed with the records",
-                                    extra={"scope": fix.scope, "mr": fix.mr, "hold": fix.hold})
+            deployer.logger.warning(
+                "running slots disagreed with the records", extra={"scope": fix.scope, "mr": fix.mr, "hold": fix.hold}
+            )
     return corrected
 
 
@@ -107,7 +117,6 @@ def _republish(deployer: Deployer, record: Record, summary: dict[str, Any]) -> b
         deployer.publish(record, strict=True)
     except Exception:
         summary["failed"] += 1
-        deployer.logger.exception("could not update the merge request; the next run retries",
-                                  extra={"mr": record.key})
+        deployer.logger.exception("could not update the merge request; the next run retries", extra={"mr": record.key})
         return False
     return True

@@ -34,8 +34,7 @@ def answer_command(
     """What a command does: a text for the note, a stop, a deploy to plan, or an extension."""
     who = f"@{command.author}" if command.author else "You"
     if access_level is None or access_level < AccessLevel.DEVELOPER:
-        return (f"{who}, sorry: only members of this project with Developer access or more can steer its "
-                "review app.")
+        return f"{who}, sorry: only members of this project with Developer access or more can steer its review app."
     if command.verb == "stop":
         # No event time: a person's command is never "older" than an MR event.
         return StopApp(command.mr, StopReason.COMMAND, by=command.author)
@@ -76,17 +75,21 @@ def extended(record: Record | None, ask: Extend, max_ttl: int) -> Record | str:
     ttl = min(record.ttl_seconds + ask.seconds, max_ttl)
     added = ttl - record.ttl_seconds
     if added <= 0:
-        return (f"{who}: the app already has this install's maximum time to live ({format_duration(max_ttl)}); "
-                f"it stops at {format_utc(record.deadline)}.")
+        return (
+            f"{who}: the app already has this install's maximum time to live ({format_duration(max_ttl)}); "
+            f"it stops at {format_utc(record.deadline)}."
+        )
     answer = f"{who}: extended by {format_duration(added)}; the app now stops at {format_utc(start + ttl)}."
     if added < ask.seconds:
         answer += f" (Capped: this install allows at most {format_duration(max_ttl)} in all.)"
     return dataclasses.replace(
-        record, ttl_seconds=ttl, extended_seconds=record.extended_seconds + added, deadline=start + ttl,
+        record,
+        ttl_seconds=ttl,
+        extended_seconds=record.extended_seconds + added,
+        deadline=start + ttl,
         last_command=answer,
     )
 
 
 def with_answer(record: Record | None, mr: MergeRequestRef, answer: str) -> Record:
     return dataclasses.replace(base_record(record, mr), last_command=answer)
-

@@ -65,15 +65,19 @@ def plan_deploy(
         return Ignore(f"commit {ask.sha[:8]} is no longer the merge request's head ({mr_head_sha[:8]})")
     if spec is None:
         if ask.cause == Cause.QUEUE:  # waiting for nothing would hold its place forever
-            return Reject((f"`.gitlab/review-app.yml` no longer exists at commit `{ask.sha[:8]}`, so the queued "
-                           "app was not started. Add the file back to get a review app.",))
+            return Reject(
+                (
+                    f"`.gitlab/review-app.yml` no longer exists at commit `{ask.sha[:8]}`, so the queued "
+                    "app was not started. Add the file back to get a review app.",
+                )
+            )
         return Ignore("no .gitlab/review-app.yml at this commit: review apps are off for this merge request")
     problems: tuple[str, ...] = ()
     if ask.mr.is_fork and not allow_forks:
         problems = (FORK_PROBLEM.format(source=ask.mr.source_project_id),)
     elif isinstance(spec, Problems):
         problems = spec.problems
-    if problems:
+    if problems or isinstance(spec, Problems):
         if record is not None and record.status == Status.REJECTED and record.commit_sha == ask.sha:
             return Ignore("this commit's problems are already on the merge request")
         return Reject(problems)
@@ -111,4 +115,3 @@ def plan_stop(record: Record | None, updated_at: int = 0) -> Ignore | Record:
     if record.status == Status.STOPPING:
         return Ignore("the review app is already stopping")
     return record
-

@@ -47,4 +47,3 @@ def slot_change(before: Record | None, after: Record) -> str:
 def queue_order(records: list[Record]) -> list[Record]:
     """Waiting records, first come first served."""
     return sorted((r for r in records if r.queued), key=lambda r: (r.queued_at, r.project_id, r.mr_iid))
-

@@ -86,9 +86,7 @@ def plan(
     in_use = {r.task_definition_arn for r in records if r.active and r.task_definition_arn}
     # A launch registers its definition a moment before it records it: leave those MRs alone.
     launching = {review_family(install, r.project_id, r.mr_iid) for r in records if r.status == Status.DEPLOYING}
-    result.retire = [
-        arn for arn in active_definitions if arn not in in_use and _family(arn) not in launching
-    ]
+    result.retire = [arn for arn in active_definitions if arn not in in_use and _family(arn) not in launching]
     return result
 
 
@@ -115,7 +113,7 @@ def slot_corrections(records: list[Record], holders: dict[str, set[str]], caps: 
                 fixes.append(SlotCorrection(scope, record.key, True, record))
     for scope, members in sorted(holders.items()):
         for key in sorted(members):
-            record = by_key.get(key)
-            if record is None or not record.active:
-                fixes.append(SlotCorrection(scope, key, False, record))
+            holder = by_key.get(key)
+            if holder is None or not holder.active:
+                fixes.append(SlotCorrection(scope, key, False, holder))
     return fixes

@@ -4,6 +4,7 @@ No I/O: everything needed is in the event."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from review_apps.events import GitLabEvent, MergeRequestEvent, NoteEvent, OtherEvent, PipelineEvent
 from review_apps.model.record import MergeRequestRef
@@ -33,7 +34,7 @@ class ConsiderDeploy:
 @dataclass(frozen=True)
 class StopApp:
     mr: MergeRequestRef
-    reason: str
+    reason: StopReason
     updated_at: int = 0
     by: str = ""  # who asked, for a /review-app stop
 
@@ -57,7 +58,7 @@ def parse_command(text: str) -> tuple[str, str] | None:
     first = text.strip().splitlines()[0].strip() if text.strip() else ""
     if first != COMMAND_PREFIX and not first.startswith(COMMAND_PREFIX + " "):
         return None
-    words = first[len(COMMAND_PREFIX):].split(maxsplit=1)
+    words = first[len(COMMAND_PREFIX) :].split(maxsplit=1)
     return (words[0].lower() if words else "help", words[1].strip() if len(words) > 1 else "")
 
 
@@ -71,18 +72,30 @@ def admitted(mr: MergeRequestRef, allowlist: tuple[str, ...]) -> Ignore | None:
 def route_gitlab_event(event: GitLabEvent) -> Ignore | ConsiderDeploy | StopApp | Command:
     if isinstance(event, MergeRequestEvent):
         action = event.action
-        about = {"updated_at": event.updated_at, "labels": event.labels, "draft": event.draft}
+
+        def ask(cause: Cause, **edits: Any) -> ConsiderDeploy:
+            return ConsiderDeploy(
+                event.mr,
+                event.head_sha,
+                cause,
+                updated_at=event.updated_at,
+                labels=event.labels,
+                draft=event.draft,
+                **edits,
+            )
+
         if action in ("open", "reopen"):
-            cause = Cause.OPENED if action == "open" else Cause.REOPENED
-            return ConsiderDeploy(event.mr, event.head_sha, cause, **about)
+            return ask(Cause.OPENED if action == "open" else Cause.REOPENED)
         if action == "update":
             if event.pushed:
-                return ConsiderDeploy(event.mr, event.head_sha, Cause.PUSHED, **about)
+                return ask(Cause.PUSHED)
             if event.labels_added or event.labels_removed or event.became_ready:
                 # Whether this matters depends on the spec's `label:` and `drafts:`.
-                return ConsiderDeploy(
-                    event.mr, event.head_sha, Cause.EDITED, **about, labels_added=event.labels_added,
-                    labels_removed=event.labels_removed, became_ready=event.became_ready,
+                return ask(
+                    Cause.EDITED,
+                    labels_added=event.labels_added,
+                    labels_removed=event.labels_removed,
+                    became_ready=event.became_ready,
                 )
             return Ignore("merge request edited without new commits: nothing to deploy")
         if action == "merge":
@@ -107,4 +120,3 @@ def route_gitlab_event(event: GitLabEvent) -> Ignore | ConsiderDeploy | StopApp 
         return Command(event.mr, parsed[0], parsed[1], event.author_id, event.author)
     assert isinstance(event, OtherEvent)
     return Ignore(f"'{event.object_kind}' events are not used by review apps")
-

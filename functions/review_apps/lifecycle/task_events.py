@@ -73,7 +73,7 @@ def went_live(record: Record, event: TaskEvent, *, url: str, url_note: str, now:
     )
 
 
-def explain_stop(event: TaskEvent, record: Record, now: int) -> tuple[str, str]:
+def explain_stop(event: TaskEvent, record: Record, now: int) -> tuple[StopReason, str]:
     """(StopReason, detail in plain words) for a STOPPED task event."""
     app = event.container(record.container) if record.container else None
     exit_code = app.exit_code if app else None
@@ -124,4 +124,3 @@ def stopped(record: Record, event: TaskEvent, now: int) -> Record:
         stop_detail=detail,
         expires_at=expiry(now),
     )
-

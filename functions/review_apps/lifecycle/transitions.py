@@ -79,7 +79,7 @@ def claim_launch(
         url="",
         url_note="",
         event_version=0,
-        stop_reason="",
+        stop_reason=StopReason.NONE,
         stop_detail="",
         problems=[],
         notices=list(notices),
@@ -96,12 +96,23 @@ def claim_launch(
 
 
 def launched(
-    record: Record, *, task_arn: str, task_definition_arn: str, container: str, port: int, wrapped: bool = False,
+    record: Record,
+    *,
+    task_arn: str,
+    task_definition_arn: str,
+    container: str,
+    port: int,
+    wrapped: bool = False,
     unwrapped_because: str = "",
 ) -> Record:
     return dataclasses.replace(
-        record, task_arn=task_arn, task_definition_arn=task_definition_arn, container=container, port=port,
-        timeout_wrapped=wrapped, unwrapped_because=unwrapped_because,
+        record,
+        task_arn=task_arn,
+        task_definition_arn=task_definition_arn,
+        container=container,
+        port=port,
+        timeout_wrapped=wrapped,
+        unwrapped_because=unwrapped_because,
     )
 
 
@@ -115,9 +126,7 @@ def launch_failed(record: Record, problems: tuple[str, ...], now: int) -> Record
     )
 
 
-def rejected(
-    record: Record | None, mr: MergeRequestRef, sha: str, problems: tuple[str, ...], now: int
-) -> Record:
+def rejected(record: Record | None, mr: MergeRequestRef, sha: str, problems: tuple[str, ...], now: int) -> Record:
     """Nothing is launched; an app already running for an older commit keeps running."""
     base = base_record(record, mr)
     if base.active:
@@ -136,10 +145,14 @@ def rejected(
     )
 
 
-def stop_requested(record: Record, reason: str, detail: str = "", updated_at: int = 0) -> Record:
+def stop_requested(record: Record, reason: StopReason, detail: str = "", updated_at: int = 0) -> Record:
     return dataclasses.replace(
-        record, status=Status.STOPPING, stop_reason=reason, stop_detail=detail,
-        mr_updated_at=max(record.mr_updated_at, updated_at), last_command="",
+        record,
+        status=Status.STOPPING,
+        stop_reason=reason,
+        stop_detail=detail,
+        mr_updated_at=max(record.mr_updated_at, updated_at),
+        last_command="",
     )
 
 
@@ -150,7 +163,8 @@ def vanished(record: Record, now: int) -> Record:
         return dataclasses.replace(record, status=Status.STOPPED, stopped_at=now, expires_at=expiry(now))
     if not record.task_arn:
         return launch_failed(
-            record, ("The launch was interrupted before a task started. Push or re-run the pipeline to try again.",),
+            record,
+            ("The launch was interrupted before a task started. Push or re-run the pipeline to try again.",),
             now,
         )
     status = Status.STOPPED if record.live_at or record.stop_reason in REQUESTED_STOPS else Status.FAILED
@@ -166,24 +180,31 @@ def vanished(record: Record, now: int) -> Record:
 
 def queued(claim: Record, before: Record | None, detail: str) -> Record:
     """`claim` found every slot taken: it waits, keeping its place if it was waiting already."""
-    waiting = before is not None and before.queued
+    queued_at, place = claim.launched_at, 0
+    if before is not None and before.queued:
+        queued_at, place = before.queued_at, before.queue_place
     return dataclasses.replace(
         claim,
         status=Status.QUEUED,
         launch_id="",
         launched_at=0,
         deadline=0,
-        queued_at=before.queued_at if waiting else claim.launched_at,
-        queue_place=before.queue_place if waiting else 0,
+        queued_at=queued_at,
+        queue_place=place,
         queue_detail=detail,
     )
 
 
-def left_queue(record: Record, reason: str, detail: str, now: int, updated_at: int = 0) -> Record:
+def left_queue(record: Record, reason: StopReason, detail: str, now: int, updated_at: int = 0) -> Record:
     """A queued app that will not start after all (merged, closed, unlabeled, stopped)."""
     return dataclasses.replace(
-        record, status=Status.STOPPED, stop_reason=reason, stop_detail=detail, stopped_at=now,
-        mr_updated_at=max(record.mr_updated_at, updated_at), last_command="", expires_at=expiry(now),
+        record,
+        status=Status.STOPPED,
+        stop_reason=reason,
+        stop_detail=detail,
+        stopped_at=now,
+        mr_updated_at=max(record.mr_updated_at, updated_at),
+        last_command="",
+        expires_at=expiry(now),
         queue_place=0,
     )
-

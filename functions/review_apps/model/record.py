@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from review_apps.model.values import ACTIVE, Status
+from review_apps.model.values import ACTIVE, Status, StopReason
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class Record:
     project_id: int
     mr_iid: int
     rev: int = 0
-    status: str = ""
+    status: Status = Status.NONE
     launch_id: str = ""
     task_arn: str = ""
     task_definition_arn: str = ""
@@ -72,7 +72,7 @@ class Record:
     url: str = ""
     url_note: str = ""
     event_version: int = 0
-    stop_reason: str = ""
+    stop_reason: StopReason = StopReason.NONE
     stop_detail: str = ""
     problems: list[str] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)  # worth knowing, not blocking (e.g. ignored compose keys)
@@ -109,8 +109,9 @@ class Record:
 
     @property
     def mr(self) -> MergeRequestRef:
-        return MergeRequestRef(self.project_id, self.mr_iid, self.source_project_id, self.source_branch,
-                               self.project_path)
+        return MergeRequestRef(
+            self.project_id, self.mr_iid, self.source_project_id, self.source_branch, self.project_path
+        )
 
     def to_item(self) -> dict[str, Any]:
         return asdict(self)
@@ -124,8 +125,9 @@ class Record:
                 data[f.name] = int(data[f.name])
             elif f.name in data and f.type in ("bool", bool):
                 data[f.name] = bool(data[f.name])
+        data["status"] = Status(data.get("status", ""))
+        data["stop_reason"] = StopReason(data.get("stop_reason", ""))
         for name in ("problems", "notices"):
             if name in data:
                 data[name] = list(data[name])
         return cls(**data)
-

@@ -38,8 +38,9 @@ class StopReason(StrEnum):
 
 
 # Stops we asked for ourselves: the app did nothing wrong.
-REQUESTED_STOPS = frozenset({StopReason.REPLACED, StopReason.MERGED, StopReason.CLOSED, StopReason.UNLABELED,
-                             StopReason.COMMAND})
+REQUESTED_STOPS = frozenset(
+    {StopReason.REPLACED, StopReason.MERGED, StopReason.CLOSED, StopReason.UNLABELED, StopReason.COMMAND}
+)
 
 
 class Cause(StrEnum):
