@@ -214,3 +214,18 @@ def test_a_queued_mr_whose_spec_was_removed_leaves_the_queue(make_world):
     world.reconcile()
     assert world.tasks() == [] and world.record(2)["status"] == "rejected"
     assert "no longer exists at commit" in world.note(2)
+
+
+def test_two_freed_slots_start_exactly_the_two_first_in_line(make_world):
+    world = make_world(MAX_RUNNING_APPS="2")
+    open_mrs(world, [1, 2, 3, 4, 5])
+    end(world, 1)
+    end(world, 2)
+    # The count is what the reconciler knows it started, and the third in line is not even tried:
+    # the pass keeps the slot set it read up to date as apps start.
+    lookups = len(world.gitlab.state.requests)
+    assert world.reconcile()["started_from_queue"] == 2
+    assert task_of(world, 3) is not None and task_of(world, 4) is not None and task_of(world, 5) is None
+    tried = [path for _, path in world.gitlab.state.requests[lookups:] if path == "/projects/:id/merge_requests/:iid"]
+    assert len(tried) == 2
+    assert "**number 1** in the queue" in world.note(5)

@@ -11,6 +11,7 @@ from review_apps.events import MergeRequestEvent, NoteEvent, OtherEvent, Pipelin
 from review_apps.lifecycle import ConsiderDeploy, Ignore, Launch, Reject, StopApp, StopReason
 from review_apps.model.values import Status
 from review_apps.problems import Problems
+from review_apps.messages import render_note
 from tests.unit.factories import MR, NOW, SHA, SHA2, TASK, record, spec, task_event
 
 
@@ -605,3 +606,12 @@ def test_a_queued_mr_whose_spec_is_gone_leaves_the_queue_with_the_reason():
     decision = plan(ConsiderDeploy(MR, SHA, "queue"), None, waiting)
     assert isinstance(decision, Reject) and "no longer exists at commit `aaaaaaaa`" in decision.problems[0]
     assert isinstance(plan(ConsiderDeploy(MR, SHA, "pushed"), None, waiting), Ignore)
+
+
+def test_a_new_commit_after_an_extension_starts_over_with_its_own_ttl():
+    """The extension was for the old app: the new commit's app must not say "extended"."""
+    extended_app = extend(record(status=Status.LIVE, live_at=NOW, deadline=NOW + 1800), 3600)
+    assert extended_app.extended_seconds == 3600
+    claim = lifecycle.claim_launch(extended_app, MR, lifecycle.Launch(spec(ttl_seconds=1800), "b" * 40), NOW + 99)
+    assert (claim.extended_seconds, claim.ttl_seconds, claim.deadline) == (0, 1800, NOW + 99 + 1800)
+    assert "extended" not in render_note(claim)

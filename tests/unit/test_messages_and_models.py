@@ -18,7 +18,16 @@ from review_apps.events import (
     parse_task_event,
 )
 from review_apps.lifecycle import StopReason
-from review_apps.messages import environment_name, gitlab_view, note_marker, render_note
+from review_apps.messages import (
+    commit_status_marker,
+    digest,
+    environment_name,
+    environment_wanted,
+    gitlab_view,
+    needs_publish,
+    note_marker,
+    render_note,
+)
 from review_apps.model.record import Record
 from review_apps.model.values import Status
 from review_apps.settings import SettingsError, load_settings
@@ -297,3 +306,40 @@ def test_an_extended_app_says_so_next_to_its_end_time():
                   deadline=NOW + 5400)
     assert "until **2027-01-15 09:30 UTC** (1h30m, extended by 1h)." in render_note(live)
     assert gitlab_view(live).commit_status.description == "Review app live until 2027-01-15 09:30 UTC"
+
+
+def published(rec: Record) -> Record:
+    """`rec` as it is once GitLab shows everything it should."""
+    view = gitlab_view(rec)
+    rec.note_digest = digest(render_note(rec))
+    if view.commit_status:
+        rec.commit_status = commit_status_marker(rec, view.commit_status)
+    rec.deployment_status = view.deployment_status
+    rec.environment_state = environment_wanted(view) or rec.environment_state
+    return rec
+
+
+@pytest.mark.parametrize(
+    "behind",
+    [
+        {"note_digest": "stale"},
+        {"commit_status": "old:running:0"},
+        {"deployment_status": "running"},
+        {"environment_state": "available:http://old:1"},
+    ],
+)
+def test_any_part_of_the_mr_behind_the_record_needs_a_publish(behind):
+    live = published(record(status=Status.LIVE, url="http://x:1", live_at=NOW, environment_id=5, deployment_id=6))
+    assert not needs_publish(live)
+    for field_name, value in behind.items():
+        setattr(live, field_name, value)
+    assert needs_publish(live)
+
+
+def test_a_stopped_app_needs_its_environment_stopped_once():
+    done = published(record(status=Status.STOPPED, live_at=NOW, stopped_at=NOW + 60, environment_id=5,
+                            environment_state="available:http://x:1"))
+    done.environment_state = "available:http://x:1"
+    assert needs_publish(done)
+    done.environment_state = "stopped"
+    assert not needs_publish(done)
