@@ -7,7 +7,7 @@ SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam
 CHECKOV_VENV := .venv-checkov
 
-.PHONY: test demo bench lint build clean project-token
+.PHONY: test demo bench lint build clean project-token mutants
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -48,10 +48,14 @@ lint: $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed
 build: $(SAM_VENV)/.installed
 	$(SAM) build
 
+# Mutation testing of the pure core (slow; not in CI): prints the share of mutants the unit tests kill.
+mutants: $(VENV)/.installed
+	$(PY) -m tools.mutants
+
 # The webhook token for one project's own hook: make project-token PROJECT=42
 project-token: $(VENV)/.installed
 	@test -n "$(PROJECT)" || { echo "usage: make project-token PROJECT=<numeric project id>" >&2; exit 2; }
 	@$(PY) -m tools.project_token $(PROJECT) $(if $(SECRET_PARAMETER),--secret-parameter $(SECRET_PARAMETER))
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache .hypothesis
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .mutation .aws-sam .pytest_cache .hypothesis
