@@ -1,0 +1,468 @@
+"""Approval tests: for a catalogue of realistic inputs, the core's complete outputs (every note a
+reviewer can see, every problem a Developer can be told, every task definition we would
+register, every record transition) are compared with the reviewed copy in
+tests/unit/approved/. Any change of wording or value shows up as a diff to review.
+
+After an intended change: `APPROVE=1 pytest tests/unit/test_approved_outputs.py`, then read the
+diff of tests/unit/approved/ before committing it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from review_apps import compose, lifecycle, taskdef
+from review_apps.events import MergeRequestEvent, NoteEvent, OtherEvent, PipelineEvent
+from review_apps.limits import Limits
+from review_apps.messages import gitlab_view, needs_publish, render_note
+from review_apps.model.values import Cause, Status, StopReason
+from review_apps.spec import parse_spec, placeholder_values
+from tests.unit.factories import MR, NOW, SHA, SHA2, TASK, record, spec, task_event
+
+APPROVED = Path(__file__).parent / "approved"
+TASK_ROLE = "arn:aws:iam::111122223333:role/shop-review-task"
+EXEC_ROLE = "arn:aws:iam::111122223333:role/shop-review-execution"
+LIMITS = Limits(task_role_arns=(TASK_ROLE,), execution_role_arns=(EXEC_ROLE,), max_cpu=4096, max_memory=16384)
+
+
+def plain(value: Any) -> Any:
+    """A JSON-ready copy: dataclasses as dicts, tuples as lists, enums as their strings."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {"type": type(value).__name__, **{k: plain(v) for k, v in dataclasses.asdict(value).items()}}
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, str):
+        return str(value)
+    return value
+
+
+def check(name: str, cases: dict[str, Any]) -> None:
+    text = json.dumps({k: plain(v) for k, v in cases.items()}, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+    path = APPROVED / f"{name}.json"
+    if os.environ.get("APPROVE"):
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text)
+    approved = path.read_text() if path.exists() else ""
+    if text != approved:
+        expected, got = json.loads(approved or "{}"), json.loads(text)
+        changed = sorted(k for k in set(expected) | set(got) if expected.get(k) != got.get(k))
+        first = changed[0]
+        pytest.fail(
+            f"{name}: {len(changed)} case(s) differ from tests/unit/approved/{name}.json, e.g. {first!r}:\n"
+            f"approved: {json.dumps(expected.get(first), indent=1)[:1500]}\n"
+            f"now:      {json.dumps(got.get(first), indent=1)[:1500]}\n"
+            "If the change is intended: APPROVE=1 pytest tests/unit/test_approved_outputs.py, then review the diff."
+        )
+
+
+# --------------------------------------------------------------------------- what the MR shows
+
+LIVE = dict(status=Status.LIVE, url="http://10.0.0.7:8000", live_at=NOW + 40, deadline=NOW + 1840, cpu_units=512,
+            memory_mib=1024, architecture="x86_64", capacity="on_demand", rate_microusd=25_000)
+RECORDS = {
+    "deploying": record(),
+    "deploying, replacing an older commit": record(replaced_commit=SHA2),
+    "deploying, wrapped in timeout": record(timeout_wrapped=True),
+    "deploying, not wrapped": record(unwrapped_because="its entrypoint is in the image only"),
+    "deploying, ttl capped, with notices": record(ttl_capped_from=36000, notices=["`x` is ignored"]),
+    "live": record(**LIVE),
+    "live on spot, arm64, public ip": record(**{**LIVE, "capacity": "spot", "architecture": "arm64",
+                                               "public_ip": True}),
+    "live, extended, with a command answer": record(**{**LIVE, "extended_seconds": 3600, "ttl_seconds": 5400,
+                                                      "last_command": "@alice: extended by 1h."}),
+    "live, url caveat": record(**{**LIVE, "url_note": "No public IP was assigned."}),
+    "live, newer commit rejected": record(**{**LIVE, "problems": ["`port:` `0` must be a number"]}),
+    "stopping after going live": record(**{**LIVE, "status": Status.STOPPING, "stop_reason": StopReason.MERGED}),
+    "stopping before going live": record(status=Status.STOPPING, stop_reason=StopReason.CLOSED),
+    "queued": record(status=Status.QUEUED, task_arn="", queue_place=3, queued_at=NOW,
+                     queue_detail="this install runs at most 2 review apps at once"),
+    "left the queue, closed": record(status=Status.STOPPED, task_arn="", launched_at=0, queued_at=NOW,
+                                     stop_reason=StopReason.CLOSED, stopped_at=NOW + 5),
+    "left the queue, unlabeled": record(status=Status.STOPPED, task_arn="", launched_at=0, queued_at=NOW,
+                                        stop_reason=StopReason.UNLABELED, stopped_at=NOW + 5),
+    "failed, runtask refused": record(status=Status.FAILED, problems=["Capacity is unavailable"], stopped_at=NOW),
+    "failed, image pull": record(status=Status.FAILED, stop_reason=StopReason.FAILED_TO_START,
+                                 stop_detail="CannotPullContainerError: not found", deployment_id=9, environment_id=4),
+    "failed, crashed before live": record(status=Status.FAILED, stop_reason=StopReason.CRASHED,
+                                          stop_detail="container `web` exited with code 1"),
+    "rejected": record(status=Status.REJECTED, task_arn="", problems=["`trigger:` `push` is not supported"]),
+    "nothing yet, answered": record(status=Status.NONE, task_arn="", last_command="@bob: nothing has been deployed."),
+    "merge request trigger": record(status=Status.FAILED, trigger="merge_request", problems=["x"]),
+}
+for reason in StopReason:
+    if reason != StopReason.NONE:
+        RECORDS[f"stopped: {reason}"] = record(**{**LIVE, "status": Status.STOPPED, "stop_reason": reason,
+                                                  "stop_detail": "some detail", "stopped_at": NOW + 1840})
+RECORDS["stopped by ttl, no detail"] = record(**{**LIVE, "status": Status.STOPPED, "stop_reason": StopReason.TTL,
+                                                 "stopped_at": NOW + 1840})
+RECORDS["stopped before going live, requested"] = record(status=Status.STOPPED, stop_reason=StopReason.MERGED,
+                                                         stopped_at=NOW + 9)
+
+
+def test_what_the_mr_shows_for_every_kind_of_record():
+    check("mr_views", {name: {"note": render_note(r), "view": gitlab_view(r), "needs_publish": needs_publish(r)}
+                       for name, r in RECORDS.items()})
+
+
+# --------------------------------------------------------------------------- the spec
+
+
+SPECS = {
+    "minimal": "task_definition: shop-web\n",
+    "everything": ("task_definition: arn:aws:ecs:eu-west-1:111122223333:task-definition/shop-web:7\ncontainer: web\n"
+                   "port: 8080\nimage: reg/shop:${CI_COMMIT_SHA}\ncommand: gunicorn 'shop.wsgi:app' -b 0.0.0.0\n"
+                   "ttl: 1h30m\ntrigger: merge_request\ncpu: 1 vCPU\nmemory: 2GB\ncapacity: spot\n"
+                   "architecture: arm64\nlabel: review-app\ndrafts: true\nwrap_in_timeout: false\n"),
+    "command as list": "task_definition: a:3\ncommand: [npm, start, 3000]\n",
+    "ttl over the maximum": "task_definition: a\nttl: 9h\n",
+    "ttl in seconds": "task_definition: a\nttl: 600\n",
+    "compose": "compose: ./deploy/docker-compose.yml\necs_params: deploy/ecs-params.yml\n",
+    "compose and task definition": "compose: dc.yml\ntask_definition: a\n",
+    "ecs_params alone": "task_definition: a\necs_params: p.yml\n",
+    "nothing": "trigger: pipeline\n",
+    "not a mapping": "- a\n- b\n",
+    "not yaml": "task_definition: [\n",
+    "unknown keys": "task_definition: a\nimgae: x\n7: y\n",
+    "bad task definition": "task_definition: 'a b'\n",
+    "bad container": "task_definition: a\ncontainer: ''\n",
+    "bad ports": "task_definition: a\nport: 70000\n",
+    "bool port": "task_definition: a\nport: true\n",
+    "bad image": "task_definition: a\nimage: ''\n",
+    "unknown placeholder": "task_definition: a\nimage: r/x:${CI_JOB_ID}\n",
+    "bad command": "task_definition: a\ncommand: {a: 1}\n",
+    "empty command": "task_definition: a\ncommand: []\n",
+    "bad ttl": "task_definition: a\nttl: forever\n",
+    "short ttl": "task_definition: a\nttl: 30s\n",
+    "bad trigger": "task_definition: a\ntrigger: push\n",
+    "sizes too big": "task_definition: a\ncpu: 8 vCPU\nmemory: 64GB\n",
+    "sizes unreadable": "task_definition: a\ncpu: lots\nmemory: big\n",
+    "bad capacity and architecture": "task_definition: a\ncapacity: reserved\narchitecture: riscv\n",
+    "bad label, drafts, wrap": "task_definition: a\nlabel: 3\ndrafts: maybe\nwrap_in_timeout: sometimes\n",
+    "paths outside the repository": "compose: ../x.yml\necs_params: /etc/p.yml\n",
+    "path not a string": "compose: 3\n",
+    "hostile echo": "task_definition: a\ntrigger: \"@all `](https://evil.example)\"\n",
+}
+
+
+def test_every_spec_answer():
+    check("specs", {name: parse_spec(text, 1800, 4 * 3600, 4096, 16384) for name, text in SPECS.items()})
+
+
+# --------------------------------------------------------------------------- compose and ecs-params
+
+BASE_COMPOSE = "services:\n  web:\n    image: app\n    ports: ['80']\n"
+COMPOSE = {
+    "full service": """\
+services:
+  web:
+    image: reg/web:${CI_COMMIT_SHORT_SHA}
+    command: ["serve", "--port", 80]
+    entrypoint: /entry.sh --quiet
+    environment: {MODE: review, DEBUG: false, LEVEL: 3, EMPTY: ""}
+    ports: ["8080:80/tcp", {target: 443, protocol: tcp}]
+    mem_limit: 512m
+    mem_reservation: 128m
+    cpu_shares: 256
+    working_dir: /srv
+    user: "1000"
+    stdin_open: true
+    tty: true
+    labels: [team=shop, tier]
+    healthcheck: {test: "curl -f localhost", interval: 10s, timeout: 2s, start_period: 30s, retries: 3}
+    depends_on: {db: {condition: service_healthy}, cache: {}}
+    volumes: ["data:/data:ro", {type: volume, source: data, target: /more}]
+    container_name: x
+    restart: always
+    x-note: kept out
+  db:
+    image: postgres:16
+    environment: ["POSTGRES_PASSWORD=review", "A=b=c"]
+    deploy: {resources: {limits: {memory: 1g}, reservations: {memory: 256m}}}
+    healthcheck: {test: [CMD, pg_isready], retries: 5}
+  cache:
+    image: redis:7
+    mem_limit: 100000000
+    healthcheck: {disable: true}
+    labels: {a: 1}
+volumes:
+  data: {}
+""",
+    "compose with awslogs": """\
+services:
+  web:
+    image: app
+    mem_limit: 256m
+    logging:
+      driver: awslogs
+      options: {awslogs-group: ecs-fargate, awslogs-region: eu-west-1, awslogs-stream-prefix: web}
+""",
+    "refused keys": "services:\n  web:\n    image: app\n    privileged: true\n    network_mode: host\n"
+                    "    devices: [/dev/x]\n    build: .\n    env_file: .env\n    tmpfs: /run\n",
+    "build with image": "services:\n  web:\n    image: app\n    build: .\n",
+    "build without image": "services:\n  web:\n    build: .\n",
+    "unsupported key": "services:\n  web:\n    image: app\n    scale: 3\n",
+    "variables": "services:\n  web:\n    image: app:${TAG:-latest}\n    command: echo $$HOME ${CI_MERGE_REQUEST_IID} "
+                 "${CI_PROJECT_PATH_SLUG}\n    environment: ['X=${SECRET}', 'Y=${CI_COMMIT_REF_SLUG}']\n",
+    "variables filled": "services:\n  web:\n    image: app:${TAG:-latest}\n    command: echo $$HOME ${CI_MERGE_REQUEST_IID} "
+                        "${CI_PROJECT_PATH_SLUG} ${CI_COMMIT_SHA}\n    environment: ['Y=${CI_COMMIT_REF_SLUG}']\n",
+    "environment without value": "services:\n  web:\n    image: app\n    environment: [TOKEN]\n",
+    "bad ports": "services:\n  web:\n    image: app\n    ports: ['8000-8010:8000-8010', {target: x}, true]\n",
+    "bad healthcheck": "services:\n  web:\n    image: app\n    healthcheck: {test: 7}\n",
+    "healthcheck none": "services:\n  web:\n    image: app\n    healthcheck: {test: [NONE]}\n",
+    "bad depends_on": "services:\n  web:\n    image: app\n    depends_on: {nope: {}, db: {condition: sometime}}\n"
+                      "  db:\n    image: db\n",
+    "bad logging driver": "services:\n  web:\n    image: app\n    logging: {driver: json-file}\n",
+    "host volumes": "services:\n  web:\n    image: app\n    volumes: ['./src:/src', 'undeclared:/x', 'data:rel']\n"
+                    "volumes:\n  data: {}\n",
+    "bad memory": "services:\n  web:\n    image: app\n    mem_limit: lots\n",
+    "bad service name": "services:\n  'web app':\n    image: app\n",
+    "format 1": "web:\n  image: app\n",
+    "no services": "services: {}\n",
+    "not yaml": "services: [\n",
+}
+PARAMS = {
+    "full params": f"""\
+version: 1
+task_definition:
+  ecs_network_mode: awsvpc
+  task_role_arn: {TASK_ROLE}
+  task_execution_role: {EXEC_ROLE}
+  task_size: {{cpu_limit: 1 vCPU, mem_limit: 2GB}}
+  services:
+    web: {{essential: false, cpu_shares: 3}}
+run_params:
+  network_configuration:
+    awsvpc_configuration: {{subnets: [s], assign_public_ip: ENABLED}}
+""",
+    "wrong version and mode": "version: 2\ntask_definition:\n  ecs_network_mode: bridge\n",
+    "roles not allowed": f"version: 1\ntask_definition:\n  task_role_arn: {EXEC_ROLE}\n  task_execution_role: {TASK_ROLE}\n",
+    "bad sizes": "version: 1\ntask_definition:\n  task_size: {cpu_limit: lots, mem_limit: big}\n",
+    "unknown service": "version: 1\ntask_definition:\n  services: {db: {essential: true}}\n",
+    "not a mapping": "- 1\n",
+}
+
+
+def translate(compose_text: str, params: str | None) -> Any:
+    return compose.translate(
+        compose_text, params, compose_path="docker-compose.yml",
+        params_path="ecs-params.yml" if params is not None else None,
+        placeholders=placeholder_values(SHA, "feature/X y", 3, "Group/Project"), limits=LIMITS, family="compose",
+    )
+
+
+def test_every_compose_translation():
+    cases: dict[str, Any] = {name: translate(text, None) for name, text in COMPOSE.items()}
+    cases.update({f"params: {name}": translate(BASE_COMPOSE, text) for name, text in PARAMS.items()})
+    cases["awslogs without execution role"] = translate(COMPOSE["compose with awslogs"], "version: 1\n")
+    cases["awslogs with execution role"] = translate(
+        COMPOSE["compose with awslogs"], f"version: 1\ntask_definition:\n  task_execution_role: {EXEC_ROLE}\n")
+    check("compose", cases)
+
+
+# --------------------------------------------------------------------------- derived task definitions
+
+
+def base_td(**changes: Any) -> dict[str, Any]:
+    td: dict[str, Any] = {
+        "family": "shop-web", "networkMode": "awsvpc", "requiresCompatibilities": ["FARGATE"], "cpu": "512",
+        "memory": "1024", "executionRoleArn": EXEC_ROLE, "taskRoleArn": TASK_ROLE,
+        "volumes": [{"name": "data"}], "ephemeralStorage": {"sizeInGiB": 30},
+        "containerDefinitions": [{"name": "web", "image": "reg/shop:latest", "entryPoint": ["/entry.sh"],
+                                  "command": ["serve"], "portMappings": [{"containerPort": 8000}],
+                                  "essential": True}],
+    }
+    td.update(changes)
+    return td
+
+
+def two_containers() -> dict[str, Any]:
+    return base_td(containerDefinitions=[
+        {"name": "app", "image": "reg/app:1", "command": ["run"], "portMappings": [{"containerPort": 3000}]},
+        {"name": "proxy", "image": "nginx:1", "portMappings": [{"containerPort": 80}], "essential": False},
+        {"name": "sidecar", "image": "gcr.io/distroless/static:1", "entryPoint": ["/agent"]},
+    ])
+
+
+DERIVE = {
+    "defaults": (base_td(), spec()),
+    "spec overrides": (base_td(), spec(image="reg/shop:${CI_COMMIT_SHORT_SHA}", command=("gunicorn", "a:b"),
+                                       port=9000, cpu=1024, memory=2048, architecture="arm64", ttl_seconds=3600)),
+    "no entrypoint": (base_td(containerDefinitions=[{"name": "web", "image": "x", "command": ["serve"],
+                                                     "portMappings": [{"containerPort": 1}]}]), spec()),
+    "asked to wrap, nothing known": (base_td(containerDefinitions=[{"name": "web", "image": "x",
+                                                                    "portMappings": [{"containerPort": 1}]}]),
+                                     spec(wrap_in_timeout=True)),
+    "asked to wrap, command known": (base_td(containerDefinitions=[{"name": "web", "image": "x", "command": ["a"],
+                                                                    "portMappings": [{"containerPort": 1}]}]),
+                                     spec(wrap_in_timeout=True)),
+    "asked not to wrap": (base_td(), spec(wrap_in_timeout=False)),
+    "distroless": (base_td(containerDefinitions=[{"name": "web", "image": "gcr.io/distroless/base",
+                                                  "entryPoint": ["/app"], "portMappings": [{"containerPort": 1}]}]),
+                   spec()),
+    "several containers, none chosen": (two_containers(), spec()),
+    "several containers, the one with a port": (two_containers(), spec(container="app")),
+    "a non-essential serving container": (two_containers(), spec(container="proxy")),
+    "unknown container": (two_containers(), spec(container="nope")),
+    "no port": (base_td(containerDefinitions=[{"name": "web", "image": "x", "command": ["a"]}]), spec()),
+    "not fargate": (base_td(networkMode="bridge", requiresCompatibilities=["EC2"]), spec()),
+    "roles swapped": (base_td(taskRoleArn=EXEC_ROLE, executionRoleArn=TASK_ROLE), spec()),
+    "too big": (base_td(cpu="8192", memory="32768"), spec()),
+    "not a fargate size": (base_td(), spec(cpu=256, memory=8192)),
+    "registry limits": (two_containers(), spec(container="app")),
+    "base architecture arm": (base_td(runtimePlatform={"cpuArchitecture": "ARM64",
+                                                       "operatingSystemFamily": "LINUX"}), spec()),
+}
+
+
+def test_every_derived_task_definition():
+    cases = {}
+    for name, (td, the_spec) in DERIVE.items():
+        limits = LIMITS
+        if name == "registry limits":
+            limits = dataclasses.replace(LIMITS, image_registries=("reg", "docker.io/library"))
+        cases[name] = taskdef.derive(td, the_spec, project_id=14, mr_iid=3, install="review-apps-test",
+                                     placeholders=placeholder_values(SHA, "feature/x", 3, "g/p"), limits=limits,
+                                     max_ttl=4 * 3600)
+    check("derived", cases)
+
+
+# --------------------------------------------------------------------------- a review app's life, step by step
+
+
+def test_every_record_transition():
+    launch = lifecycle.Launch(spec(ttl_seconds=2700, capacity="spot"), SHA, updated_at=NOW - 1)
+    compute = lifecycle.Compute(cpu=512, memory=1024, architecture="arm64", capacity="spot", public_ip=True,
+                                rate_per_hour=0.0123456)
+    claim = lifecycle.claim_launch(None, MR, launch, NOW, ("a notice",), compute)
+    running = lifecycle.launched(claim, task_arn=TASK, task_definition_arn="td:1", container="web", port=8000,
+                                 wrapped=True)
+    live = lifecycle.went_live(running, task_event("RUNNING"), url="http://10.0.0.7:8000", url_note="", now=NOW + 45)
+    replacing = lifecycle.claim_launch(live, MR, lifecycle.Launch(spec(), SHA2, updated_at=NOW + 60), NOW + 60)
+    superseding = lifecycle.claim_launch(replacing, MR, lifecycle.Launch(spec(), "c" * 40), NOW + 61)
+    stopping = lifecycle.stop_requested(live, StopReason.MERGED, detail="@alice", updated_at=NOW + 99)
+    cases = {
+        "claim": claim,
+        "launched": running,
+        "went live": live,
+        "replacing a live app": replacing,
+        "superseding an unfinished claim": superseding,
+        "stop requested": stopping,
+        "stopped by the merge": lifecycle.stopped(stopping, task_event("STOPPED", exit_code=143,
+                                                                       stop_code="UserInitiated"), NOW + 120),
+        "stopped by ttl": lifecycle.stopped(live, task_event("STOPPED", exit_code=124), NOW + 3000),
+        "stopped by the schedule": lifecycle.stopped(live, task_event("STOPPED", exit_code=143, stop_code="UserInitiated",
+                                                                      stopped_reason=lifecycle.DEADLINE_STOP_REASON),
+                                                     NOW + 3000),
+        "stopped, never ran": lifecycle.stopped(running, task_event("STOPPED", exit_code=1, started=False), NOW + 50),
+        "launch failed": lifecycle.launch_failed(claim, ("no capacity",), NOW + 5),
+        "rejected, no record": lifecycle.rejected(None, MR, SHA, ("bad",), NOW),
+        "rejected while live": lifecycle.rejected(live, MR, SHA2, ("bad",), NOW),
+        "queued": lifecycle.queued(claim, None, "full"),
+        "queued again keeps its place": lifecycle.queued(
+            claim, dataclasses.replace(claim, status=Status.QUEUED, queued_at=NOW - 50, queue_place=2), "full"),
+        "left the queue": lifecycle.left_queue(lifecycle.queued(claim, None, "full"), StopReason.CLOSED, "", NOW + 7,
+                                               NOW + 8),
+        "vanished, live": lifecycle.vanished(live, NOW + 9000),
+        "vanished, claim only": lifecycle.vanished(claim, NOW + 9000),
+        "vanished, stopped while launching": lifecycle.vanished(
+            dataclasses.replace(claim, task_arn="", stop_reason=StopReason.CLOSED), NOW + 9000),
+        "vanished, never ran": lifecycle.vanished(running, NOW + 9000),
+        "launch ids": [lifecycle.launch_id(14, 3, SHA, rev) for rev in (0, 1, 2)],
+    }
+    check("transitions", cases)
+
+
+# --------------------------------------------------------------------------- routing and planning
+
+
+def mr_event(action: str, **changes: Any) -> MergeRequestEvent:
+    base = MergeRequestEvent(mr=MR, action=action, state="opened", head_sha=SHA, pushed=False, draft=False,
+                             labels=("review-app",), updated_at=NOW)
+    return dataclasses.replace(base, **changes)
+
+
+EVENTS = {
+    "open": mr_event("open"),
+    "reopen": mr_event("reopen"),
+    "push": mr_event("update", pushed=True),
+    "label added": mr_event("update", labels_added=("review-app",)),
+    "label removed": mr_event("update", labels_removed=("review-app",)),
+    "marked ready": mr_event("update", became_ready=True),
+    "title edit": mr_event("update"),
+    "merge": mr_event("merge", state="merged"),
+    "close": mr_event("close", state="closed"),
+    "approved": mr_event("approved"),
+    "pipeline success": PipelineEvent(mr=MR, status="success", sha=SHA, source="merge_request_event", pipeline_id=1),
+    "pipeline running": PipelineEvent(mr=MR, status="running", sha=SHA, source="merge_request_event", pipeline_id=1),
+    "branch pipeline": PipelineEvent(mr=None, status="success", sha=SHA, source="push", pipeline_id=1),
+    "command": NoteEvent(mr=MR, noteable_type="MergeRequest", system=False, text="/review-app extend 1h\nthanks",
+                         author_id=5, author="alice"),
+    "bare command": NoteEvent(mr=MR, noteable_type="MergeRequest", system=False, text=" /review-app ", author_id=5),
+    "not a command": NoteEvent(mr=MR, noteable_type="MergeRequest", system=False, text="/review-apps", author_id=5),
+    "system note": NoteEvent(mr=MR, noteable_type="MergeRequest", system=True, text="/review-app", author_id=5),
+    "issue comment": NoteEvent(mr=None, noteable_type="Issue", system=False, text="/review-app", author_id=5),
+    "push hook": OtherEvent("push"),
+}
+
+
+def ask(cause: Cause, **changes: Any) -> lifecycle.ConsiderDeploy:
+    return dataclasses.replace(lifecycle.ConsiderDeploy(MR, SHA, cause, updated_at=NOW), **changes)
+
+
+PLANS = {
+    "open, merge_request trigger": (ask(Cause.OPENED), spec(trigger="merge_request"), None, "opened"),
+    "open, pipeline trigger": (ask(Cause.OPENED), spec(), None, "opened"),
+    "pipeline, pipeline trigger": (ask(Cause.PIPELINE), spec(), None, "opened"),
+    "pipeline, merge_request trigger": (ask(Cause.PIPELINE), spec(trigger="merge_request"), None, "opened"),
+    "closed mr": (ask(Cause.PIPELINE), spec(), None, "closed"),
+    "queue, merged": (ask(Cause.QUEUE), spec(), record(status=Status.QUEUED), "merged"),
+    "queue, closed": (ask(Cause.QUEUE), spec(), record(status=Status.QUEUED), "closed"),
+    "queue, no longer queued": (ask(Cause.QUEUE), spec(), record(), "opened"),
+    "queue, spec gone": (ask(Cause.QUEUE), None, record(status=Status.QUEUED), "opened"),
+    "queue, starts": (ask(Cause.QUEUE), spec(), record(status=Status.QUEUED), "opened"),
+    "older event": (ask(Cause.PUSHED, updated_at=NOW - 1), spec(), record(mr_updated_at=NOW), "opened"),
+    "not the head": (ask(Cause.PUSHED, sha=SHA2), spec(), None, "opened"),
+    "no spec": (ask(Cause.OPENED), None, None, "opened"),
+    "fork": (ask(Cause.OPENED, mr=dataclasses.replace(MR, source_project_id=99)), spec(), None, "opened"),
+    "problems": (ask(Cause.PIPELINE), lifecycle.Reject(("x",)), None, "opened"),
+    "problems already shown": (ask(Cause.PIPELINE), lifecycle.Reject(("x",)),
+                               record(status=Status.REJECTED, commit_sha=SHA), "opened"),
+    "label missing": (ask(Cause.PIPELINE), spec(label="review-app"), None, "opened"),
+    "label removed while running": (ask(Cause.EDITED, labels_removed=("review-app",)), spec(label="review-app"),
+                                    record(), "opened"),
+    "label added": (ask(Cause.EDITED, labels=("review-app",), labels_added=("review-app",)),
+                    spec(label="review-app"), None, "opened"),
+    "other edit": (ask(Cause.EDITED, labels=("x",), labels_added=("x",)), spec(), None, "opened"),
+    "marked ready": (ask(Cause.EDITED, became_ready=True), spec(), None, "opened"),
+    "draft": (ask(Cause.PIPELINE, draft=True), spec(), None, "opened"),
+    "draft allowed": (ask(Cause.PIPELINE, draft=True), spec(drafts=True), None, "opened"),
+    "draft, command": (ask(Cause.COMMAND, draft=True), spec(label="x"), None, "opened"),
+    "already deployed": (ask(Cause.PIPELINE), spec(), record(), "opened"),
+    "already deployed, command": (ask(Cause.COMMAND), spec(), record(), "opened"),
+    "already queued": (ask(Cause.PIPELINE), spec(), record(status=Status.QUEUED, queue_place=4), "opened"),
+}
+
+
+def test_every_routing_and_plan():
+    cases: dict[str, Any] = {f"route: {n}": lifecycle.route_gitlab_event(e) for n, e in EVENTS.items()}
+    for name, (the_ask, the_spec, the_record, state) in PLANS.items():
+        if isinstance(the_spec, lifecycle.Reject):
+            from review_apps.problems import Problems
+
+            the_spec = Problems(the_spec.problems)
+        cases[f"plan: {name}"] = lifecycle.plan_deploy(the_ask, the_spec, the_record, mr_state=state,
+                                                       mr_head_sha=SHA, allow_forks=False)
+    cases["stop: nothing"] = lifecycle.plan_stop(None)
+    cases["stop: older"] = lifecycle.plan_stop(record(mr_updated_at=NOW), NOW - 1)
+    cases["stop: already stopping"] = lifecycle.plan_stop(record(status=Status.STOPPING))
+    cases["stop: live"] = lifecycle.plan_stop(record(status=Status.LIVE), NOW)
+    cases["stop: queued"] = lifecycle.plan_stop(record(status=Status.QUEUED))
+    check("plans", cases)
