@@ -15,7 +15,17 @@ import gitlab
 from local import events
 from local.aws_calls import AwsCallCounter
 from local.lambda_runtime import LambdaContext
-from local.world import CLUSTER, GITLAB_TOKEN, PROJECT_ID, PROJECT_PATH, TABLE, WEBHOOK_SECRET, World
+from local.world import (
+    CLUSTER,
+    GITLAB_TOKEN,
+    PROJECT_ID,
+    PROJECT_PATH,
+    SCHEDULE_GROUP,
+    SCHEDULER_ROLE,
+    TABLE,
+    WEBHOOK_SECRET,
+    World,
+)
 
 ITERATIONS = 25
 ON_OPEN = "task_definition: shop-web\ntrigger: merge_request\n"
@@ -59,7 +69,21 @@ class Bare:
                                                           "securityGroups": [self.world.security_group]}},
         )["tasks"][0]["taskArn"]
         self.ddb.put_item(TableName=TABLE, Item=self.item(iid))
+        self.deadline(iid, task, "create")
         return task
+
+    def deadline(self, iid: int, task: str, how: str) -> None:
+        """The deadline's one-time schedule: created at launch, moved when live, deleted at the end
+        (moved and deleted: the one the handler made for this MR in the step's set-up)."""
+        name = f"bare-{iid}" if how == "create" else f"mr-{PROJECT_ID}-{iid}"
+        if how == "delete":
+            self.world.scheduler.delete_schedule(Name=name, GroupName=SCHEDULE_GROUP)
+            return
+        request = {"Name": name, "GroupName": SCHEDULE_GROUP, "ScheduleExpression": "at(2030-01-01T00:00:00)",
+                   "FlexibleTimeWindow": {"Mode": "OFF"}, "ActionAfterCompletion": "DELETE",
+                   "Target": {"Arn": "arn:aws:scheduler:::aws-sdk:ecs:stopTask", "RoleArn": SCHEDULER_ROLE,
+                              "Input": task}}
+        getattr(self.world.scheduler, f"{how}_schedule")(**request)
 
     def existing_note(self, iid: int) -> int:
         return self.world.notes(iid)[0]["id"]
@@ -169,6 +193,7 @@ def latency(world: World) -> dict[str, dict]:
         world.dynamodb.get_item(TableName=TABLE, Key={"pk": {"S": f"bare#{iid}"}})
         world.dynamodb.put_item(TableName=TABLE, Item=bare.item(iid))
         world.ecs.stop_task(cluster=CLUSTER, task=task, reason="bench")
+        bare.deadline(iid, task, "delete")
         bare.edit_note(iid, "closed")
 
     step("MR close", closing, lambda iid, task, request: call_webhook(request), bare_close)
@@ -202,6 +227,7 @@ def latency(world: World) -> dict[str, dict]:
 
     def bare_running(iid: int, _: dict) -> None:
         world.dynamodb.get_item(TableName=TABLE, Key={"pk": {"S": f"bare#{iid}"}})
+        bare.deadline(iid, "task", "update")
         bare.tell(iid, True, None, "success")
         bare.project.environments.create({"name": f"bare-env/{iid}", "external_url": "http://10.0.0.1:8000"})
         deployment = bare.project.deployments.create({"environment": f"bare/{iid}", "sha": _sha(iid), "ref": "b",
@@ -227,6 +253,7 @@ def latency(world: World) -> dict[str, dict]:
             family=f"bare-stop-{iid}", containerDefinitions=[{"name": "w", "image": "x", "memory": 64}]
         )["taskDefinition"]["taskDefinitionArn"]
         world.ecs.deregister_task_definition(taskDefinition=arn)
+        bare.deadline(iid, "task", "delete")
         bare.edit_note(iid, "stopped")
         env = bare.project.environments.create({"name": f"bare-stop/{iid}"})
         env.stop()

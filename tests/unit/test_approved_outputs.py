@@ -466,3 +466,106 @@ def test_every_routing_and_plan():
     cases["stop: live"] = lifecycle.plan_stop(record(status=Status.LIVE), NOW)
     cases["stop: queued"] = lifecycle.plan_stop(record(status=Status.QUEUED))
     check("plans", cases)
+
+
+# --------------------------------------------------------------------------- task events, commands, reconcile plans
+
+
+def test_every_task_event_decision_and_stop_explanation():
+    live = record(**LIVE)
+    stopping = dataclasses.replace(live, status=Status.STOPPING, stop_reason=StopReason.CLOSED, stop_detail="@bob")
+    events_ = {
+        "running": task_event("RUNNING"),
+        "pending": task_event("PENDING"),
+        "old version": task_event("RUNNING", version=1),
+        "other task": task_event("RUNNING", task_arn="arn:other", started_by="other"),
+        "found by startedBy": task_event("RUNNING", task_arn="arn:new"),
+        "ttl exit": task_event("STOPPED", exit_code=124),
+        "killed after the deadline": task_event("STOPPED", exit_code=137),
+        "crash": task_event("STOPPED", exit_code=3, stopped_reason="Essential container in task exited"),
+        "crash, no reason": task_event("STOPPED", exit_code=3),
+        "pull error": task_event("STOPPED", stopped_reason="CannotPullContainerError: nope", started=False),
+        "failed to start": task_event("STOPPED", stop_code="TaskFailedToStart", started=False),
+        "resource error": task_event("STOPPED", stopped_reason="ResourceInitializationError: x", started=False),
+        "spot": task_event("STOPPED", stop_code="SpotInterruption", exit_code=143),
+        "spot notice": task_event("STOPPED", stop_code="TerminationNotice"),
+        "user stop": task_event("STOPPED", stop_code="UserInitiated", exit_code=143, stopped_reason="by hand"),
+        "user stop, no reason": task_event("STOPPED", stop_code="UserInitiated", exit_code=143),
+        "schedule": task_event("STOPPED", stop_code="UserInitiated", exit_code=143,
+                               stopped_reason=lifecycle.DEADLINE_STOP_REASON),
+        "unknown": task_event("STOPPED"),
+        "unknown with reason": task_event("STOPPED", stopped_reason="Host EC2 terminated"),
+    }
+    records = {"deploying": record(), "live": live, "stopping": stopping, "stopped": record(status=Status.STOPPED),
+               "none": None}
+    cases: dict[str, Any] = {}
+    for event_name, event in events_.items():
+        for record_name, rec in records.items():
+            decision = lifecycle.on_task_event(event, rec)
+            cases[f"{event_name} / {record_name}"] = {"decision": decision}
+            if isinstance(decision, lifecycle.Stopped) and rec is not None:
+                cases[f"{event_name} / {record_name}"]["explained"] = lifecycle.explain_stop(event, rec, NOW + 1900)
+    cases["killed before the deadline"] = lifecycle.explain_stop(task_event("STOPPED", exit_code=137), live, NOW)
+    cases["urls"] = [lifecycle.app_url(private, public, 8000, want)
+                     for private in ("10.0.0.7", None) for public in ("3.3.3.3", None) for want in (True, False)]
+    check("task_events", cases)
+
+
+def command(verb: str, argument: str = "", author: str = "alice") -> lifecycle.Command:
+    return lifecycle.Command(MR, verb, argument, 5, author)
+
+
+def test_every_command_answer():
+    live = record(**LIVE)
+    cases: dict[str, Any] = {}
+    for text in ("/review-app", "/review-app deploy", "/review-app STOP now", "/review-app extend 1h\nplease",
+                 "/review-appx", "hello /review-app", "", "  /review-app   status  "):
+        cases[f"parse: {text!r}"] = lifecycle.parse_command(text)
+    asks = {"deploy": command("deploy"), "stop": command("stop"), "help": command("help"),
+            "unknown": command("dance"), "extend 1h": command("extend", "1h"), "extend nonsense": command("extend", "a bit"),
+            "status": command("status"), "anonymous status": command("status", author="")}
+    states = {"none": None, "empty": record(status=Status.NONE), "live": live, "deploying": record(),
+              "stopping": record(status=Status.STOPPING), "queued": record(status=Status.QUEUED, queue_place=2),
+              "stopped": record(status=Status.STOPPED)}
+    for ask_name, the_command in asks.items():
+        for state_name, rec in states.items():
+            cases[f"{ask_name} / {state_name} / developer"] = lifecycle.answer_command(the_command, 30, rec)
+    cases["reporter"] = lifecycle.answer_command(command("deploy"), 20, live)
+    cases["not a member"] = lifecycle.answer_command(command("stop", author=""), None, live)
+    for state_name, rec in states.items():
+        cases[f"extended / {state_name}"] = lifecycle.extended(rec, lifecycle.Extend(MR, 3600, "alice"), 4 * 3600)
+    cases["extended, anonymous"] = lifecycle.extended(None, lifecycle.Extend(MR, 60, ""), 4 * 3600)
+    cases["answer, no record"] = lifecycle.with_answer(None, MR, "hi")
+    cases["answer, live"] = lifecycle.with_answer(live, MR, "hi")
+    check("commands", cases)
+
+
+def test_every_reconcile_plan():
+    from review_apps.lifecycle import reconcile as plans
+
+    defs = "arn:aws:ecs:us-east-1:111122223333:task-definition/review-app_review-apps-test_14-{}:1"
+
+    def task(iid: int, arn: str = TASK, started_by: str = "launch-1") -> plans.RunningTask:
+        return plans.RunningTask(arn, f"review-app:14:{iid}", started_by, defs.format(iid))
+
+    live = record(**LIVE)
+    records = [
+        live,
+        record(mr_iid=4, status=Status.STOPPING, task_arn="arn:t4", launch_id="l4", deadline=NOW),
+        record(mr_iid=5, status=Status.DEPLOYING, task_arn="", launch_id="l5", launched_at=NOW),
+        record(mr_iid=6, status=Status.DEPLOYING, task_arn="", launch_id="l6", launched_at=NOW - 500),
+        record(mr_iid=7, status=Status.LIVE, task_arn="arn:t7", launch_id="l7", deadline=NOW + 99),
+        record(mr_iid=8, status=Status.STOPPED, task_arn="arn:t8"),
+        record(mr_iid=9, status=Status.QUEUED, task_arn=""),
+    ]
+    tasks = [task(3), task(4, "arn:t4", "l4"), task(5, "arn:t5", "l5"), task(11, "arn:orphan", "x"),
+             task(3, "arn:stray", "y"), plans.RunningTask("arn:g", "family:x", "", "td")]
+    cases: dict[str, Any] = {}
+    for label, now in (("before deadlines", NOW + 100), ("after deadlines", NOW + 5000)):
+        plan = plans.plan(tasks, records, [defs.format(i) for i in (3, 4, 5, 6, 12)], now, "review-apps-test")
+        cases[label] = {"stop": [(s.task.task_arn, s.reason, s.record.key if s.record else None) for s in plan.stop],
+                        "check": [r.key for r in plan.check], "republish": [r.key for r in plan.republish],
+                        "retire": plan.retire}
+    caps = lifecycle.Caps(overall=2, per_project=1)
+    cases["slots"] = plans.slot_corrections(records, {"all": {"14/3", "14/8", "15/1"}, "project/14": {"14/3"}}, caps)
+    check("reconcile", cases)

@@ -615,3 +615,21 @@ def test_a_new_commit_after_an_extension_starts_over_with_its_own_ttl():
     claim = lifecycle.claim_launch(extended_app, MR, lifecycle.Launch(spec(ttl_seconds=1800), "b" * 40), NOW + 99)
     assert (claim.extended_seconds, claim.ttl_seconds, claim.deadline) == (0, 1800, NOW + 99 + 1800)
     assert "extended" not in render_note(claim)
+
+
+@pytest.mark.parametrize(
+    ("allowlist", "admitted"),
+    [((), True), (("14",), True), (("g/p",), True), (("other", "g/p"), True), (("15",), False),
+     (("g/q",), False), (("",), False)],
+)
+def test_the_allowlist_admits_projects_by_id_or_path(allowlist, admitted):
+    decision = lifecycle.admitted(MR, allowlist)
+    assert (decision is None) is admitted
+    if not admitted:
+        assert decision.reason == "project g/p is not in this install's project allowlist"
+
+
+def test_the_allowlist_names_a_project_without_a_path_by_its_id():
+    nameless = dataclasses.replace(MR, project_path="")
+    assert lifecycle.admitted(nameless, ("",)) is not None  # an empty entry matches no path
+    assert lifecycle.admitted(nameless, ("15",)).reason == "project 14 is not in this install's project allowlist"

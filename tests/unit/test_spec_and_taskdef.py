@@ -283,3 +283,29 @@ def test_label_and_drafts_fields():
     assert (result.label, result.drafts) == ("review-app", True)
     assert "`drafts:` `maybe` must be `true` or `false`" in problems("task_definition: a\ndrafts: maybe\n")
     assert "`label` must be the name of a label" in problems("task_definition: a\nlabel: 3\n")
+
+
+@pytest.mark.parametrize(
+    ("listed", "owned"),
+    [
+        ("g/p", True), ("G/P", True), ("14", True), ("g/", True), ("other g/p", True), ("  g/p  ", True),
+        ("g/p2", False), ("g", False), ("g/p/", False), ("/", False), ("", False), ("15", False), ("h/", False),
+        ("1", False), ("g/pp", False),
+    ],
+)
+def test_a_base_definition_is_the_projects_only_if_its_tag_lists_it(listed, owned):
+    tags = [{"key": "team", "value": "g/p"}, {"key": taskdef.PROJECTS_TAG, "value": listed}]
+    assert taskdef.owned_by(tags, 14, "g/p") is owned
+
+
+def test_untagged_definitions_and_an_unknown_path_are_nobodys():
+    assert not taskdef.owned_by([], 14, "g/p")
+    assert not taskdef.owned_by([{"key": taskdef.PROJECTS_TAG, "value": 14}], 14, "g/p")
+    assert not taskdef.owned_by([{"key": taskdef.PROJECTS_TAG, "value": "g/ "}], 14, "")  # no path: ids only
+    assert taskdef.owned_by([{"key": taskdef.PROJECTS_TAG, "value": "g/ 14"}], 14, "")
+
+
+def test_the_refusal_names_the_definition_and_the_tag_and_nothing_else():
+    text = taskdef.not_usable("team-b`prod")
+    assert text.startswith("Task definition `team-b'prod` cannot be used by this project")
+    assert f"`{taskdef.PROJECTS_TAG}`" in text and "README" in text
