@@ -25,9 +25,9 @@ MODULES = {
 # The clients each function creates on its first request (they are built lazily, so a fair
 # comparison with the floor, which creates one, also shows import + these).
 CLIENTS = {
-    "WebhookFunction": ("ssm", "dynamodb", "ecs"),
-    "TaskEventsFunction": ("ssm", "dynamodb", "ecs"),  # ec2 only with public IPs
-    "ReconcileFunction": ("ssm", "dynamodb", "ecs"),
+    "WebhookFunction": ("ssm", "dynamodb", "ecs", "scheduler"),
+    "TaskEventsFunction": ("ssm", "dynamodb", "ecs", "scheduler"),  # ec2 only with public IPs
+    "ReconcileFunction": ("ssm", "dynamodb", "ecs", "scheduler"),
 }
 ENV = {
     "GITLAB_URL": "https://gitlab.example.com",
@@ -37,6 +37,9 @@ ENV = {
     "CLUSTER": "review-apps",
     "SUBNETS": "subnet-1",
     "SECURITY_GROUPS": "sg-1",
+    "INSTALL_ID": "review-apps",
+    "SCHEDULE_GROUP": "review-apps",
+    "SCHEDULER_ROLE_ARN": "arn:aws:iam::111122223333:role/review-apps-deadlines",
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_ACCESS_KEY_ID": "x",
     "AWS_SECRET_ACCESS_KEY": "x",

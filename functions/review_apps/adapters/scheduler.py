@@ -34,8 +34,12 @@ class Scheduler:
         self._settings = settings
         self._client = client
 
-    def set_deadline(self, project_id: int, mr_iid: int, task_arn: str, deadline: int, now: int) -> None:
-        """Stop `task_arn` at `deadline`: creates the MR's schedule, or moves it."""
+    def set_deadline(
+        self, project_id: int, mr_iid: int, task_arn: str, deadline: int, now: int, *, new: bool = True
+    ) -> None:
+        """Stop `task_arn` at `deadline`: creates the MR's schedule, or moves it. `new` says which
+        is likelier (a first launch creates; a replacement, RUNNING or an extension moves), so
+        the usual case is one call and the other still works."""
         settings = self._settings
         request = {
             "Name": schedule_name(project_id, mr_iid),
@@ -51,12 +55,18 @@ class Scheduler:
                 "RetryPolicy": {"MaximumEventAgeInSeconds": 3600, "MaximumRetryAttempts": 20},
             },
         }
+        # An update replaces the whole schedule, so both calls take the same request.
+        first, then, missing = (
+            (self._client.create_schedule, self._client.update_schedule, "ConflictException")
+            if new
+            else (self._client.update_schedule, self._client.create_schedule, "ResourceNotFoundException")
+        )
         try:
-            self._client.create_schedule(**request)
+            first(**request)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConflictException":
+            if exc.response.get("Error", {}).get("Code") != missing:
                 raise
-            self._client.update_schedule(**request)  # an update replaces the whole schedule
+            then(**request)
 
     def clear(self, project_id: int, mr_iid: int) -> None:
         try:

@@ -210,7 +210,7 @@ class Deployer:
             ecs.retire(td_arn)
             return Outcome(Result.SUPERSEDED, "superseded by a newer event for this merge request")
         self._stop_replaced(launched)
-        self.set_deadline(launched)
+        self.set_deadline(launched, new=not launched.replaced_task_arn)
         self.publish(launched, fresh=fresh)
         self.logger.info("launched", extra={"task_arn": run.task_arn, "commit": launched.commit_sha})
         return Outcome(Result.DEPLOYING, "deploying", {"task": run.task_arn})
@@ -313,14 +313,14 @@ class Deployer:
 
     # ------------------------------------------------------------------ the deadline's schedule
 
-    def set_deadline(self, record: Record) -> None:
+    def set_deadline(self, record: Record, *, new: bool = False) -> None:
         """Schedule StopTask at the record's deadline. A failure here loses no deadline: the
         reconciler stops every app at its recorded deadline too."""
         if not (record.task_arn and record.deadline):
             return
         try:
             self.services.scheduler.set_deadline(
-                record.project_id, record.mr_iid, record.task_arn, record.deadline, int(time.time())
+                record.project_id, record.mr_iid, record.task_arn, record.deadline, int(time.time()), new=new
             )
         except Exception:
             self.logger.exception("could not schedule the deadline; the reconciler enforces it meanwhile")
