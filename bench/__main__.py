@@ -21,27 +21,31 @@ ROOT = Path(__file__).resolve().parent.parent
 READING = """## Reading these numbers
 
 - **Cold init.** The handler modules import boto3 (through the DynamoDB type serializer), Powertools'
-  Logger and, for the webhook, python-gitlab (with requests/urllib3) and the HTTP resolver. Clients are
+  Logger and python-gitlab (with requests/urllib3; the webhook also the HTTP resolver). Clients are
   built on first use, the EC2 client only when public IPs are on, and the idempotency utility (the
   heaviest Powertools import) only when a delivery needs it; X-Ray's Tracer is not used. The "import +
-  its clients" columns show what a function's first request adds.
+  its clients" columns show what a function's first request adds (now four clients: the deadline's
+  schedules need EventBridge Scheduler).
 - **Warm latency** against moto and the stand-in is dominated by the number of calls (each is an HTTP
-  round trip to a local emulator), so the ratio is close to "calls made / calls needed". The handler
-  makes more calls than the bare floor for three reasons, all deliberate:
-  1. two idempotency writes per accepted delivery (in-progress, then completed), so a redelivery never
-     launches twice; stop events are idempotent on their own and could skip them;
-  2. the record is written three times around a launch (the claim before RunTask, the task after it,
-     what was published to GitLab after that): the claim is what makes concurrent deliveries safe, and
-     the third write could be folded into the second by publishing first, at the price of briefly
-     showing a launch that may lose a race;
-  3. the first note on an MR is looked up by its hidden marker before it is created, so a lost record
-     never makes a second note; a brand-new MR could skip it.
-  ECS RUNNING is below the floor because the floor creates a new environment and deployment, which
-  the handler already has from the launch. ECS STOPPED posts the commit status once more, so that it
-  no longer says "live until …" once the app has stopped.
-- **Calls that could still go**: the note lookup on an MR's first note (see 3), the idempotency writes for
-  stop events (see 1), the publish write (see 2), and `GetParameter` twice on a cold start (cached for
-  five minutes afterwards). The GitLab environment is created without a lookup and updated by id.
+  round trip to a local emulator), so the ratio is close to "calls made / calls needed". The floor
+  includes the deadline's schedule (create at launch, move when live, delete at the end). Calls the
+  handler makes beyond the floor, per step, and why they stay:
+  - **MR open, push, pipeline** (above 1.2× except push): two idempotency writes per delivery
+    (in progress, then done), so that a redelivery or a resend gets the first answer back; the record
+    written three times around a launch (the claim before RunTask, which is what makes concurrent
+    deliveries safe; the task after it, so a newer delivery can stop it; what was published, so the
+    next publish calls GitLab only for what changed). Folding the third write into the second would
+    mean publishing a launch before it is known to have won its race. The pipeline step also reads the
+    MR from GitLab (its head, labels and draft state), which the floor takes from the event.
+  - **MR close** (1.88×, 21 ms): the published write and the commit status; the absolute gap is a
+    couple of local round trips. Stops no longer pay the idempotency writes: a stop is idempotent by
+    itself.
+  - **ECS RUNNING** is below the floor because the floor creates an environment and deployment that
+    the handler already has from the launch. **ECS STOPPED** posts the commit status once more, so
+    it no longer says "live until …".
+- **Calls dropped this round**: the idempotency writes for stop events; the note-marker lookup for a
+  brand-new MR (its first note is created directly); the save after a publish that changed nothing;
+  one of two Scheduler calls when a replacement moves an existing deadline.
 """
 
 
