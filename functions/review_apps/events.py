@@ -102,6 +102,15 @@ def _titles(labels: Any) -> tuple[str, ...]:
     return tuple(label["title"] for label in labels if isinstance(label, dict) and isinstance(label.get("title"), str))
 
 
+_USERNAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}$")
+
+
+def _username(value: str) -> str:
+    """A username in GitLab's own character set, or "": answers mention the author with `@`, so
+    what reaches the note is at most one mention, never markup."""
+    return value if _USERNAME.match(value) else ""
+
+
 def gitlab_time(value: Any) -> int:
     """Epoch seconds from GitLab's two webhook time formats ("2013-12-03T17:23:34Z" and
     "2013-12-03 17:23:34 UTC"); 0 when absent or unreadable, which disables ordering checks."""
@@ -165,7 +174,7 @@ def parse_gitlab_event(body: Any) -> GitLabEvent:
             system=bool(_get(body, "object_attributes.system", bool, default=False)),
             text=_get(body, "object_attributes.note", str),
             author_id=_get(body, "object_attributes.author_id", int),
-            author=_get(body, "user.username", str, default=""),
+            author=_username(_get(body, "user.username", str, default="")),
         )
     return OtherEvent(object_kind=kind)
 

@@ -633,3 +633,17 @@ def test_the_allowlist_names_a_project_without_a_path_by_its_id():
     nameless = dataclasses.replace(MR, project_path="")
     assert lifecycle.admitted(nameless, ("",)) is not None  # an empty entry matches no path
     assert lifecycle.admitted(nameless, ("15",)).reason == "project 14 is not in this install's project allowlist"
+
+
+def test_an_unknown_command_is_echoed_as_inert_code():
+    hostile = lifecycle.Command(MR, "`@all`[x](https://evil.example)", "", 5, "alice")
+    answer = lifecycle.answer_command(hostile, 30, None)
+    assert answer.startswith("@alice: `'@all'[x](https://evil.example)` is not a review-app command.")
+
+
+def test_a_spec_label_is_echoed_as_inert_code():
+    decision = lifecycle.plan_deploy(
+        lifecycle.ConsiderDeploy(MR, SHA, lifecycle.Cause.PIPELINE), spec(label="`@all`"), None,
+        mr_state="opened", mr_head_sha=SHA,
+    )
+    assert decision.reason == "the merge request does not have the `'@all'` label"

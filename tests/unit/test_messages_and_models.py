@@ -343,3 +343,12 @@ def test_a_stopped_app_needs_its_environment_stopped_once():
     assert needs_publish(done)
     done.environment_state = "stopped"
     assert not needs_publish(done)
+
+
+@pytest.mark.parametrize(("username", "kept"), [("alice", "alice"), ("a.b-c_d", "a.b-c_d"),
+                                                ("eve @all", ""), ("`x`", ""), ("[x](y)", ""), ("", "")])
+def test_a_comment_authors_name_is_kept_only_in_gitlabs_character_set(username, kept):
+    body = sample("webhook_note.json")
+    payload = json.loads(body["body"])
+    payload["user"]["username"] = username
+    assert parse_gitlab_event(payload).author == kept

@@ -12,6 +12,7 @@ from review_apps.lifecycle.routing import Command, ConsiderDeploy, StopApp
 from review_apps.lifecycle.transitions import base_record
 from review_apps.model.record import MergeRequestRef, Record
 from review_apps.model.values import Cause, Status, StopReason
+from review_apps.untrusted import code
 
 HELP = (
     "`/review-app deploy` launches (or relaunches) the app for the MR's latest commit; "
@@ -56,7 +57,7 @@ def answer_command(
         except DurationError:
             return f"{who}: say how much longer, e.g. `/review-app extend 1h` or `/review-app extend 30m`."
         return Extend(command.mr, seconds, command.author)
-    prefix = "" if command.verb == "help" else f"`{command.verb}` is not a review-app command. "
+    prefix = "" if command.verb == "help" else f"{code(command.verb)} is not a review-app command. "
     return f"{who}: {prefix}{HELP}"
 
 

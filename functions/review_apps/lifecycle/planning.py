@@ -9,6 +9,7 @@ from review_apps.model.record import Record
 from review_apps.model.values import EXPLICIT_CAUSES, Cause, Status, StopReason
 from review_apps.problems import Problems
 from review_apps.spec import Spec
+from review_apps.untrusted import code
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ def plan_deploy(
     if spec.label and spec.label not in ask.labels and not explicit:
         if spec.label in ask.labels_removed and record is not None and (record.active or record.queued):
             return StopApp(ask.mr, StopReason.UNLABELED, ask.updated_at)
-        return Ignore(f"the merge request does not have the `{spec.label}` label")
+        return Ignore(f"the merge request does not have the {code(spec.label)} label")
     if ask.draft and not spec.drafts and not explicit:
         return Ignore("draft merge requests get no automatic review app (the spec can allow them with `drafts: true`)")
     if explicit:
