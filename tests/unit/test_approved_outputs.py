@@ -18,10 +18,12 @@ from typing import Any
 import pytest
 
 from review_apps import compose, lifecycle, taskdef
+from review_apps.lifecycle import reconcile as plans
 from review_apps.events import MergeRequestEvent, NoteEvent, OtherEvent, PipelineEvent
 from review_apps.limits import Limits
 from review_apps.messages import gitlab_view, needs_publish, render_note
 from review_apps.model.values import Cause, Status, StopReason
+from review_apps.problems import Problems
 from review_apps.spec import parse_spec, placeholder_values
 from tests.unit.factories import MR, NOW, SHA, SHA2, TASK, record, spec, task_event
 
@@ -455,8 +457,6 @@ def test_every_routing_and_plan():
     cases: dict[str, Any] = {f"route: {n}": lifecycle.route_gitlab_event(e) for n, e in EVENTS.items()}
     for name, (the_ask, the_spec, the_record, state) in PLANS.items():
         if isinstance(the_spec, lifecycle.Reject):
-            from review_apps.problems import Problems
-
             the_spec = Problems(the_spec.problems)
         cases[f"plan: {name}"] = lifecycle.plan_deploy(the_ask, the_spec, the_record, mr_state=state,
                                                        mr_head_sha=SHA, allow_forks=False)
@@ -541,8 +541,6 @@ def test_every_command_answer():
 
 
 def test_every_reconcile_plan():
-    from review_apps.lifecycle import reconcile as plans
-
     defs = "arn:aws:ecs:us-east-1:111122223333:task-definition/review-app_review-apps-test_14-{}:1"
 
     def task(iid: int, arn: str = TASK, started_by: str = "launch-1") -> plans.RunningTask:
