@@ -158,7 +158,9 @@ def render_note(record: Record) -> str:
             "",
             f"The app for commit {commit} never started: it left the queue because {stop_sentence(record)}.",
         ]
-        if record.stop_reason not in (StopReason.MERGED, StopReason.CLOSED):
+        if record.stop_reason == StopReason.UNLABELED:
+            lines += ["", "To get one, add the label again."]
+        elif record.stop_reason not in (StopReason.MERGED, StopReason.CLOSED):
             lines += ["", _relaunch_hint(record)]
     elif record.status == Status.STOPPED:
         ran = ""
