@@ -12,7 +12,9 @@ import binascii
 import hashlib
 import json
 import time
-from functools import lru_cache
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache, lru_cache
 from typing import Any
 
 import gitlab
@@ -23,7 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from review_apps import auth, lifecycle
 from review_apps.adapters.store import Conflict
-from review_apps.events import BadEvent, MergeRequestEvent, parse_gitlab_event
+from review_apps.events import BadEvent, GitLabEvent, MergeRequestEvent, parse_gitlab_event
 from review_apps.flows.commands import run_command
 from review_apps.flows.deploy import Deployer
 from review_apps.flows.outcome import Outcome, Result
@@ -61,30 +63,48 @@ def _raw_body() -> bytes:
     return data
 
 
-def _claimed_project(body: bytes) -> int | None:
-    """The target project a payload speaks for, read only to pick the project token to check."""
+@dataclass(frozen=True)
+class _Parsed:
+    """The body as JSON and as a GitLab event, or what to answer with 400."""
+
+    payload: Any = None
+    event: GitLabEvent | None = None
+    problem: str = ""
+
+
+def _parse(body: bytes) -> _Parsed:
     try:
         payload = json.loads(body)
-        event = parse_gitlab_event(payload)
-    except (ValueError, BadEvent):
-        return None
-    mr = getattr(event, "mr", None)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return _Parsed(problem=f"the body is not JSON ({exc.__class__.__name__}): send GitLab's webhook payload")
+    try:
+        return _Parsed(payload, parse_gitlab_event(payload))
+    except BadEvent as exc:
+        return _Parsed(payload, problem=str(exc))
+
+
+def _claimed_project(parsed: _Parsed) -> int | None:
+    """The target project a payload speaks for, read only to pick the project token to check."""
+    mr = getattr(parsed.event, "mr", None)
     if mr is not None:
-        return mr.project_id
-    project = payload.get("project") if isinstance(payload, dict) else None
+        return int(mr.project_id)
+    if parsed.event is None:
+        return None
+    project = parsed.payload.get("project") if isinstance(parsed.payload, dict) else None
     project_id = project.get("id") if isinstance(project, dict) else None
     return project_id if isinstance(project_id, int) and not isinstance(project_id, bool) else None
 
 
-def _authenticate(headers: dict[str, str], body: bytes) -> tuple[str | None, int | None]:
+def _authenticate(headers: dict[str, str], body: bytes, parsed: Callable[[], _Parsed]) -> tuple[str | None, int | None]:
     """(what is wrong, None) or (None, the project a project token limits the request to;
-    None for the install's secret). Checked before anything else."""
+    None for the install's secret). Checked before anything else; the body is parsed only when
+    a project token has to be matched to the project it names."""
     settings = services.settings
     given = headers.get("x-gitlab-token") or ""
     secret = services.secret(settings.webhook_secret_parameter)
     scope: int | None = None
     if not auth.token_matches(given, secret):
-        claimed = _claimed_project(body) if given else None
+        claimed = _claimed_project(parsed()) if given else None
         if claimed is None or not auth.token_matches(given, auth.project_token(secret, claimed)):
             return (
                 "missing or wrong X-Gitlab-Token: use the install's secret (system and group hooks) or "
@@ -134,7 +154,9 @@ def receive() -> Response:
         body = None
     except BadEvent as exc:
         body = exc
-    problem, scope = _authenticate(headers, body if isinstance(body, bytes) else b"")
+    raw = body if isinstance(body, bytes) else b""
+    parsed = cache(lambda: _parse(raw))  # at most once per request, and only when needed
+    problem, scope = _authenticate(headers, raw, parsed)
     if problem:
         logger.warning("unauthenticated request", extra={"reason": problem})
         return _answer(401, problem)
@@ -142,14 +164,10 @@ def receive() -> Response:
         return _answer(413, f"body is larger than {MAX_BODY_BYTES} bytes")
     if isinstance(body, BadEvent):
         return _answer(400, str(body))
-    try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return _answer(400, f"the body is not JSON ({exc.__class__.__name__}): send GitLab's webhook payload")
-    try:
-        event = parse_gitlab_event(payload)
-    except BadEvent as exc:
-        return _answer(400, str(exc))
+    request = parsed()
+    if request.event is None:
+        return _answer(400, request.problem)
+    payload, event = request.payload, request.event
     if scope is not None and (problem := _scope_problem(payload, event, scope)):
         logger.warning("project token used for another project", extra={"reason": problem})
         return _answer(401, problem)
