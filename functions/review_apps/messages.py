@@ -124,6 +124,14 @@ def render_note(record: Record) -> str:
             "",
             f"Commit {commit} is starting on AWS Fargate. It will run for **{ttl}** and then stop by itself.",
         ]
+        if record.host:
+            lines[2:2] = [
+                f"**{record.url}**",
+                "",
+                f"This address is the merge request's for as long as it is open. It answers once the task is "
+                f"running and its health check (`{record.health_check_path or '/'}`) passes.",
+                "",
+            ]
         if record.replaced_commit:
             lines.append(f"It replaces the app for commit {_commit(record.replaced_commit)}, which is being stopped.")
         if record.task_arn:
@@ -240,7 +248,9 @@ def gitlab_view(record: Record) -> GitLabView:
     if status == Status.STOPPED and not record.launched_at:  # it left the queue before it started
         return GitLabView(CommitStatus("canceled", "Review app left the queue before it started", ""), "", "", False)
     if status == Status.DEPLOYING or (status == Status.STOPPING and not record.live_at):
-        return GitLabView(CommitStatus("running", "Review app is deploying", ""), "running", "", False)
+        # A host is known from the launch on (address mode); an IP only once the app is live.
+        url = record.url if record.host else ""
+        return GitLabView(CommitStatus("running", "Review app is deploying", url), "running", url, False)
     if status in (Status.LIVE, Status.STOPPING):
         live = CommitStatus("success", f"Review app live until {format_utc(record.deadline)}", record.url)
         return GitLabView(live, "success", record.url, False)

@@ -17,6 +17,12 @@ from review_apps.cost import Prices, PriceTableError, load_prices
 from review_apps.durations import DurationError, parse_duration
 from review_apps.limits import Limits
 
+# An ALB holds at most 100 target groups, and the quota cannot be raised: one per running app.
+ALB_TARGET_GROUPS_MAX = 100
+_LISTENER_ARN = re.compile(r"arn:aws[\w-]*:elasticloadbalancing:[\w-]+:\d{12}:listener/app/[\w-]+/[0-9a-f]+/[0-9a-f]+")
+_DOMAIN = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]")
+_VPC_ID = re.compile(r"vpc-[0-9a-f]{8,17}")
+
 # A CloudFormation stack name: it names this install's families, tags and schedules.
 _INSTALL_ID = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,62}$")
 
@@ -64,6 +70,15 @@ class Settings:
     # Past a cap, new apps wait in a queue (review_apps.queue).
     max_running: int = 0
     max_running_per_project: int = 0
+    # Address mode: each MR gets https://<host>.<review_domain> through this ALB listener.
+    # Empty listener = IP mode (the task's own address).
+    alb_listener_arn: str = ""
+    review_domain: str = ""
+    vpc_id: str = ""
+
+    @property
+    def address_mode(self) -> bool:
+        return bool(self.alb_listener_arn)
 
     @property
     def cluster_name(self) -> str:
@@ -148,6 +163,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     log_prefix = env.get("LOG_GROUP_PREFIX", "").strip() or "/review-apps/"
     if not log_prefix.startswith("/") or not log_prefix.endswith("/"):
         raise SettingsError(f"LOG_GROUP_PREFIX must start and end with /, got {log_prefix!r}")
+    max_running = _count(env, "MAX_RUNNING_APPS")
+    listener, domain, vpc = _addresses(env, max_running)
     return Settings(
         gitlab_url=gitlab_url,
         gitlab_token_parameter=_required(env, "GITLAB_TOKEN_PARAMETER"),
@@ -172,9 +189,37 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_cpu=_size(env, "MAX_CPU", 2048, sizes.cpu_units),
         max_memory=_size(env, "MAX_MEMORY", 8192, sizes.memory_mib),
         prices=_prices(env),
-        max_running=_count(env, "MAX_RUNNING_APPS"),
+        max_running=max_running,
         max_running_per_project=_count(env, "MAX_RUNNING_APPS_PER_PROJECT"),
+        alb_listener_arn=listener,
+        review_domain=domain,
+        vpc_id=vpc,
     )
+
+
+def _addresses(env: Mapping[str, str], max_running: int) -> tuple[str, str, str]:
+    """(listener, domain, VPC) for address mode, all empty for IP mode. The install refuses a cap
+    the load balancer can't hold, rather than answering MRs with a full listener later."""
+    listener = env.get("ALB_LISTENER_ARN", "").strip()
+    if not listener:
+        return "", "", ""
+    if not _LISTENER_ARN.fullmatch(listener):
+        raise SettingsError(f"ALB_LISTENER_ARN must be an Application Load Balancer listener's ARN, got {listener!r}")
+    domain = _required(env, "REVIEW_DOMAIN").lower().rstrip(".")
+    if not _DOMAIN.fullmatch(domain) or len(domain) > 253 - 64:
+        raise SettingsError(
+            f"REVIEW_DOMAIN must be a DNS name such as review.example.com (at most 189 characters), got {domain!r}"
+        )
+    vpc = _required(env, "VPC_ID")
+    if not _VPC_ID.fullmatch(vpc):
+        raise SettingsError(f"VPC_ID must be a VPC id such as vpc-0123abcd, got {vpc!r}")
+    if not 1 <= max_running <= ALB_TARGET_GROUPS_MAX:
+        raise SettingsError(
+            f"MAX_RUNNING_APPS is {max_running or 'unset (no cap)'}, but with an ALB (ALB_LISTENER_ARN) every "
+            f"running app needs a target group and an ALB holds at most {ALB_TARGET_GROUPS_MAX}: set it "
+            f"between 1 and {ALB_TARGET_GROUPS_MAX} (fewer if the ALB serves other target groups)"
+        )
+    return listener, domain, vpc
 
 
 def _prices(env: Mapping[str, str]) -> Prices:

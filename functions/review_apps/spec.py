@@ -43,9 +43,12 @@ _KNOWN_KEYS = (
     "label",
     "drafts",
     "wrap_in_timeout",
+    "health_check",
 )
 CAPACITIES = ("on_demand", "spot")
 ARCHITECTURES = ("x86_64", "arm64")
+# What an ALB health check path may hold (its documented characters, minus quotes and `$`).
+_HEALTH_CHECK = re.compile(r"/[A-Za-z0-9/._~\-@:+&=%]{0,254}")
 _PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
 _TASK_DEFINITION = re.compile(r"^(arn:aws[\w-]*:ecs:[\w-]+:\d{12}:task-definition/)?[A-Za-z0-9_-]{1,255}(:\d+)?$")
 
@@ -70,6 +73,8 @@ class Spec:
     drafts: bool = False  # whether draft MRs get an app automatically
     # Run the app's command inside `timeout` as well: None lets taskdef decide (only where safe).
     wrap_in_timeout: bool | None = None
+    # The path the load balancer checks (address mode): the app is routed once it answers 200-399.
+    health_check: str = "/"
 
 
 def parse_spec(
@@ -186,6 +191,13 @@ def parse_spec(
     if wrap is not None and not isinstance(wrap, bool):
         problems.append(f"`wrap_in_timeout:` {code(wrap)} must be `true` or `false`.")
 
+    health_check = data.get("health_check", "/")
+    if not isinstance(health_check, str) or not _HEALTH_CHECK.fullmatch(health_check):
+        problems.append(
+            f"`health_check:` {code(health_check)} must be a path starting with `/` (at most 255 characters "
+            "of letters, digits and `/._~-@:+&=%`), such as `/healthz`."
+        )
+
     if problems:
         return Problems(tuple(problems))
     return Spec(
@@ -206,6 +218,7 @@ def parse_spec(
         label=label.strip() if label else None,
         drafts=drafts,
         wrap_in_timeout=wrap,
+        health_check=health_check,
     )
 
 

@@ -59,10 +59,14 @@ def app_url(private_ip: str | None, public_ip: str | None, port: int, want_publi
     return f"http://{private_ip}:{port}", caveat
 
 
-def went_live(record: Record, event: TaskEvent, *, url: str, url_note: str, now: int) -> Record:
+def went_live(
+    record: Record, event: TaskEvent, *, url: str, url_note: str, now: int, routed_target: str = ""
+) -> Record:
+    """`routed_target`: the `ip:port` now registered behind the MR's host (address mode)."""
     started = int(event.started_at.timestamp()) if event.started_at else now
     return dataclasses.replace(
         record,
+        routed_target=routed_target or record.routed_target,
         status=Status.LIVE,
         task_arn=event.task_arn,
         event_version=event.version,

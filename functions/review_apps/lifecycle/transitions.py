@@ -42,11 +42,17 @@ def claim_launch(
     now: int,
     notices: tuple[str, ...] = (),
     compute: Compute | None = None,
+    host: str = "",
 ) -> Record:
-    """The record as it should be once the new launch is claimed (before RunTask)."""
+    """The record as it should be once the new launch is claimed (before RunTask).
+
+    `host`: the MR's address in address mode. It is shown from now on, since it won't change.
+    A replacement keeps its predecessor's route; an app that had stopped may have lost its
+    route to the reconciler's sweep, so its launch looks for it afresh."""
     base = base_record(record, mr)
     spec = launch.spec
     replaced_task, replaced_definition, replaced_commit = _predecessor(base)
+    keep_route = base.active and base.host == host
     return dataclasses.replace(
         base,
         status=Status.DEPLOYING,
@@ -76,8 +82,14 @@ def claim_launch(
         queue_detail="",
         live_at=0,
         stopped_at=0,
-        url="",
+        url=f"https://{host}" if host else "",
         url_note="",
+        host=host,
+        health_check_path=spec.health_check if host else "",
+        target_group_arn=base.target_group_arn if keep_route else "",
+        rule_arn=base.rule_arn if keep_route else "",
+        # The predecessor's target, which this launch takes out when it stops the predecessor.
+        routed_target=base.routed_target if keep_route else "",
         event_version=0,
         stop_reason=StopReason.NONE,
         stop_detail="",
@@ -104,9 +116,13 @@ def launched(
     port: int,
     wrapped: bool = False,
     unwrapped_because: str = "",
+    target_group_arn: str = "",
+    rule_arn: str = "",
 ) -> Record:
     return dataclasses.replace(
         record,
+        target_group_arn=target_group_arn or record.target_group_arn,
+        rule_arn=rule_arn or record.rule_arn,
         task_arn=task_arn,
         task_definition_arn=task_definition_arn,
         container=container,

@@ -71,6 +71,13 @@ class Record:
     stopped_at: int = 0
     url: str = ""
     url_note: str = ""
+    # Address mode: the MR's host on the load balancer, and what routes it to the app. The host
+    # never changes; the target group and rule live while the MR has an app.
+    host: str = ""
+    health_check_path: str = ""
+    target_group_arn: str = ""
+    rule_arn: str = ""
+    routed_target: str = ""  # "ip:port" registered in the target group
     event_version: int = 0
     stop_reason: StopReason = StopReason.NONE
     stop_detail: str = ""

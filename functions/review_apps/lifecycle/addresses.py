@@ -1,0 +1,147 @@
+"""Stable addresses on an Application Load Balancer, as pure rules: each MR's host, the names of
+what routes to it, where its listener rule may sit, and which routes the reconciler removes.
+
+The host is a single DNS label under the install's domain (a wildcard certificate covers one
+level), computed from what a GitLab CI job of the MR's pipeline also knows, so a team can put the
+same address in `environment: url:` and get GitLab's "View app" button. The README's job and
+`host_label` must agree: tests run that job's shell against this function.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from review_apps.model.record import Record
+
+DNS_LABEL_MAX = 63
+TARGET_GROUP_NAME_MAX = 32
+# Priorities our rules take on a listener the operator may share: rules they keep below this are
+# evaluated first (ours only ever match their own host, so order matters only for theirs).
+PRIORITY_MIN = 10_000
+PRIORITY_MAX = 49_999
+# A launch creates its route a moment after it claims the record; a record that stopped this
+# recently may be launching again, so its route is left for the next run to judge.
+ROUTE_GRACE_SECONDS = 120
+
+_NOT_ALNUM = re.compile(r"[^a-z0-9]+")
+_TARGET_GROUP = re.compile(r"^ra-([0-9a-f]{6})-(\d+)-(\d+)$")
+
+
+def host_label(project_path: str, project_id: int, mr_iid: int) -> str:
+    """`<project name>-mr<iid>-p<project id>`: readable, unique (the ids), at most 63 characters.
+
+    The name is the path's last part, lower-cased (ASCII only, as `tr A-Z a-z`), each run of other
+    characters one `-`, cut to fit; the ids at the end make it unique whatever the name is."""
+    suffix = f"mr{mr_iid}-p{project_id}"
+    last = project_path.rsplit("/", 1)[-1]
+    lowered = "".join(chr(ord(c) + 32) if "A" <= c <= "Z" else c for c in last)
+    name = _NOT_ALNUM.sub("-", lowered).lstrip("-")
+    name = name[: DNS_LABEL_MAX - len(suffix) - 1].rstrip("-")
+    return f"{name}-{suffix}" if name else suffix
+
+
+def hostname(project_path: str, project_id: int, mr_iid: int, domain: str) -> str:
+    return f"{host_label(project_path, project_id, mr_iid)}.{domain}"
+
+
+def _install_tag(install: str) -> str:
+    return hashlib.sha256(install.encode()).hexdigest()[:6]
+
+
+def target_group_name(install: str, project_id: int, mr_iid: int) -> str:
+    """`ra-<install hash>-<project>-<iid>`: target group names are unique per account and region
+    and at most 32 characters, so the install is a short hash (its tag is the real proof)."""
+    name = f"ra-{_install_tag(install)}-{project_id}-{mr_iid}"
+    if len(name) > TARGET_GROUP_NAME_MAX:  # ids this long don't occur in GitLab; refuse, don't truncate
+        raise ValueError(f"target group name {name!r} is longer than {TARGET_GROUP_NAME_MAX} characters")
+    return name
+
+
+def parse_target_group_name(name: str, install: str) -> tuple[int, int] | None:
+    """(project id, MR iid) of one of this install's target groups; None for anything else."""
+    match = _TARGET_GROUP.match(name)
+    if not match or match.group(1) != _install_tag(install):
+        return None
+    return int(match.group(2)), int(match.group(3))
+
+
+def priorities(install: str, project_id: int, mr_iid: int) -> Iterator[int]:
+    """Rule priorities to try, in order. The start is spread by a hash so concurrent launches
+    rarely want the same one; the listener refuses a taken priority (PriorityInUse), and the next
+    one in the band is tried. Every priority of the band comes up once."""
+    span = PRIORITY_MAX - PRIORITY_MIN + 1
+    start = int(hashlib.sha256(f"{install}:{project_id}:{mr_iid}".encode()).hexdigest()[:8], 16) % span
+    for step in range(span):
+        yield PRIORITY_MIN + (start + step) % span
+
+
+def listener_full_problem(what: str, consequence: str = "") -> str:
+    consequence = consequence or (
+        "so this app was not started. It starts on the next push or `/review-app deploy` once other review "
+        "apps have stopped"
+    )
+    return (
+        f"The load balancer that gives review apps their addresses is full ({what}), {consequence}. If this "
+        "keeps happening, ask the platform team to lower MAX_RUNNING_APPS or to use a load balancer with "
+        "room (one holds at most 100 target groups)."
+    )
+
+
+def unrouted(record: Record) -> Record:
+    """The record once its route is deleted (MR merged or closed, or swept): the host stays."""
+    return dataclasses.replace(record, target_group_arn="", rule_arn="", routed_target="")
+
+
+# ---------------------------------------------------------------------- the reconciler's sweep
+
+
+@dataclass(frozen=True)
+class Route:
+    """One of this install's target groups, and the listener rules that forward to it."""
+
+    target_group_arn: str
+    mr: tuple[int, int]
+    rule_arns: tuple[str, ...]
+
+
+@dataclass
+class RoutePlan:
+    remove: list[Route]  # rule(s) then target group: their MR has no app
+    repair: list[Record]  # active apps whose route is missing: ensure it again
+    extra_rules: list[str]  # a second rule for the same app (two launches raced): delete
+
+
+def has_app(record: Record | None, now: int) -> bool:
+    """Whether an MR's route must stay: its app may run, or stopped so recently that it may be
+    launching again (see ROUTE_GRACE_SECONDS)."""
+    if record is None:
+        return False
+    if record.active:
+        return True
+    return bool(record.stopped_at) and now - record.stopped_at < ROUTE_GRACE_SECONDS
+
+
+def plan_routes(routes: list[Route], records: list[Record], now: int) -> RoutePlan:
+    by_mr = {(r.project_id, r.mr_iid): r for r in records}
+    plan = RoutePlan([], [], [])
+    routed: dict[tuple[int, int], Route] = {}
+    for route in routes:
+        record = by_mr.get(route.mr)
+        if not has_app(record, now):
+            plan.remove.append(route)
+            continue
+        routed[route.mr] = route
+        if record is not None and record.rule_arn in route.rule_arns:
+            plan.extra_rules += [arn for arn in route.rule_arns if arn != record.rule_arn]
+    for record in records:
+        if not (record.active and record.host):
+            continue  # not in address mode, or no app
+        found = routed.get((record.project_id, record.mr_iid))
+        missing = found is None or record.rule_arn not in found.rule_arns
+        if missing and now - record.launched_at >= ROUTE_GRACE_SECONDS:  # a launch in flight routes itself
+            plan.repair.append(record)
+    return plan

@@ -1,0 +1,218 @@
+"""Address mode's pure rules: the host, the names, the priorities, the sweep; and the README's CI
+job, whose shell must compute the very host the functions use."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from review_apps.lifecycle import addresses
+from review_apps.lifecycle.addresses import Route, has_app, host_label, plan_routes
+from review_apps.model.record import Record
+from review_apps.model.values import Status
+from review_apps.settings import SettingsError, load_settings
+from review_apps.spec import parse_spec
+from review_apps.problems import Problems
+from tests.unit.test_messages_and_models import ENV
+
+ROOT = Path(__file__).resolve().parents[2]
+LISTENER = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/shared/50dc6c495c0c9188/f2f7dc8efc522ab2"
+ADDRESSES = {**ENV, "ALB_LISTENER_ARN": LISTENER, "REVIEW_DOMAIN": "review.example.com", "VPC_ID": "vpc-0a1b2c3d",
+             "MAX_RUNNING_APPS": "20"}
+
+
+# --------------------------------------------------------------------------- the host
+
+
+@pytest.mark.parametrize(("path", "project", "iid", "label"), [
+    ("awesome_space/awesome_project", 14, 42, "awesome-project-mr42-p14"),
+    ("Group/Shop.Web", 7, 1, "shop-web-mr1-p7"),
+    ("a/__x__", 3, 9, "x-mr9-p3"),
+    ("a/___", 3, 9, "mr9-p3"),  # nothing readable left: the ids alone
+    ("g/" + "n" * 80, 123456, 7890, "n" * (63 - len("-mr7890-p123456")) + "-mr7890-p123456"),
+    ("g/" + "ab-" * 30, 1, 2, ("ab-" * 30)[:56].rstrip("-") + "-mr2-p1"),
+])
+def test_the_host_is_one_readable_dns_label(path, project, iid, label):
+    assert host_label(path, project, iid) == label
+    assert len(label) <= 63 and re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?", label)
+
+
+def test_same_name_in_two_projects_and_two_mrs_of_one_project_get_different_hosts():
+    assert host_label("shop/web", 1, 5) != host_label("payments/web", 2, 5)
+    assert host_label("shop/web", 1, 5) != host_label("shop/web", 1, 6)
+    # The ids are read from the end, so a name that looks like ids can't collide.
+    assert host_label("g/x-mr1-p2", 3, 4) != host_label("g/x", 2, 1)
+
+
+def _readme_ci_job() -> list[str]:
+    """The `script:` lines of the README's "View app" job."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("```yaml\nreview-app-url:", 1)[1].split("```", 1)[0]
+    script = block.split("  script:\n", 1)[1].split("  artifacts:", 1)[0]
+    return [line.strip()[2:] for line in script.splitlines() if line.strip().startswith("- ")]
+
+
+SH = shutil.which("sh")
+
+
+def _ci_host(path: str, project: int, iid: int, tmp: Path) -> str:
+    env = {"CI_MERGE_REQUEST_PROJECT_PATH": path, "CI_MERGE_REQUEST_PROJECT_ID": str(project),
+           "CI_MERGE_REQUEST_IID": str(iid), "REVIEW_DOMAIN": "review.example.com", "PATH": "/usr/bin:/bin",
+           "LC_ALL": "C.UTF-8"}
+    subprocess.run([SH, "-ec", "\n".join(_readme_ci_job())], env=env, cwd=tmp, check=True, timeout=10)
+    text = (tmp / "review-app.env").read_text()
+    (tmp / "review-app.env").unlink()
+    assert text.startswith("REVIEW_APP_URL=https://") and text.endswith(".review.example.com\n")
+    return text.removeprefix("REVIEW_APP_URL=https://").removesuffix(".review.example.com\n")
+
+
+@pytest.mark.skipif(SH is None, reason="needs a POSIX sh")
+@pytest.mark.parametrize("path", ["awesome_space/awesome_project", "Group/Shop.Web", "a/___", "g/" + "n" * 80,
+                                  "g/" + "ab-" * 30, "g/Ünïcode_Näme", "g/-lead", "g/trail-"])
+def test_the_readme_ci_job_computes_the_same_host(path, tmp_path):
+    assert _ci_host(path, 123, 45, tmp_path) == host_label(path, 123, 45)
+
+
+@pytest.mark.skipif(SH is None, reason="needs a POSIX sh")
+@settings(max_examples=40, deadline=None)
+@given(name=st.text(st.characters(codec="utf-8", exclude_characters="\x00/"), min_size=0, max_size=90),
+       project=st.integers(1, 10**9), iid=st.integers(1, 10**6))
+def test_the_readme_ci_job_agrees_on_any_project_name(name, project, iid, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ci")
+    assert _ci_host(f"group/{name}", project, iid, tmp) == host_label(f"group/{name}", project, iid)
+
+
+# --------------------------------------------------------------------------- names and priorities
+
+
+def test_target_group_names_are_the_installs_and_parse_back():
+    name = addresses.target_group_name("review-apps-prod", 1234567, 8901)
+    assert len(name) <= 32 and re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?", name)
+    assert addresses.parse_target_group_name(name, "review-apps-prod") == (1234567, 8901)
+    assert addresses.parse_target_group_name(name, "review-apps-staging") is None  # another install's
+    assert addresses.parse_target_group_name("ra-zzzzzz-1-2", "review-apps-prod") is None
+    assert addresses.parse_target_group_name(name + "0x", "review-apps-prod") is None
+    assert addresses.target_group_name("a", 1, 2) != addresses.target_group_name("b", 1, 2)
+    with pytest.raises(ValueError, match="longer than 32"):
+        addresses.target_group_name("a", 10**12, 10**12)
+
+
+def test_priorities_cover_the_band_once_from_a_spread_start():
+    tried = list(addresses.priorities("install", 14, 3))
+    assert len(tried) == len(set(tried)) == addresses.PRIORITY_MAX - addresses.PRIORITY_MIN + 1
+    assert min(tried) == addresses.PRIORITY_MIN and max(tried) == addresses.PRIORITY_MAX
+    assert tried[1] == tried[0] + 1 or tried[1] == addresses.PRIORITY_MIN  # the next one, wrapping
+    starts = {next(addresses.priorities("install", 14, iid)) for iid in range(1, 101)}
+    assert len(starts) >= 95  # spread: concurrent launches seldom want the same one
+
+
+def test_a_full_listener_says_which_quota_and_what_to_do():
+    text = addresses.listener_full_problem("it has 100 target groups, the most an ALB can hold")
+    assert "100 target groups" in text and "was not started" in text and "MAX_RUNNING_APPS" in text
+    other = addresses.listener_full_problem("x", "so the app runs but its address has no route")
+    assert "was not started" not in other and "has no route" in other
+
+
+# --------------------------------------------------------------------------- the sweep
+
+NOW = 1_800_000_000
+
+
+def record(iid: int, status: Status, **fields) -> Record:
+    base = {"project_id": 14, "mr_iid": iid, "status": status, "host": f"h{iid}", "launched_at": NOW - 600}
+    return Record(**{**base, **fields})
+
+
+def route(iid: int, *rules: str) -> Route:
+    return Route(f"tg{iid}", (14, iid), tuple(rules))
+
+
+def test_routes_of_mrs_without_an_app_are_removed_after_the_grace():
+    records = [
+        record(1, Status.LIVE, target_group_arn="tg1", rule_arn="r1"),
+        record(2, Status.STOPPED, stopped_at=NOW - 600),
+        record(3, Status.STOPPED, stopped_at=NOW - 30),  # may be launching again: left for now
+        record(4, Status.FAILED, stopped_at=NOW - addresses.ROUTE_GRACE_SECONDS),
+    ]
+    plan = plan_routes([route(1, "r1"), route(2, "r2"), route(3, "r3"), route(4, "r4"), route(5, "r5")], records, NOW)
+    assert [r.mr for r in plan.remove] == [(14, 2), (14, 4), (14, 5)]  # 5: no record at all
+    assert plan.repair == [] and plan.extra_rules == []
+
+
+def test_a_running_app_whose_route_is_missing_is_repaired_but_not_a_launch_in_flight():
+    records = [
+        record(1, Status.LIVE, target_group_arn="tg1", rule_arn="r1"),  # its rule is gone
+        record(2, Status.DEPLOYING),  # launched long ago, never routed (a full listener at RUNNING)
+        record(3, Status.DEPLOYING, launched_at=NOW - 5),  # its launch is routing it right now
+        record(4, Status.LIVE, host=""),  # IP mode
+        record(5, Status.LIVE, target_group_arn="tg5", rule_arn="r5"),
+    ]
+    plan = plan_routes([route(1), route(5, "r5")], records, NOW)
+    assert [r.mr_iid for r in plan.repair] == [1, 2]
+    assert plan.remove == []
+
+
+def test_a_second_rule_for_one_app_is_deleted_keeping_the_recorded_one():
+    records = [record(1, Status.LIVE, target_group_arn="tg1", rule_arn="r1")]
+    plan = plan_routes([route(1, "r0", "r1", "r2")], records, NOW)
+    assert plan.extra_rules == ["r0", "r2"] and plan.repair == [] and plan.remove == []
+    # If the record names none of them, nothing is guessed: the repair makes its route again.
+    plan = plan_routes([route(1, "r0", "r2")], records, NOW)
+    assert plan.extra_rules == [] and [r.mr_iid for r in plan.repair] == [1]
+
+
+def test_has_app():
+    assert not has_app(None, NOW)
+    assert has_app(record(1, Status.QUEUED), NOW) is False
+    assert has_app(record(1, Status.STOPPING), NOW)
+    assert has_app(record(1, Status.STOPPED, stopped_at=NOW - 1), NOW)
+    assert not has_app(record(1, Status.STOPPED, stopped_at=0), NOW)
+
+
+def test_unrouted_keeps_the_host():
+    done = addresses.unrouted(record(1, Status.STOPPED, target_group_arn="tg", rule_arn="r", routed_target="x:1"))
+    assert (done.host, done.target_group_arn, done.rule_arn, done.routed_target) == ("h1", "", "", "")
+
+
+# --------------------------------------------------------------------------- settings and spec
+
+
+def test_address_settings():
+    settings = load_settings(ADDRESSES)
+    assert settings.address_mode and settings.review_domain == "review.example.com"
+    assert settings.vpc_id == "vpc-0a1b2c3d" and settings.alb_listener_arn == LISTENER
+    assert not load_settings(ENV).address_mode
+    assert load_settings({**ADDRESSES, "REVIEW_DOMAIN": "Review.Example.COM."}).review_domain == "review.example.com"
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"ALB_LISTENER_ARN": LISTENER.replace("listener/app", "listener/net")}, "Application Load Balancer listener"),
+    ({"REVIEW_DOMAIN": ""}, "REVIEW_DOMAIN is not set"),
+    ({"REVIEW_DOMAIN": "*.review.example.com"}, "REVIEW_DOMAIN must be a DNS name"),
+    ({"REVIEW_DOMAIN": "review_apps.example.com"}, "REVIEW_DOMAIN must be a DNS name"),
+    ({"VPC_ID": "my-vpc"}, "VPC_ID must be a VPC id"),
+    ({"VPC_ID": ""}, "VPC_ID is not set"),
+    ({"MAX_RUNNING_APPS": "0"}, "unset \\(no cap\\).*at most 100"),
+    ({"MAX_RUNNING_APPS": "101"}, "MAX_RUNNING_APPS is 101.*between 1 and 100"),
+])
+def test_address_settings_refuse_what_the_alb_cannot_hold(change, message):
+    with pytest.raises(SettingsError, match=message):
+        load_settings({**ADDRESSES, **change})
+
+
+def test_health_check_in_the_spec():
+    def parse(text):
+        return parse_spec("task_definition: shop\n" + text, 1800, 14400)
+
+    assert parse("").health_check == "/"
+    assert parse("health_check: /healthz?full=1\n").__class__ is Problems
+    assert parse("health_check: /api/v1/health-check_2.json\n").health_check == "/api/v1/health-check_2.json"
+    for bad in ("healthz", "/`rm -rf`", "/x\n", "[/a]", "/" + "a" * 300, "/with space"):
+        result = parse(f"health_check: {bad!r}\n" if "\n" in bad else f"health_check: '{bad}'\n")
+        assert isinstance(result, Problems) and "`health_check:`" in result.problems[0], bad
