@@ -12,7 +12,9 @@ import shutil
 import textwrap
 from datetime import datetime, timezone
 
-from local.world import CLUSTER, PROJECT_ID, PROJECT_PATH, SPEC, World, running_world
+import os
+
+from local.world import CLUSTER, PROJECT_ID, PROJECT_PATH, REVIEW_DOMAIN, SPEC, World, running_world
 
 WIDTH = min(shutil.get_terminal_size((100, 20)).columns, 100)
 EMOJI = {
@@ -24,6 +26,10 @@ EMOJI = {
 }
 SHA1 = "3f6c2a9e8d1b4c7a9e0f1d2c3b4a5968778695a4"
 SHA2 = "7b1e4d0c9a8f7e6d5c4b3a2918273645fedcba98"
+SHA3 = "c0ffee0c9a8f7e6d5c4b3a2918273645fedcba98"
+# Address mode (the default): each MR at https://<host> on a shared ALB. DEMO_MODE=ip shows IP mode.
+ADDRESS_MODE = os.environ.get("DEMO_MODE", "address") != "ip"
+HOST = f"awesome-project-mr1-p{PROJECT_ID}.{REVIEW_DOMAIN}"
 
 
 def heading(number: int, text: str) -> None:
@@ -68,6 +74,21 @@ def show_mr(world: World, iid: int, sha: str) -> None:
         print(f"  │ Commit {sha[:8]} status 'review-app': {latest['status']}{target}")
 
 
+def show_route(world: World) -> None:
+    """What the load balancer does with the MR's host: its rule, target group and targets."""
+    if not ADDRESS_MODE:
+        return
+    route = world.route(HOST)
+    print(f"\n  The load balancer's listener, for {HOST}:")
+    if route is None:
+        print("  • no rule: the listener's default answer (404)")
+        return
+    group = route["target_group"].split(":targetgroup/", 1)[1].split("/")[0]
+    targets = ", ".join(route["targets"]) or "none"
+    print(f"  • rule priority {route['priority']}: host-header {HOST} → target group {group}")
+    print(f"  • targets: {targets}")
+
+
 def show_tasks(world: World) -> None:
     tasks = world.tasks("RUNNING") + world.tasks("STOPPED")
     print("\n  Tasks in the (emulated) cluster:")
@@ -79,8 +100,10 @@ def show_tasks(world: World) -> None:
 
 
 def main() -> None:
-    with running_world() as world:
+    with running_world(alb=ADDRESS_MODE) as world:
         print("Review apps, locally: AWS is moto on", world.moto.url, "and GitLab is a stand-in on", world.gitlab.url)
+        if ADDRESS_MODE:
+            print(f"Address mode: a shared ALB's HTTPS listener for *.{REVIEW_DOMAIN} (DEMO_MODE=ip for IP mode).")
         print(f"Project {PROJECT_PATH} commits this .gitlab/review-app.yml:")
         for line in SPEC.splitlines():
             print(f"    {line}")
@@ -98,11 +121,13 @@ def main() -> None:
         print(f"\n  RunTask on FARGATE with {definition['family']}:{definition['revision']}, image {web['image']}")
         print(f"  The app runs as: {' '.join(web.get('entryPoint', []) + web['command'])}")
         show_deadline(world)
+        show_route(world)
         show_mr(world, 1, SHA1)
 
         heading(3, "Fargate starts the task")
         for status in ("PROVISIONING", "PENDING", "RUNNING"):
             task_event(world.task_event(task["taskArn"], status), status)
+        show_route(world)
         show_mr(world, 1, SHA1)
 
         heading(4, "The developer pushes a fix; its pipeline succeeds")
@@ -111,12 +136,14 @@ def main() -> None:
         webhook(world.pipeline(1))
         [new_task] = world.tasks()
         show_tasks(world)
+        show_route(world)
         show_mr(world, 1, SHA2)
 
         heading(5, "The old task's STOPPED event arrives late; the new task starts")
         task_event(world.task_event(task["taskArn"], "STOPPED", exit_codes={"web": 143}, stop_code="UserInitiated",
                                     stopped_reason="Review app replaced by commit 7b1e4d0c"), "old task STOPPED")
         task_event(world.task_event(new_task["taskArn"], "RUNNING"), "RUNNING")
+        show_route(world)
         show_mr(world, 1, SHA2)
 
         heading(6, "A reviewer needs more time and comments `/review-app extend 1h`")
@@ -135,7 +162,22 @@ def main() -> None:
                                     stopped_at=deadline),
                    "STOPPED")
         show_tasks(world)
+        show_route(world)
         show_mr(world, 1, SHA2)
+
+        heading(8, "The developer pushes again, the app comes back, and then the MR is merged")
+        world.commit(SHA3)
+        webhook(world.push(1, SHA3))
+        webhook(world.pipeline(1))
+        [last_task] = world.tasks()
+        task_event(world.task_event(last_task["taskArn"], "RUNNING"), "RUNNING")
+        show_route(world)
+        webhook(world.send_mr(1, "merge"))
+        task_event(world.task_event(last_task["taskArn"], "STOPPED", exit_codes={"web": 143},
+                                    stop_code="UserInitiated", stopped_reason="Review app stopped: merge request merged"),
+                   "STOPPED")
+        show_route(world)
+        show_mr(world, 1, SHA3)
         left = world.ecs.list_tasks(cluster=CLUSTER, desiredStatus="RUNNING")["taskArns"]
         print(f"\nDone: {len(left)} tasks running, one note on the MR, edited {count_edits(world)} times.")
 

@@ -48,6 +48,21 @@ trigger: pipeline
 """
 
 
+def _one_request_at_a_time(handler: Any, why: str) -> None:
+    """Serve one request of `handler`'s service at a time (see the callers for why)."""
+    if handler.__dict__.get("serialized_because"):
+        return
+    lock = threading.Lock()
+    unlocked = handler.call_action
+
+    def call_action(self):  # type: ignore[no-untyped-def]
+        with lock:
+            return unlocked(self)
+
+    handler.call_action = call_action
+    handler.serialized_because = why
+
+
 def _serialize_dynamodb_requests() -> None:
     """DynamoDB applies each write and each transaction atomically. moto checks a condition and
     writes in two steps, and undoes a cancelled transaction by restoring a copy of the whole
@@ -55,17 +70,48 @@ def _serialize_dynamodb_requests() -> None:
     DynamoDB request at a time gives back the guarantee our conditional writes rely on."""
     from moto.dynamodb.responses import DynamoHandler
 
-    if getattr(DynamoHandler.call_action, "serialized", False):
+    _one_request_at_a_time(DynamoHandler, "conditional writes are atomic in DynamoDB")
+
+
+# The load balancer quotas AWS enforces and moto doesn't (per ALB, not counting default rules).
+# Tests lower them to fill a listener quickly.
+ALB_QUOTAS = {"rules": 100, "target_groups": 100}
+
+
+def _behave_like_an_alb() -> None:
+    """Two things real ELB does that moto does not: a listener rule's priority is claimed
+    atomically (moto checks, then inserts, so two concurrent CreateRule calls could both win),
+    and an ALB refuses rules past its quotas (TooManyRules, TooManyTargetGroups)."""
+    from moto.elbv2.exceptions import ELBClientError
+    from moto.elbv2.models import ELBv2Backend
+    from moto.elbv2.responses import ELBV2Response
+
+    _one_request_at_a_time(ELBV2Response, "a rule priority is claimed atomically in ELB")
+    if getattr(ELBv2Backend.create_rule, "with_quotas", False):
         return
-    lock = threading.Lock()
-    unlocked = DynamoHandler.call_action
+    create_rule = ELBv2Backend.create_rule
 
-    def call_action(self):  # type: ignore[no-untyped-def]
-        with lock:
-            return unlocked(self)
+    def with_quotas(self, listener_arn, conditions, priority, actions, tags=None):  # type: ignore[no-untyped-def]
+        listeners = self.describe_listeners(None, [listener_arn])
+        balancer = self.load_balancers[listeners[0].load_balancer_arn]
+        rules = [rule for listener in balancer.listeners.values() for rule in listener._non_default_rules.values()]
+        if len(rules) >= ALB_QUOTAS["rules"]:
+            raise ELBClientError("TooManyRules", "You've reached the limit on the number of rules per load balancer")
+        in_use = {
+            action.data.get("TargetGroupArn")
+            for listener in balancer.listeners.values()
+            for rule in list(listener._non_default_rules.values()) + list(listener._default_rule.values())
+            for action in rule.actions
+        } - {None}
+        wanted = {a.get("TargetGroupArn") for a in actions} - {None}
+        if len(in_use | wanted) > ALB_QUOTAS["target_groups"]:
+            raise ELBClientError(
+                "TooManyTargetGroups", "You've reached the limit on the number of target groups per load balancer"
+            )
+        return create_rule(self, listener_arn, conditions, priority, actions, tags)
 
-    call_action.serialized = True  # type: ignore[attr-defined]
-    DynamoHandler.call_action = call_action  # type: ignore[method-assign]
+    with_quotas.with_quotas = True  # type: ignore[attr-defined]
+    ELBv2Backend.create_rule = with_quotas  # type: ignore[method-assign]
 
 
 class MotoServer:
@@ -74,6 +120,7 @@ class MotoServer:
     def __init__(self) -> None:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
         _serialize_dynamodb_requests()
+        _behave_like_an_alb()
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._server.start()
         host, port = self._server.get_host_and_port()
@@ -92,10 +139,22 @@ class MotoServer:
         self._server.stop()
 
 
+REVIEW_DOMAIN = "review.example.test"
+
+
 class World:
-    def __init__(self, moto: MotoServer, gitlab: GitLabStandIn, aws_endpoint: str | None = None, **settings: str) -> None:
+    def __init__(
+        self,
+        moto: MotoServer,
+        gitlab: GitLabStandIn,
+        aws_endpoint: str | None = None,
+        alb: bool = False,
+        **settings: str,
+    ) -> None:
+        """`alb`: address mode, on an ALB with an HTTPS listener for *.REVIEW_DOMAIN."""
         self.moto = moto
         self.gitlab = gitlab
+        self.alb = alb
         self.aws_endpoint = aws_endpoint or moto.url  # e.g. a FaultProxy in front of moto
         self.settings = settings
         self._versions: dict[str, int] = {}
@@ -138,6 +197,7 @@ class World:
         self.ssm.put_parameter(Name="/review-apps/webhook-secret", Value=WEBHOOK_SECRET, Type="SecureString")
         self.ssm.put_parameter(Name="/review-apps/signing-secret", Value=SIGNING_SECRET, Type="SecureString")
         self.register_base_task_definition()
+        address_mode = self._load_balancer(vpc, subnet) if self.alb else {}
         os.environ.update(
             {
                 "GITLAB_URL": self.gitlab.url,
@@ -156,6 +216,7 @@ class World:
                 "TASK_ROLE_ARNS": TASK_ROLE,
                 "EXECUTION_ROLE_ARNS": EXECUTION_ROLE,
                 "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
+                **address_mode,
                 **self.settings,
             }
         )
@@ -163,6 +224,59 @@ class World:
         self.gitlab.state.add_project(PROJECT_ID, PROJECT_PATH)
         self.cold_start()
         return self
+
+    def _load_balancer(self, vpc: str, subnet: str) -> dict[str, str]:
+        """What a platform team shares: an ALB with an HTTPS listener whose certificate covers
+        *.REVIEW_DOMAIN and whose default answer is 404. Returns the install's address settings."""
+        self.elbv2 = boto3.client("elbv2", region_name=REGION)
+        self.cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+        acm = boto3.client("acm", region_name=REGION)
+        second = self.ec2.create_subnet(VpcId=vpc, CidrBlock="10.20.2.0/24", AvailabilityZone=f"{REGION}b")
+        alb_group = self.ec2.create_security_group(GroupName="review-apps-alb", Description="ALB", VpcId=vpc)
+        balancer = self.elbv2.create_load_balancer(
+            Name="shared-alb", Subnets=[subnet, second["Subnet"]["SubnetId"]], SecurityGroups=[alb_group["GroupId"]],
+            Scheme="internet-facing", Type="application",
+        )["LoadBalancers"][0]
+        certificate = acm.request_certificate(DomainName=f"*.{REVIEW_DOMAIN}")["CertificateArn"]
+        self.listener_arn = self.elbv2.create_listener(
+            LoadBalancerArn=balancer["LoadBalancerArn"], Protocol="HTTPS", Port=443,
+            Certificates=[{"CertificateArn": certificate}],
+            DefaultActions=[{"Type": "fixed-response", "FixedResponseConfig": {
+                "StatusCode": "404", "ContentType": "text/plain", "MessageBody": "No review app here"}}],
+        )["Listeners"][0]["ListenerArn"]
+        self.load_balancer_arn = balancer["LoadBalancerArn"]
+        return {"ALB_LISTENER_ARN": self.listener_arn, "REVIEW_DOMAIN": REVIEW_DOMAIN, "VPC_ID": vpc,
+                "MAX_RUNNING_APPS": "20"}
+
+    def rules(self) -> list[dict]:
+        """The listener's rules besides its default, as ELB describes them."""
+        rules, marker = [], {}
+        while True:
+            page = self.elbv2.describe_rules(ListenerArn=self.listener_arn, **marker)
+            rules += page["Rules"]
+            if not page.get("NextMarker"):
+                return [r for r in rules if not r["IsDefault"]]
+            marker = {"Marker": page["NextMarker"]}
+
+    def target_groups(self) -> list[dict]:
+        pages = self.elbv2.get_paginator("describe_target_groups").paginate()
+        return [group for page in pages for group in page["TargetGroups"]]
+
+    def targets(self, target_group_arn: str) -> list[str]:
+        health = self.elbv2.describe_target_health(TargetGroupArn=target_group_arn)["TargetHealthDescriptions"]
+        return sorted(f"{h['Target']['Id']}:{h['Target']['Port']}" for h in health)
+
+    def route(self, host: str) -> dict | None:
+        """Where the listener sends `host`: its rule, target group and targets; None if nowhere."""
+        for rule in self.rules():
+            hosts = [v for c in rule["Conditions"] if c["Field"] == "host-header"
+                     for v in c.get("HostHeaderConfig", {}).get("Values", c.get("Values", []))]
+            if host in hosts:
+                [action] = rule["Actions"]
+                group = action["TargetGroupArn"]
+                return {"rule": rule, "priority": int(rule["Priority"]), "target_group": group,
+                        "targets": self.targets(group)}
+        return None
 
     def redeploy(self, **settings: str) -> None:
         """`sam deploy` with changed parameters: same AWS and GitLab, fresh functions."""
@@ -386,12 +500,12 @@ class World:
 
 
 @contextmanager
-def running_world(**settings: str) -> Iterator[World]:
+def running_world(alb: bool = False, **settings: str) -> Iterator[World]:
     saved = dict(os.environ)  # the install sets its configuration there; the next one starts clean
     moto = MotoServer()
     gitlab = GitLabStandIn(GITLAB_TOKEN).start()
     try:
-        yield World(moto, gitlab, **settings).install()
+        yield World(moto, gitlab, alb=alb, **settings).install()
     finally:
         gitlab.stop()
         moto.stop()

@@ -9,6 +9,7 @@ from aws_lambda_powertools.utilities import parameters
 
 from review_apps.adapters import aws
 from review_apps.adapters.ecs import Ecs
+from review_apps.adapters.elb import Elb
 from review_apps.adapters.gitlab import GitLab
 from review_apps.adapters.scheduler import Scheduler
 from review_apps.adapters.store import RecordStore
@@ -43,6 +44,10 @@ class Services:
     @cached_property
     def ecs(self) -> Ecs:
         return Ecs(self.settings, self.aws("ecs"), lambda: self.aws("ec2"))
+
+    @cached_property
+    def elb(self) -> Elb:
+        return Elb(self.settings, self.aws("elbv2"))
 
     @cached_property
     def scheduler(self) -> Scheduler:

@@ -32,8 +32,8 @@ def make_world(moto_server, gitlab_server):
     """`make_world(ASSIGN_PUBLIC_IP="ENABLED")` installs with other settings."""
     saved = dict(os.environ)
 
-    def make(**settings: str) -> World:
-        return World(moto_server, gitlab_server, **settings).install()
+    def make(alb: bool = False, **settings: str) -> World:
+        return World(moto_server, gitlab_server, alb=alb, **settings).install()
 
     yield make
     os.environ.clear()
@@ -43,6 +43,12 @@ def make_world(moto_server, gitlab_server):
 @pytest.fixture
 def world(make_world) -> World:
     return make_world()
+
+
+@pytest.fixture
+def alb_world(make_world) -> World:
+    """Address mode: each MR's app behind https://<host>.review.example.test on a shared ALB."""
+    return make_world(alb=True)
 
 
 @pytest.fixture

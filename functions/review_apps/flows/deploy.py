@@ -13,12 +13,14 @@ from typing import Any
 
 from review_apps import compose, cost, lifecycle, taskdef
 from review_apps.adapters.ecs import TaskDefinitionNotFound
+from review_apps.adapters.elb import ListenerFull, RouteArns
 from review_apps.adapters.gitlab import NoAccess
 from review_apps.adapters.store import Conflict, SlotsTaken
 from review_apps.flows.outcome import Outcome, Result
 from review_apps.flows.retry import until_written
+from review_apps.lifecycle import addresses
 from review_apps.model.record import MergeRequestRef, Record
-from review_apps.model.values import Cause
+from review_apps.model.values import Cause, StopReason
 from review_apps.problems import Problems
 from review_apps.services import Services
 from review_apps.spec import SPEC_PATH, Spec, parse_spec, placeholder_values
@@ -104,7 +106,10 @@ class Deployer:
                 settings.prices,
             ),
         )
-        claim = lifecycle.claim_launch(record, mr, plan, int(time.time()), notices, compute)
+        host = ""
+        if settings.address_mode:
+            host = addresses.hostname(mr.project_path, mr.project_id, mr.iid, settings.review_domain)
+        claim = lifecycle.claim_launch(record, mr, plan, int(time.time()), notices, compute, host=host)
         try:
             claimed = store.save(claim, lifecycle.slot_change(record, claim))
         except SlotsTaken as full:
@@ -177,21 +182,24 @@ class Deployer:
 
     def _launch(self, record: Record, derived: taskdef.DerivedTaskDefinition, fresh: bool) -> Outcome:
         ecs, store = self.services.ecs, self.services.store
+        route = RouteArns("", "")
+        if record.host:
+            try:
+                route = self.services.elb.ensure_route(
+                    record.project_id,
+                    record.mr_iid,
+                    record.host,
+                    derived.port,
+                    record.health_check_path or "/",
+                    RouteArns(record.target_group_arn, record.rule_arn),
+                )
+            except ListenerFull as full:
+                return self._launch_failed(record, (addresses.listener_full_problem(str(full)),), fresh)
         td_arn = ecs.register(derived.register_kwargs)
         run = ecs.run(record, td_arn)
         if run.task_arn is None:
             ecs.retire(td_arn)
-            # The old app is stopped too: the MR has moved on, and a task no record tracks would leak.
-            self._stop_replaced(record)
-            problems = run.failures or ("RunTask started no task and gave no reason",)
-            failed = lifecycle.launch_failed(record, problems, int(time.time()))
-            try:
-                record = store.save(failed, lifecycle.slot_change(record, failed))
-            except Conflict:
-                return Outcome(Result.SUPERSEDED, "could not start the task; the merge request changed meanwhile")
-            self.publish(record, fresh=fresh)
-            self.logger.warning("run_task failed", extra={"failures": list(problems)})
-            return Outcome(Result.FAILED, "could not start the review app; the reason is on the merge request")
+            return self._launch_failed(record, run.failures or ("RunTask started no task and gave no reason",), fresh)
 
         launched = lifecycle.launched(
             record,
@@ -201,6 +209,8 @@ class Deployer:
             port=derived.port,
             wrapped=derived.wrapped,
             unwrapped_because=derived.unwrapped_because,
+            target_group_arn=route.target_group_arn,
+            rule_arn=route.rule_arn,
         )
         try:
             launched = store.save(launched)
@@ -215,12 +225,39 @@ class Deployer:
         self.logger.info("launched", extra={"task_arn": run.task_arn, "commit": launched.commit_sha})
         return Outcome(Result.DEPLOYING, "deploying", {"task": run.task_arn})
 
+    def _launch_failed(self, record: Record, problems: tuple[str, ...], fresh: bool) -> Outcome:
+        # The old app is stopped too: the MR has moved on, and a task no record tracks would leak.
+        self._stop_replaced(record)
+        failed = lifecycle.launch_failed(record, problems, int(time.time()))
+        try:
+            record = self.services.store.save(failed, lifecycle.slot_change(record, failed))
+        except Conflict:
+            return Outcome(Result.SUPERSEDED, "could not start the task; the merge request changed meanwhile")
+        self.publish(record, fresh=fresh)
+        self.logger.warning("launch failed", extra={"failures": list(problems)})
+        return Outcome(Result.FAILED, "could not start the review app; the reason is on the merge request")
+
     def _stop_replaced(self, record: Record) -> None:
         if not record.replaced_task_arn:
             return
+        if record.target_group_arn and record.routed_target:
+            # Its address leaves now rather than sending visitors to a task that is stopping.
+            self._quietly(
+                "take the replaced app out of its target group",
+                self.services.elb.deregister,
+                record.target_group_arn,
+                record.routed_target,
+            )
         self.services.ecs.stop(record.replaced_task_arn, f"Review app replaced by commit {record.commit_sha[:8]}")
         if record.replaced_task_definition_arn:
             self.services.ecs.retire(record.replaced_task_definition_arn)
+
+    def _quietly(self, what: str, call: Any, *args: Any) -> None:
+        """A load balancer call whose failure the reconciler's sweep or the next event repairs."""
+        try:
+            call(*args)
+        except Exception:
+            self.logger.exception(f"could not {what}; the reconciler repairs it")
 
     # ------------------------------------------------------------------ stopping
 
@@ -245,6 +282,14 @@ class Deployer:
         for task in filter(None, (stopping.task_arn, stopping.replaced_task_arn)):
             self.services.ecs.stop(task, f"Review app stopped: merge request {ask.reason}")
         self.clear_deadline(stopping)
+        if stopping.target_group_arn and ask.reason in (StopReason.MERGED, StopReason.CLOSED):
+            # The MR is over, so is its address. STOPPED (or the sweep) finishes what fails here.
+            self._quietly(
+                "delete the merge request's route",
+                self.services.elb.remove_route,
+                stopping.target_group_arn,
+                [stopping.rule_arn],
+            )
         self.publish(stopping)
         return Outcome(Result.STOPPING, "stopping", {"task": stopping.task_arn})
 

@@ -5,16 +5,19 @@ once are harmless: the loser of a race skips that record until the next run."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
 from review_apps import lifecycle
+from review_apps.adapters.elb import ListenerFull
 from review_apps.adapters.store import Conflict
 from review_apps.events import task_from_description
 from review_apps.flows.deploy import Deployer
+from review_apps.lifecycle import addresses
 from review_apps.lifecycle import reconcile as plans
 from review_apps.model.record import Record
-from review_apps.model.values import Slot, StopReason
+from review_apps.model.values import Slot, Status, StopReason
 
 
 def reconcile(deployer: Deployer) -> dict[str, Any]:
@@ -66,6 +69,9 @@ def reconcile(deployer: Deployer) -> dict[str, Any]:
 
     if plan.check or plan.stop or plan.republish:  # this run moved records on: look again
         records = services.store.all()
+    if services.settings.address_mode:
+        # Before the queue: a route swept here is room on the load balancer for a queued app.
+        summary.update(_sweep_routes(deployer, records, now))
     summary["slots_corrected"] = _correct_slots(deployer, records)
     summary["started_from_queue"] = deployer.start_queued(records)
     return summary
@@ -120,3 +126,49 @@ def _republish(deployer: Deployer, record: Record, summary: dict[str, Any]) -> b
         deployer.logger.exception("could not update the merge request; the next run retries", extra={"mr": record.key})
         return False
     return True
+
+
+def _sweep_routes(deployer: Deployer, records: list[Record], now: int) -> dict[str, int]:
+    """Delete routes whose MR has no app, and make missing routes of running apps again."""
+    services, logger = deployer.services, deployer.logger
+    elb, store = services.elb, services.store
+    plan = addresses.plan_routes(elb.routes(), records, now)
+    counts = {"routes_removed": 0, "routes_repaired": 0}
+    for route in plan.remove:
+        if addresses.has_app(store.get(*route.mr), int(time.time())):
+            continue  # launched again since the records were read: the route is in use
+        elb.remove_route(route.target_group_arn, route.rule_arns)
+        counts["routes_removed"] += 1
+        logger.info("removed a route whose merge request has no app", extra={"mr": route.mr})
+    for rule in plan.extra_rules:
+        elb.delete_rule(rule)
+    for record in plan.repair:
+        try:
+            made = elb.ensure_route(
+                record.project_id, record.mr_iid, record.host, record.port, record.health_check_path or "/", None
+            )
+        except ListenerFull:
+            logger.warning("a running app's route is missing and the load balancer is full", extra={"mr": record.key})
+            continue
+        target = record.routed_target or _live_target(deployer, record)
+        if target:
+            ip, _, port = target.rpartition(":")
+            elb.route_to(made.target_group_arn, ip, int(port))
+        repaired = dataclasses.replace(
+            record, target_group_arn=made.target_group_arn, rule_arn=made.rule_arn, routed_target=target, url_note=""
+        )
+        try:
+            store.save(repaired)
+        except Conflict:
+            continue  # moved on meanwhile; its own flow or the next run routes it
+        counts["routes_repaired"] += 1
+        logger.warning("made a running app's missing route again", extra={"mr": record.key})
+    return counts
+
+
+def _live_target(deployer: Deployer, record: Record) -> str:
+    if record.status != Status.LIVE or not record.task_arn:
+        return ""
+    described = deployer.services.ecs.describe(record.task_arn)
+    event = task_from_description(described, record.event_version) if described else None
+    return f"{event.private_ip}:{record.port}" if event and event.private_ip else ""

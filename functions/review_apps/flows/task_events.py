@@ -4,15 +4,19 @@ EventBridge's retries and the dead-letter queue keep the event."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 from review_apps import lifecycle
+from review_apps.adapters.elb import ListenerFull, TargetGroupGone
 from review_apps.events import TaskEvent
 from review_apps.flows.deploy import Deployer
 from review_apps.flows.outcome import Outcome, Result
 from review_apps.flows.retry import until_written
+from review_apps.lifecycle import addresses
 from review_apps.messages import needs_publish
 from review_apps.model.record import Record
+from review_apps.model.values import StopReason
 
 
 def on_task_event(deployer: Deployer, task: TaskEvent, mr: tuple[int, int]) -> Outcome:
@@ -29,7 +33,11 @@ def _once(deployer: Deployer, task: TaskEvent, mr: tuple[int, int]) -> Outcome:
         return Outcome.ignored(decision.reason)
     assert record is not None  # on_task_event ignores events for MRs without a record
     now = int(time.time())
-    if isinstance(decision, lifecycle.WentLive):
+    # The load balancer is changed before the record is saved: if that fails, the event is
+    # retried and finds the record as it was, so nothing is skipped.
+    if isinstance(decision, lifecycle.WentLive) and record.host:
+        updated = _route_live_app(deployer, record, task, now)
+    elif isinstance(decision, lifecycle.WentLive):
         public_ip = None
         if services.settings.assign_public_ip and task.eni_id:
             public_ip = services.ecs.public_ip(task.eni_id)
@@ -37,6 +45,12 @@ def _once(deployer: Deployer, task: TaskEvent, mr: tuple[int, int]) -> Outcome:
         updated = lifecycle.went_live(record, task, url=url, url_note=caveat, now=now)
     else:
         updated = lifecycle.stopped(record, task, now)
+        if record.target_group_arn and updated.stop_reason in (StopReason.MERGED, StopReason.CLOSED):
+            services.elb.remove_route(record.target_group_arn, [record.rule_arn])
+            updated = addresses.unrouted(updated)
+        elif record.target_group_arn:
+            services.elb.unroute(record.target_group_arn)
+            updated = dataclasses.replace(updated, routed_target="")
     saved = services.store.save(updated, lifecycle.slot_change(record, updated))
     if isinstance(decision, lifecycle.Stopped):
         deployer.clear_deadline(saved)
@@ -52,3 +66,30 @@ def _once(deployer: Deployer, task: TaskEvent, mr: tuple[int, int]) -> Outcome:
 def _publish(deployer: Deployer, record: Record) -> None:
     if needs_publish(record):  # else the MR shows it already: no token read, no GitLab client, no call
         deployer.publish(record, strict=True)
+
+
+def _route_live_app(deployer: Deployer, record: Record, task: TaskEvent, now: int) -> Record:
+    """Address mode: the app's IP behind its host; the address on the MR stays the same."""
+    elb = deployer.services.elb
+    if not task.private_ip:
+        caveat = "ECS reported no IP address for the task, so its address has nothing to route to."
+        return lifecycle.went_live(record, task, url=record.url, url_note=caveat, now=now)
+    target = f"{task.private_ip}:{record.port}"
+    try:
+        if not record.target_group_arn:
+            raise TargetGroupGone("no route recorded")
+        elb.route_to(record.target_group_arn, task.private_ip, record.port)
+    except TargetGroupGone:
+        # The sweep removed the route while this app launched: make it again.
+        try:
+            route = elb.ensure_route(
+                record.project_id, record.mr_iid, record.host, record.port, record.health_check_path or "/", None
+            )
+        except ListenerFull as full:
+            caveat = addresses.listener_full_problem(
+                str(full), "so the app runs but its address has no route; the reconciler tries again every minute"
+            )
+            return lifecycle.went_live(record, task, url=record.url, url_note=caveat, now=now)
+        record = dataclasses.replace(record, target_group_arn=route.target_group_arn, rule_arn=route.rule_arn)
+        elb.route_to(route.target_group_arn, task.private_ip, record.port)
+    return lifecycle.went_live(record, task, url=record.url, url_note="", now=now, routed_target=target)

@@ -1,0 +1,280 @@
+"""Elastic Load Balancing v2 calls: each MR's target group and host-header rule on the install's
+HTTPS listener, its app's IP in and out, and finding this install's routes for the sweep.
+
+Everything created carries the install's tag (the IAM policy lets these calls touch nothing
+without it) and the MR's. Every call here is idempotent, so a retried event or a second
+function doing the same thing at the same moment converges on one route per MR.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from review_apps.lifecycle import addresses
+from review_apps.settings import Settings
+from review_apps.taskdef import INSTALL_TAG
+
+MR_TAG = "review-apps:mr"
+HEALTHY_CODES = "200-399"
+# A replaced app's old address should leave at once, not after the default 300 s.
+DEREGISTRATION_DELAY_SECONDS = 5
+# Quick first health check: a new target is routed after one passing check.
+HEALTH_CHECK_INTERVAL_SECONDS = 10
+# A listener rule that a full listener refuses, by error code, and what it means for the MR.
+_FULL = {
+    "TooManyRules": "it has as many listener rules as its quota allows",
+    "TooManyTargetGroups": "it has 100 target groups, the most an ALB can hold",
+    "TooManyTargets": "it has as many targets as its quota allows",
+}
+_TAG_BATCH = 20  # DescribeTags takes at most 20 ARNs
+
+
+class ListenerFull(Exception):
+    """The load balancer has no room for another MR's route; str() says which quota."""
+
+
+class TargetGroupGone(Exception):
+    """The MR's target group no longer exists (the sweep removed it while the app launched)."""
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+@dataclass(frozen=True)
+class RouteArns:
+    target_group_arn: str
+    rule_arn: str
+
+
+class Elb:
+    def __init__(self, settings: Settings, client: Any) -> None:
+        self._settings = settings
+        self._client = client
+
+    def _tags(self, project_id: int, mr_iid: int) -> list[dict[str, str]]:
+        return [
+            {"Key": INSTALL_TAG, "Value": self._settings.install_id},
+            {"Key": MR_TAG, "Value": f"{project_id}/{mr_iid}"},
+        ]
+
+    # ------------------------------------------------------------------ one MR's route
+
+    def ensure_route(
+        self, project_id: int, mr_iid: int, host: str, port: int, health_check: str, known: RouteArns | None
+    ) -> RouteArns:
+        """The MR's target group and rule, made if missing. `known`: what the record says exists
+        (a replacement's route), trusted except for its health check, which may have changed."""
+        if known and known.target_group_arn and known.rule_arn:
+            self._client.modify_target_group(TargetGroupArn=known.target_group_arn, HealthCheckPath=health_check)
+            return known
+        target_group = self._target_group(project_id, mr_iid, port, health_check)
+        return RouteArns(target_group, self._rule(project_id, mr_iid, host, target_group))
+
+    def _target_group(self, project_id: int, mr_iid: int, port: int, health_check: str) -> str:
+        name = addresses.target_group_name(self._settings.install_id, project_id, mr_iid)
+        existing = self._find_target_group(name)
+        if existing:
+            if existing.get("HealthCheckPath") != health_check:
+                self._client.modify_target_group(
+                    TargetGroupArn=existing["TargetGroupArn"], HealthCheckPath=health_check
+                )
+            return str(existing["TargetGroupArn"])
+        try:
+            created = self._client.create_target_group(
+                Name=name,
+                Protocol="HTTP",
+                Port=port,
+                VpcId=self._settings.vpc_id,
+                TargetType="ip",
+                HealthCheckProtocol="HTTP",
+                HealthCheckPath=health_check,
+                HealthCheckIntervalSeconds=HEALTH_CHECK_INTERVAL_SECONDS,
+                HealthCheckTimeoutSeconds=5,
+                HealthyThresholdCount=2,
+                UnhealthyThresholdCount=2,
+                Matcher={"HttpCode": HEALTHY_CODES},
+                Tags=self._tags(project_id, mr_iid),
+            )
+        except ClientError as exc:
+            if _code(exc) == "DuplicateTargetGroupName":  # another function made it a moment ago
+                found = self._find_target_group(name)
+                if found:
+                    return str(found["TargetGroupArn"])
+            if _code(exc) in _FULL:
+                raise ListenerFull(_FULL[_code(exc)]) from None
+            raise
+        arn = str(created["TargetGroups"][0]["TargetGroupArn"])
+        self._client.modify_target_group_attributes(
+            TargetGroupArn=arn,
+            Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": str(DEREGISTRATION_DELAY_SECONDS)}],
+        )
+        return arn
+
+    def _find_target_group(self, name: str) -> dict[str, Any]:
+        try:
+            found = self._client.describe_target_groups(Names=[name])["TargetGroups"]
+        except ClientError as exc:
+            if _code(exc) == "TargetGroupNotFound":
+                return {}
+            raise
+        return dict(found[0]) if found else {}
+
+    def _rules(self) -> Iterator[dict[str, Any]]:
+        marker: str | None = None
+        while True:
+            page = self._client.describe_rules(
+                ListenerArn=self._settings.alb_listener_arn, **({"Marker": marker} if marker else {})
+            )
+            yield from page.get("Rules", [])
+            marker = page.get("NextMarker")
+            if not marker:
+                return
+
+    def _rule(self, project_id: int, mr_iid: int, host: str, target_group: str) -> str:
+        for rule in self._rules():
+            if host in _hosts(rule):
+                if target_group not in _forwards_to(rule):
+                    self._client.modify_rule(RuleArn=rule["RuleArn"], Actions=_forward(target_group))
+                return str(rule["RuleArn"])
+        for priority in addresses.priorities(self._settings.install_id, project_id, mr_iid):
+            try:
+                created = self._client.create_rule(
+                    ListenerArn=self._settings.alb_listener_arn,
+                    Priority=priority,
+                    Conditions=[{"Field": "host-header", "HostHeaderConfig": {"Values": [host]}}],
+                    Actions=_forward(target_group),
+                    Tags=self._tags(project_id, mr_iid),
+                )
+            except ClientError as exc:
+                if _code(exc) == "PriorityInUse":
+                    continue
+                if _code(exc) in _FULL:
+                    self._delete_target_group(target_group)  # nothing routes to it: don't hold a slot
+                    raise ListenerFull(_FULL[_code(exc)]) from None
+                raise
+            return str(created["Rules"][0]["RuleArn"])
+        raise ListenerFull("every rule priority review apps may use is taken")
+
+    # ------------------------------------------------------------------ the app's address in and out
+
+    def route_to(self, target_group_arn: str, ip: str, port: int) -> None:
+        """Make `ip:port` the target group's only target: the new app in, a replaced one out."""
+        try:
+            self._client.register_targets(TargetGroupArn=target_group_arn, Targets=[{"Id": ip, "Port": port}])
+            stale = [t for t in self._targets(target_group_arn) if (t["Id"], t.get("Port")) != (ip, port)]
+        except ClientError as exc:
+            if _code(exc) == "TargetGroupNotFound":
+                raise TargetGroupGone(target_group_arn) from None
+            raise
+        if stale:
+            self._client.deregister_targets(TargetGroupArn=target_group_arn, Targets=stale)
+
+    def deregister(self, target_group_arn: str, target: str) -> None:
+        """Take one `ip:port` out (a replaced app, while its successor starts)."""
+        ip, _, port = target.rpartition(":")
+        try:
+            self._client.deregister_targets(TargetGroupArn=target_group_arn, Targets=[{"Id": ip, "Port": int(port)}])
+        except ClientError as exc:
+            if _code(exc) not in ("TargetGroupNotFound", "InvalidTarget"):
+                raise
+
+    def unroute(self, target_group_arn: str) -> None:
+        """Take every target out: the app has stopped, or is being replaced."""
+        try:
+            targets = self._targets(target_group_arn)
+            if targets:
+                self._client.deregister_targets(TargetGroupArn=target_group_arn, Targets=targets)
+        except ClientError as exc:
+            if _code(exc) != "TargetGroupNotFound":
+                raise
+
+    def _targets(self, target_group_arn: str) -> list[dict[str, Any]]:
+        health = self._client.describe_target_health(TargetGroupArn=target_group_arn)["TargetHealthDescriptions"]
+        return [
+            {"Id": h["Target"]["Id"], "Port": h["Target"]["Port"]}
+            for h in health
+            if h.get("TargetHealth", {}).get("State") != "draining"
+        ]
+
+    def targets(self, target_group_arn: str) -> list[str]:
+        """`ip:port` of each registered target (for the demo and tests)."""
+        return sorted(f"{t['Id']}:{t['Port']}" for t in self._targets(target_group_arn))
+
+    # ------------------------------------------------------------------ removing routes
+
+    def remove_route(self, target_group_arn: str, rule_arns: Iterable[str] = ()) -> None:
+        """Delete the rules forwarding to the target group, then the group. Gone already is fine."""
+        rules = {arn for arn in rule_arns if arn}
+        if not rules:
+            rules = {r["RuleArn"] for r in self._rules() if target_group_arn in _forwards_to(r)}
+        for arn in sorted(rules):
+            self.delete_rule(arn)
+        self._delete_target_group(target_group_arn)
+
+    def delete_rule(self, rule_arn: str) -> None:
+        try:
+            self._client.delete_rule(RuleArn=rule_arn)
+        except ClientError as exc:
+            if _code(exc) != "RuleNotFound":
+                raise
+
+    def _delete_target_group(self, arn: str) -> None:
+        try:
+            self._client.delete_target_group(TargetGroupArn=arn)
+        except ClientError as exc:
+            if _code(exc) != "TargetGroupNotFound":
+                raise
+
+    def routes(self) -> list[addresses.Route]:
+        """This install's target groups (name prefix, then its tag as proof) and their rules."""
+        install = self._settings.install_id
+        named: dict[str, tuple[int, int]] = {}
+        for page in self._client.get_paginator("describe_target_groups").paginate():
+            for group in page["TargetGroups"]:
+                mr = addresses.parse_target_group_name(group["TargetGroupName"], install)
+                if mr is not None:
+                    named[group["TargetGroupArn"]] = mr
+        ours = set()
+        arns = sorted(named)
+        for start in range(0, len(arns), _TAG_BATCH):
+            described = self._client.describe_tags(ResourceArns=arns[start : start + _TAG_BATCH])
+            for item in described["TagDescriptions"]:
+                tags = {t["Key"]: t["Value"] for t in item.get("Tags", [])}
+                if tags.get(INSTALL_TAG) == install:
+                    ours.add(item["ResourceArn"])
+        rules: dict[str, list[str]] = {arn: [] for arn in ours}
+        if ours:
+            for rule in self._rules():
+                for target in _forwards_to(rule):
+                    if target in rules:
+                        rules[target].append(rule["RuleArn"])
+        return [addresses.Route(arn, named[arn], tuple(sorted(rules[arn]))) for arn in sorted(ours)]
+
+
+def _forward(target_group_arn: str) -> list[dict[str, Any]]:
+    return [{"Type": "forward", "TargetGroupArn": target_group_arn}]
+
+
+def _hosts(rule: dict[str, Any]) -> list[str]:
+    hosts: list[str] = []
+    for condition in rule.get("Conditions", []):
+        if condition.get("Field") == "host-header":
+            hosts += condition.get("HostHeaderConfig", {}).get("Values", []) or condition.get("Values", [])
+    return hosts
+
+
+def _forwards_to(rule: dict[str, Any]) -> list[str]:
+    arns = []
+    for action in rule.get("Actions", []):
+        if action.get("Type") != "forward":
+            continue
+        if action.get("TargetGroupArn"):
+            arns.append(action["TargetGroupArn"])
+        for group in action.get("ForwardConfig", {}).get("TargetGroups", []):
+            arns.append(group["TargetGroupArn"])
+    return sorted(set(arns))
