@@ -195,3 +195,75 @@ def test_ip_mode_is_unchanged_without_a_listener(world: World):
     task = world.record(1)["task_arn"]
     world.task_event(task, "RUNNING")
     assert world.record(1)["url"] == f"http://{ip(world, task)}:8000" and world.record(1)["host"] == ""
+
+
+def test_a_priority_another_team_holds_is_skipped(alb_world: World):
+    from review_apps.lifecycle import addresses
+
+    world = alb_world
+    wanted = list(addresses.priorities("review-apps-local", PROJECT_ID, 1))[:3]
+    vpc = world.settings.get("VPC_ID") or world.elbv2.describe_load_balancers()["LoadBalancers"][0]["VpcId"]
+    group = world.elbv2.create_target_group(Name="other-team", Protocol="HTTP", Port=80, VpcId=vpc, TargetType="ip")
+    for n, priority in enumerate(wanted[:2]):  # the first two priorities our MR would try are taken
+        world.elbv2.create_rule(
+            ListenerArn=world.listener_arn, Priority=priority,
+            Conditions=[{"Field": "host-header", "HostHeaderConfig": {"Values": [f"team-{n}.example.test"]}}],
+            Actions=[{"Type": "forward", "TargetGroupArn": group["TargetGroups"][0]["TargetGroupArn"]}],
+        )
+    open_and_run(world)
+    assert world.route(HOST)["priority"] == wanted[2]
+
+
+def test_the_reconciler_makes_a_running_apps_missing_route_again(alb_world: World):
+    world = alb_world
+    task = open_and_run(world)
+    route = world.route(HOST)
+    world.elbv2.delete_rule(RuleArn=route["rule"]["RuleArn"])  # someone cleaned the listener by hand
+    world.elbv2.delete_target_group(TargetGroupArn=route["target_group"])
+    assert world.route(HOST) is None
+    record = world.record(1)
+    world.dynamodb.update_item(  # launched long enough ago that no launch is routing it right now
+        TableName=world_module.TABLE, Key={"pk": {"S": f"mr#{PROJECT_ID}/1"}},
+        UpdateExpression="SET launched_at = :t", ExpressionAttributeValues={":t": {"N": str(record["launched_at"] - 600)}},
+    )
+    summary = world.reconcile()
+    assert summary["routes_repaired"] == 1
+    assert world.route(HOST)["targets"] == [f"{ip(world, task)}:8000"]
+    assert world.record(1)["rule_arn"] == world.route(HOST)["rule"]["RuleArn"]
+    assert world.reconcile()["routes_repaired"] == 0  # and once is enough
+
+
+def test_the_sweep_touches_only_this_installs_routes(alb_world: World):
+    from review_apps.lifecycle import addresses
+
+    world = alb_world
+    vpc = world.elbv2.describe_load_balancers()["LoadBalancers"][0]["VpcId"]
+    ours = addresses.target_group_name("review-apps-local", PROJECT_ID, 9)  # our name, but made by someone else
+    theirs = addresses.target_group_name("review-apps-staging", PROJECT_ID, 9)
+    for name, tags in ((ours, []), (theirs, [{"Key": "review-apps:install", "Value": "review-apps-staging"}]),
+                       ("shop-prod", [])):
+        world.elbv2.create_target_group(Name=name, Protocol="HTTP", Port=80, VpcId=vpc, TargetType="ip",
+                                        **({"Tags": tags} if tags else {}))
+    task = open_and_run(world)
+    world.send_mr(1, "close")
+    world.task_event(task, "STOPPED", stop_code="UserInitiated", stopped_reason="Review app stopped")
+    summary = world.reconcile()
+    assert summary["routes_removed"] == 0
+    assert sorted(g["TargetGroupName"] for g in world.target_groups()) == sorted([ours, theirs, "shop-prod"])
+
+
+def test_a_new_commit_with_a_new_health_check_moves_the_check(alb_world: World):
+    world = alb_world
+    open_and_run(world)
+    world.commit(SHA2, spec=ON_OPEN.replace("/healthz", "/ready"))
+    world.push(1, SHA2)
+    [group] = world.elbv2.describe_target_groups(TargetGroupArns=[world.route(HOST)["target_group"]])["TargetGroups"]
+    assert group["HealthCheckPath"] == "/ready" and len(world.target_groups()) == 1
+
+
+def test_a_bad_health_check_is_a_problem_on_the_mr_and_routes_nothing(alb_world: World):
+    world = alb_world
+    world.commit(SHA1, spec=ON_OPEN.replace("/healthz", "healthz; rm -rf /"))
+    world.open_mr(1, SHA1)
+    assert "`health_check:`" in world.note(1) and "not deployed" in world.note(1)
+    assert world.rules() == [] and world.target_groups() == [] and world.tasks() == []

@@ -107,6 +107,17 @@ RECORDS["stopped by ttl, no detail"] = record(**{**LIVE, "status": Status.STOPPE
                                                  "stopped_at": NOW + 1840})
 RECORDS["stopped before going live, requested"] = record(status=Status.STOPPED, stop_reason=StopReason.MERGED,
                                                          stopped_at=NOW + 9)
+# Address mode: the host is the address from the launch on.
+ADDRESS = dict(host="shop-mr3-p14.review.example.com", url="https://shop-mr3-p14.review.example.com",
+               health_check_path="/healthz", target_group_arn="tg", rule_arn="rule")
+RECORDS["address mode, deploying"] = record(**ADDRESS)
+RECORDS["address mode, deploying, replacing"] = record(**ADDRESS, replaced_commit=SHA2)
+RECORDS["address mode, live"] = record(**{**LIVE, **ADDRESS, "routed_target": "10.0.0.7:8000"})
+RECORDS["address mode, live, no route"] = record(**{**LIVE, **ADDRESS, "url_note": "The load balancer is full."})
+RECORDS["address mode, stopped by ttl"] = record(**{**LIVE, **ADDRESS, "status": Status.STOPPED,
+                                                   "stop_reason": StopReason.TTL, "stopped_at": NOW + 1840})
+RECORDS["address mode, failed, listener full"] = record(**ADDRESS, status=Status.FAILED, stopped_at=NOW,
+                                                        problems=["The load balancer … is full"])
 
 
 def test_what_the_mr_shows_for_every_kind_of_record():
@@ -379,6 +390,22 @@ def test_every_record_transition():
         "vanished, never ran": lifecycle.vanished(running, NOW + 9000),
         "launch ids": [lifecycle.launch_id(14, 3, SHA, rev) for rev in (0, 1, 2)],
     }
+    # Address mode: the host from the claim on, the route kept by a replacement and not by a relaunch.
+    host = "shop-mr3-p14.review.example.com"
+    routed_claim = lifecycle.claim_launch(None, MR, launch, NOW, (), compute, host=host)
+    routed = lifecycle.launched(routed_claim, task_arn=TASK, task_definition_arn="td:1", container="web", port=8000,
+                                target_group_arn="tg", rule_arn="rule")
+    routed_live = lifecycle.went_live(routed, task_event("RUNNING"), url=routed.url, url_note="", now=NOW + 45,
+                                      routed_target="10.0.0.7:8000")
+    routed_stopped = lifecycle.stopped(routed_live, task_event("STOPPED", exit_code=124), NOW + 3000)
+    cases.update({
+        "address mode: claim": routed_claim,
+        "address mode: went live": routed_live,
+        "address mode: replacing keeps the route": lifecycle.claim_launch(
+            routed_live, MR, lifecycle.Launch(spec(), SHA2), NOW + 60, host=host),
+        "address mode: relaunch after a stop looks again": lifecycle.claim_launch(
+            routed_stopped, MR, lifecycle.Launch(spec(), SHA2), NOW + 4000, host=host),
+    })
     check("transitions", cases)
 
 
