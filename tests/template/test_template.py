@@ -269,3 +269,12 @@ def test_address_mode_is_optional_and_its_policy_touches_only_what_the_install_m
     https = RESOURCES["AlbHttpsListener"]["Properties"]
     assert https["Protocol"] == "HTTPS" and https["SslPolicy"].startswith("ELBSecurityPolicy-TLS13")
     assert RESOURCES["ReviewWildcardRecord"]["Properties"]["Name"] == {"Sub": "*.${ReviewDomain}."}
+
+
+def test_address_mode_refuses_at_deploy_time_what_it_cannot_hold():
+    rules = TEMPLATE["Rules"]
+    [cap] = rules["AddressModeNeedsACapTheAlbCanHold"]["Assertions"]
+    allowed, ref = cap["Assert"]["Contains"]
+    assert allowed == [str(n) for n in range(1, 101)] and ref == {"Ref": "MaxRunningApps"}
+    needs = rules["AddressModeNeedsDomainAndVpc"]["Assertions"]
+    assert [a["Assert"]["Not"][0]["Equals"][0] for a in needs] == [{"Ref": "ReviewDomain"}, {"Ref": "VpcId"}]
