@@ -43,6 +43,14 @@ def api_event(body: Any, gitlab_event: str, token: str, headers: dict[str, str] 
     return event
 
 
+def alb_request(host: str, path: str = "/", method: str = "GET") -> dict[str, Any]:
+    """What the load balancer sends its Lambda target for a visit to `host`."""
+    event = load_sample("wake_sleeping_host.json")
+    event["headers"] = {**event["headers"], "host": host}
+    event["path"], event["httpMethod"] = path, method
+    return event
+
+
 def _mr_fields(attrs: dict, project_id: int, iid: int, sha: str, source_branch: str, source_project_id: int) -> None:
     attrs.update(
         {

@@ -198,6 +198,8 @@ class World:
         self.ssm.put_parameter(Name="/review-apps/signing-secret", Value=SIGNING_SECRET, Type="SecureString")
         self.register_base_task_definition()
         address_mode = self._load_balancer(vpc, subnet) if self.alb else {}
+        for name in ("ALB_LISTENER_ARN", "REVIEW_DOMAIN", "VPC_ID", "WAKE_TARGET_GROUP_ARN"):
+            os.environ.pop(name, None)  # an earlier install's address mode must not leak into this one
         os.environ.update(
             {
                 "GITLAB_URL": self.gitlab.url,
@@ -245,8 +247,13 @@ class World:
                 "StatusCode": "404", "ContentType": "text/plain", "MessageBody": "No review app here"}}],
         )["Listeners"][0]["ListenerArn"]
         self.load_balancer_arn = balancer["LoadBalancerArn"]
+        # The template's WakeTargetGroup: the wake function as a Lambda target.
+        self.wake_target_group = self.elbv2.create_target_group(
+            Name="review-apps-local-wake", TargetType="lambda",
+            Tags=[{"Key": "review-apps:install", "Value": INSTALL_ID}],
+        )["TargetGroups"][0]["TargetGroupArn"]
         return {"ALB_LISTENER_ARN": self.listener_arn, "REVIEW_DOMAIN": REVIEW_DOMAIN, "VPC_ID": vpc,
-                "MAX_RUNNING_APPS": "20"}
+                "MAX_RUNNING_APPS": "20", "WAKE_TARGET_GROUP_ARN": self.wake_target_group}
 
     def rules(self) -> list[dict]:
         """The listener's rules besides its default, as ELB describes them."""
@@ -259,8 +266,9 @@ class World:
             marker = {"Marker": page["NextMarker"]}
 
     def target_groups(self) -> list[dict]:
+        """Every target group in the account besides the wake function's."""
         pages = self.elbv2.get_paginator("describe_target_groups").paginate()
-        return [group for page in pages for group in page["TargetGroups"]]
+        return [g for page in pages for g in page["TargetGroups"] if g["TargetGroupArn"] != self.wake_target_group]
 
     def targets(self, target_group_arn: str) -> list[str]:
         health = self.elbv2.describe_target_health(TargetGroupArn=target_group_arn)["TargetHealthDescriptions"]
@@ -285,10 +293,35 @@ class World:
         self.cold_start()
 
     def cold_start(self) -> None:
-        """Load both handlers anew, as Lambda does in a fresh container."""
+        """Load the handlers anew, as Lambda does in a fresh container."""
         self.webhook_handler = load_handler("WebhookFunction")
         self.task_events_handler = load_handler("TaskEventsFunction")
         self.reconcile_handler = load_handler("ReconcileFunction")
+        if self.alb:
+            self.wake_handler = self.load_wake_handler()
+
+    def load_wake_handler(self) -> Any:
+        """WakeFunction as the template configures it: without WAKE_TARGET_GROUP_ARN."""
+        saved = os.environ.pop("WAKE_TARGET_GROUP_ARN", None)
+        try:
+            return load_handler("WakeFunction")
+        finally:
+            if saved is not None:
+                os.environ["WAKE_TARGET_GROUP_ARN"] = saved
+
+    def visit(self, host: str, path: str = "/", handler: Any = None) -> dict:
+        """A browser opens https://<host><path> and the listener's rule sends it to the wake
+        function (only sleeping apps' rules do). Returns the function's answer to the ALB."""
+        return (handler or self.wake_handler)(events.alb_request(host, path), LambdaContext(function_name="WakeFunction"))
+
+    def requests_served(self, target_group_arn: str, count: int, at: datetime) -> None:
+        """The ALB's per-minute RequestCount for a target group, as it publishes it."""
+        self.cloudwatch.put_metric_data(Namespace="AWS/ApplicationELB", MetricData=[{
+            "MetricName": "RequestCount", "Timestamp": at, "Value": count, "Unit": "Count",
+            "Dimensions": [
+                {"Name": "TargetGroup", "Value": "targetgroup/" + target_group_arn.split(":targetgroup/")[1]},
+                {"Name": "LoadBalancer", "Value": self.load_balancer_arn.split(":loadbalancer/")[1]},
+            ]}])
 
     def register_base_task_definition(
         self, family: str = BASE_FAMILY, projects: str | None = "awesome_space/", **overrides: Any

@@ -50,6 +50,7 @@ _REASONS = {
     StopReason.CRASHED: "the app crashed: {detail}",
     StopReason.FAILED_TO_START: "the task failed to start: {detail}",
     StopReason.STOPPED_OUTSIDE: "it was stopped outside review apps: {detail}",
+    StopReason.ASLEEP: "{detail}",
     StopReason.UNKNOWN: "ECS stopped it: {detail}",
 }
 
@@ -98,6 +99,31 @@ def deadline_line(record: Record) -> str:
     return line
 
 
+def sleep_line(record: Record) -> str:
+    if not record.sleep_after:
+        return ""
+    return f"It sleeps after {format_duration(record.sleep_after)} without a visit; opening its address wakes it."
+
+
+def awake_cost_line(record: Record) -> str:
+    """Time awake and its cost, summed over wakes, against running the whole time (as of the
+    latest sleep or stop: the note is a view of the record, which has no clock)."""
+    if not (record.history and record.first_live_at and record.rate_microusd):
+        return ""
+    until = record.asleep_since or record.stopped_at
+    if not until or until <= record.first_live_at:
+        return ""
+    whole = run_cost(until - record.first_live_at, record.rate_microusd / 1e6)
+    return (
+        f"Awake {format_duration(record.awake_seconds)} in all, about {dollars(record.awake_cost_microusd / 1e6)}; "
+        f"running the whole time since {format_utc(record.first_live_at)} would have cost about {dollars(whole)}."
+    )
+
+
+def history_line(record: Record) -> str:
+    return f"History: {'; '.join(record.history)}." if record.history else ""
+
+
 def _problem_list(problems: list[str]) -> str:
     return "\n".join(f"- {p}" for p in problems)
 
@@ -136,6 +162,25 @@ def render_note(record: Record) -> str:
             lines.append(f"It replaces the app for commit {_commit(record.replaced_commit)}, which is being stopped.")
         if record.task_arn:
             lines.append(deadline_line(record))
+        if record.history:
+            lines.append(history_line(record))
+    elif record.status == Status.ASLEEP or (
+        record.status == Status.STOPPING and record.stop_reason == StopReason.ASLEEP
+    ):
+        since = record.asleep_since or record.stopped_at
+        usual = f" (last time it took {format_duration(record.start_seconds)})" if record.start_seconds else ""
+        lines = [
+            "### :zzz: Review app: asleep"
+            if record.status == Status.ASLEEP
+            else "### :zzz: Review app: falling asleep",
+            "",
+            f"**{record.url}**",
+            "",
+            f"Commit {commit}: {record.stop_detail or 'nobody visited it for a while'}, so it "
+            + (f"has been asleep since {format_utc(since)} and costs nothing." if since else "is going to sleep.")
+            + f" Opening the address wakes it{usual}; it then runs for up to {ttl} again.",
+        ]
+        lines += [line for line in (awake_cost_line(record), history_line(record)) if line]
     elif record.status == Status.LIVE or (record.status == Status.STOPPING and record.live_at):
         lines = [
             "### :white_check_mark: Review app: live",
@@ -149,6 +194,7 @@ def render_note(record: Record) -> str:
             lines.append(cost_rate_line(record))
         if record.status == Status.LIVE:
             lines.append(deadline_line(record))
+            lines += [line for line in (sleep_line(record), awake_cost_line(record), history_line(record)) if line]
         if record.url_note:
             lines.append(f"\n:warning: {record.url_note}")
         if record.status == Status.STOPPING:
@@ -179,7 +225,9 @@ def render_note(record: Record) -> str:
             "",
             f"The app for commit {commit} stopped because {stop_sentence(record)}.{ran}",
         ]
-        if cost_total_line(record):
+        if awake_cost_line(record):
+            lines += ["", awake_cost_line(record)]
+        elif cost_total_line(record):
             lines += ["", cost_total_line(record)]
         if record.stop_reason == StopReason.UNLABELED:
             lines += ["", "To get a new one, add the label again."]
@@ -251,6 +299,10 @@ def gitlab_view(record: Record) -> GitLabView:
         # A host is known from the launch on (address mode); an IP only once the app is live.
         url = record.url if record.host else ""
         return GitLabView(CommitStatus("running", "Review app is deploying", url), "running", url, False)
+    if status == Status.ASLEEP or (status == Status.STOPPING and record.stop_reason == StopReason.ASLEEP):
+        # The address still works: a visit wakes the app, so the environment stays available.
+        asleep = CommitStatus("success", "Review app asleep; opening it wakes it", record.url)
+        return GitLabView(asleep, "success", record.url, False)
     if status in (Status.LIVE, Status.STOPPING):
         live = CommitStatus("success", f"Review app live until {format_utc(record.deadline)}", record.url)
         return GitLabView(live, "success", record.url, False)

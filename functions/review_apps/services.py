@@ -11,6 +11,7 @@ from review_apps.adapters import aws
 from review_apps.adapters.ecs import Ecs
 from review_apps.adapters.elb import Elb
 from review_apps.adapters.gitlab import GitLab
+from review_apps.adapters.metrics import Metrics
 from review_apps.adapters.scheduler import Scheduler
 from review_apps.adapters.store import RecordStore
 from review_apps.lifecycle import Caps
@@ -48,6 +49,10 @@ class Services:
     @cached_property
     def elb(self) -> Elb:
         return Elb(self.settings, self.aws("elbv2"))
+
+    @cached_property
+    def metrics(self) -> Metrics:
+        return Metrics(self.aws("cloudwatch"), self.settings.load_balancer_dimension)
 
     @cached_property
     def scheduler(self) -> Scheduler:

@@ -16,12 +16,14 @@ from review_apps import sizes
 from review_apps.cost import Prices, PriceTableError, load_prices
 from review_apps.durations import DurationError, parse_duration
 from review_apps.limits import Limits
+from review_apps.spec import SLEEP_AFTER_MIN
 
 # An ALB holds at most 100 target groups, and the quota cannot be raised: one per running app.
 ALB_TARGET_GROUPS_MAX = 100
 _LISTENER_ARN = re.compile(r"arn:aws[\w-]*:elasticloadbalancing:[\w-]+:\d{12}:listener/app/[\w-]+/[0-9a-f]+/[0-9a-f]+")
 _DOMAIN = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]")
 _VPC_ID = re.compile(r"vpc-[0-9a-f]{8,17}")
+_TARGET_GROUP_ARN = re.compile(r"arn:aws[\w-]*:elasticloadbalancing:[\w-]+:\d{12}:targetgroup/[\w-]+/[0-9a-f]+")
 
 # A CloudFormation stack name: it names this install's families, tags and schedules.
 _INSTALL_ID = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,62}$")
@@ -76,9 +78,25 @@ class Settings:
     review_domain: str = ""
     vpc_id: str = ""
 
+    # Sleep and wake (address mode): the wake function's target group, and how long an app may go
+    # without a visit before it sleeps when its spec doesn't say (0 = never).
+    wake_target_group_arn: str = ""
+    default_sleep_after: int = 0
+
     @property
     def address_mode(self) -> bool:
         return bool(self.alb_listener_arn)
+
+    @property
+    def sleep_enabled(self) -> bool:
+        """Apps may sleep: they have an address to be woken through. (WakeFunction itself has no
+        WAKE_TARGET_GROUP_ARN: its target group is made after it, and it puts nothing to sleep.)"""
+        return self.address_mode
+
+    @property
+    def load_balancer_dimension(self) -> str:
+        """`app/<name>/<id>`, as CloudWatch names the listener's load balancer."""
+        return "/".join(self.alb_listener_arn.split(":listener/", 1)[-1].split("/")[:3])
 
     @property
     def cluster_name(self) -> str:
@@ -165,6 +183,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError(f"LOG_GROUP_PREFIX must start and end with /, got {log_prefix!r}")
     max_running = _count(env, "MAX_RUNNING_APPS")
     listener, domain, vpc = _addresses(env, max_running)
+    wake_group = env.get("WAKE_TARGET_GROUP_ARN", "").strip() if listener else ""
+    if wake_group and not _TARGET_GROUP_ARN.fullmatch(wake_group):
+        raise SettingsError(f"WAKE_TARGET_GROUP_ARN must be a target group's ARN, got {wake_group!r}")
+    sleep_raw = env.get("DEFAULT_SLEEP_AFTER", "").strip() or "0"
+    default_sleep = 0 if sleep_raw == "0" else _duration(env, "DEFAULT_SLEEP_AFTER", "0")
+    if 0 < default_sleep < SLEEP_AFTER_MIN:
+        raise SettingsError(f"DEFAULT_SLEEP_AFTER must be 0 (never) or at least 5m, got {sleep_raw!r}")
     return Settings(
         gitlab_url=gitlab_url,
         gitlab_token_parameter=_required(env, "GITLAB_TOKEN_PARAMETER"),
@@ -194,6 +219,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         alb_listener_arn=listener,
         review_domain=domain,
         vpc_id=vpc,
+        wake_target_group_arn=wake_group,
+        default_sleep_after=default_sleep,
     )
 
 

@@ -44,6 +44,7 @@ _KNOWN_KEYS = (
     "drafts",
     "wrap_in_timeout",
     "health_check",
+    "sleep_after",
 )
 CAPACITIES = ("on_demand", "spot")
 ARCHITECTURES = ("x86_64", "arm64")
@@ -75,6 +76,8 @@ class Spec:
     wrap_in_timeout: bool | None = None
     # The path the load balancer checks (address mode): the app is routed once it answers 200-399.
     health_check: str = "/"
+    # Address mode: stop after this long without a visit (seconds; 0 = never); None = the install's default.
+    sleep_after: int | None = None
 
 
 def parse_spec(
@@ -198,6 +201,8 @@ def parse_spec(
             "of letters, digits and `/._~-@:+&=%`), such as `/healthz`."
         )
 
+    sleep_after = _sleep_after(data.get("sleep_after"), problems)
+
     if problems:
         return Problems(tuple(problems))
     return Spec(
@@ -219,7 +224,29 @@ def parse_spec(
         drafts=drafts,
         wrap_in_timeout=wrap,
         health_check=health_check,
+        sleep_after=sleep_after,
     )
+
+
+SLEEP_AFTER_MIN = 300  # the ALB's metrics come per minute: shorter would stop apps that are in use
+
+
+def _sleep_after(value: Any, problems: list[str]) -> int | None:
+    if value is None:
+        return None
+    if value == 0 or value == "0":
+        return 0
+    try:
+        seconds = parse_duration(value) if isinstance(value, str | int) else -1
+    except DurationError:
+        seconds = -1
+    if seconds < SLEEP_AFTER_MIN:
+        problems.append(
+            f"`sleep_after:` {code(value)} must be a duration of at least 5m, such as `15m` or `1h`, or `0` "
+            "to never sleep."
+        )
+        return None
+    return seconds
 
 
 def _size(

@@ -65,15 +65,24 @@ class Elb:
     # ------------------------------------------------------------------ one MR's route
 
     def ensure_route(
-        self, project_id: int, mr_iid: int, host: str, port: int, health_check: str, known: RouteArns | None
+        self,
+        project_id: int,
+        mr_iid: int,
+        host: str,
+        port: int,
+        health_check: str,
+        known: RouteArns | None,
+        keep_forward: bool = False,
     ) -> RouteArns:
         """The MR's target group and rule, made if missing. `known`: what the record says exists
-        (a replacement's route), trusted except for its health check, which may have changed."""
+        (a replacement's route), trusted except for its health check, which may have changed.
+        `keep_forward`: an existing rule stays forwarding where it does (to the wake function,
+        while a visit wakes the app: RUNNING turns it back)."""
         if known and known.target_group_arn and known.rule_arn:
             self._client.modify_target_group(TargetGroupArn=known.target_group_arn, HealthCheckPath=health_check)
             return known
         target_group = self._target_group(project_id, mr_iid, port, health_check)
-        return RouteArns(target_group, self._rule(project_id, mr_iid, host, target_group))
+        return RouteArns(target_group, self._rule(project_id, mr_iid, host, target_group, keep_forward))
 
     def _target_group(self, project_id: int, mr_iid: int, port: int, health_check: str) -> str:
         name = addresses.target_group_name(self._settings.install_id, project_id, mr_iid)
@@ -135,11 +144,11 @@ class Elb:
             if not marker:
                 return
 
-    def _rule(self, project_id: int, mr_iid: int, host: str, target_group: str) -> str:
+    def _rule(self, project_id: int, mr_iid: int, host: str, target_group: str, keep_forward: bool) -> str:
         for rule in self._rules():
             if host in _hosts(rule):
-                if target_group not in _forwards_to(rule):
-                    self._client.modify_rule(RuleArn=rule["RuleArn"], Actions=_forward(target_group))
+                if not keep_forward and target_group not in _forwards_to(rule):
+                    self.forward(rule["RuleArn"], target_group)
                 return str(rule["RuleArn"])
         for priority in addresses.priorities(self._settings.install_id, project_id, mr_iid):
             try:
@@ -159,6 +168,10 @@ class Elb:
                 raise
             return str(created["Rules"][0]["RuleArn"])
         raise ListenerFull("every rule priority review apps may use is taken")
+
+    def forward(self, rule_arn: str, target_group_arn: str) -> None:
+        """Send the host's visits to `target_group_arn`: the app's own, or the wake function's."""
+        self._client.modify_rule(RuleArn=rule_arn, Actions=_forward(target_group_arn))
 
     # ------------------------------------------------------------------ the app's address in and out
 
@@ -210,11 +223,12 @@ class Elb:
     def remove_route(self, target_group_arn: str, rule_arns: Iterable[str] = ()) -> None:
         """Delete the rules forwarding to the target group, then the group. Gone already is fine."""
         rules = {arn for arn in rule_arns if arn}
-        if not rules:
+        if not rules and target_group_arn:
             rules = {r["RuleArn"] for r in self._rules() if target_group_arn in _forwards_to(r)}
         for arn in sorted(rules):
             self.delete_rule(arn)
-        self._delete_target_group(target_group_arn)
+        if target_group_arn:
+            self._delete_target_group(target_group_arn)
 
     def delete_rule(self, rule_arn: str) -> None:
         try:
@@ -248,11 +262,18 @@ class Elb:
                 if tags.get(INSTALL_TAG) == install:
                     ours.add(item["ResourceArn"])
         rules: dict[str, list[str]] = {arn: [] for arn in ours}
+        by_mr = {named[arn]: arn for arn in ours}
+        wake = self._settings.wake_target_group_arn
         if ours:
             for rule in self._rules():
                 for target in _forwards_to(rule):
                     if target in rules:
                         rules[target].append(rule["RuleArn"])
+                    elif target == wake and wake:  # a sleeping app's rule: its host says whose
+                        for host in _hosts(rule):
+                            mr = addresses.parse_host(host, self._settings.review_domain)
+                            if mr in by_mr:
+                                rules[by_mr[mr]].append(rule["RuleArn"])
         return [addresses.Route(arn, named[arn], tuple(sorted(rules[arn]))) for arn in sorted(ours)]
 
 

@@ -18,9 +18,9 @@ from review_apps.adapters.gitlab import NoAccess
 from review_apps.adapters.store import Conflict, SlotsTaken
 from review_apps.flows.outcome import Outcome, Result
 from review_apps.flows.retry import until_written
-from review_apps.lifecycle import addresses
+from review_apps.lifecycle import addresses, sleep
 from review_apps.model.record import MergeRequestRef, Record
-from review_apps.model.values import Cause, StopReason
+from review_apps.model.values import Cause, Status, StopReason
 from review_apps.problems import Problems
 from review_apps.services import Services
 from review_apps.spec import SPEC_PATH, Spec, parse_spec, placeholder_values
@@ -45,7 +45,7 @@ class Deployer:
                 return Outcome.ignored(f"GitLab has no merge request !{ask.mr.iid} in project {ask.mr.project_id}")
             mr_state, head_sha = current.state, current.head_sha
             ask = dataclasses.replace(ask, mr=current.ref, labels=current.labels, draft=current.draft)
-            if ask.cause in (Cause.COMMAND, Cause.QUEUE):  # people and the queue want the latest commit
+            if ask.cause in (Cause.COMMAND, Cause.QUEUE, Cause.WAKE):  # people and the queue want the latest commit
                 ask = dataclasses.replace(ask, sha=head_sha)
             refused = lifecycle.admitted(ask.mr, settings.project_allowlist)
             if refused is not None:
@@ -106,10 +106,15 @@ class Deployer:
                 settings.prices,
             ),
         )
-        host = ""
+        host, sleep_after = "", 0
         if settings.address_mode:
             host = addresses.hostname(mr.project_path, mr.project_id, mr.iid, settings.review_domain)
-        claim = lifecycle.claim_launch(record, mr, plan, int(time.time()), notices, compute, host=host)
+        if settings.sleep_enabled:
+            sleep_after = sleep.sleep_after(plan.spec.sleep_after, settings.default_sleep_after)
+        now = int(time.time())
+        claim = lifecycle.claim_launch(record, mr, plan, now, notices, compute, host=host, sleep_after=sleep_after)
+        if ask.cause == Cause.WAKE:
+            claim = sleep.woke(claim, now)
         try:
             claimed = store.save(claim, lifecycle.slot_change(record, claim))
         except SlotsTaken as full:
@@ -192,6 +197,7 @@ class Deployer:
                     derived.port,
                     record.health_check_path or "/",
                     RouteArns(record.target_group_arn, record.rule_arn),
+                    keep_forward=record.rule_to_wake,
                 )
             except ListenerFull as full:
                 return self._launch_failed(record, (addresses.listener_full_problem(str(full)),), fresh)
@@ -271,6 +277,17 @@ class Deployer:
         if isinstance(target, lifecycle.Ignore):
             return Outcome.ignored(target.reason)
         who = f"@{ask.by}" if ask.by else ""
+        if target.status == Status.ASLEEP:
+            ended = store.save(sleep.ended_asleep(target, ask.reason, who, int(time.time()), ask.updated_at))
+            if ended.target_group_arn or ended.rule_arn:
+                self._quietly(
+                    "delete the sleeping app's route",
+                    self.services.elb.remove_route,
+                    ended.target_group_arn,
+                    [ended.rule_arn],
+                )
+            self.publish(ended)
+            return Outcome(Result.ENDED, "the sleeping app will not wake again; its address is gone")
         if target.queued:
             left = store.save(lifecycle.left_queue(target, ask.reason, who, int(time.time()), ask.updated_at))
             self.publish(left)

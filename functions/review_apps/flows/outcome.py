@@ -19,6 +19,7 @@ class Result(StrEnum):
     ANSWERED = "answered"  # a command's answer is on the MR
     IN_PROGRESS = "in_progress"  # the same delivery is being handled elsewhere
     UPDATED = "updated"  # the MR now shows the task's new state
+    ENDED = "ended"  # a sleeping app was ended (merged, closed, stopped): its address is gone
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from review_apps.adapters.elb import ListenerFull
 from review_apps.adapters.store import Conflict
 from review_apps.events import task_from_description
 from review_apps.flows.deploy import Deployer
+from review_apps.flows.sleep import put_idle_apps_to_sleep
 from review_apps.lifecycle import addresses
 from review_apps.lifecycle import reconcile as plans
 from review_apps.model.record import Record
@@ -69,6 +70,8 @@ def reconcile(deployer: Deployer) -> dict[str, Any]:
 
     if plan.check or plan.stop or plan.republish:  # this run moved records on: look again
         records = services.store.all()
+    if services.settings.sleep_enabled and services.settings.wake_target_group_arn:
+        summary.update(put_idle_apps_to_sleep(deployer, records, now))
     if services.settings.address_mode:
         # Before the queue: a route swept here is room on the load balancer for a queued app.
         summary.update(_sweep_routes(deployer, records, now))

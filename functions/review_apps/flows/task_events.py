@@ -92,4 +92,7 @@ def _route_live_app(deployer: Deployer, record: Record, task: TaskEvent, now: in
             return lifecycle.went_live(record, task, url=record.url, url_note=caveat, now=now)
         record = dataclasses.replace(record, target_group_arn=route.target_group_arn, rule_arn=route.rule_arn)
         elb.route_to(route.target_group_arn, task.private_ip, record.port)
+    if record.rule_to_wake and record.rule_arn:  # woken by a visit: the host is the app's again
+        elb.forward(record.rule_arn, record.target_group_arn)
+        record = dataclasses.replace(record, rule_to_wake=False)
     return lifecycle.went_live(record, task, url=record.url, url_note="", now=now, routed_target=target)

@@ -6,14 +6,16 @@
 - transitions: the record after each step (claim, launch, stop, vanish…);
 - queue: caps on running apps and the queue;
 - task_events: what a RUNNING or STOPPED task means;
-- reconcile: what the every-minute backstop heals.
+- reconcile: what the every-minute backstop heals;
+- addresses: address mode's hosts, route names, rule priorities and route sweep;
+- sleep: which idle apps sleep, and what a visit to a sleeping one finds.
 
 Nothing here reads the clock, the network or the environment. The names below are the core's
 public surface, so callers write `lifecycle.plan_deploy`, wherever it lives.
 """
 
 from review_apps.lifecycle.commands import HELP, Extend, answer_command, extended, with_answer
-from review_apps.lifecycle.planning import FORK_PROBLEM, Compute, Launch, Reject, plan_deploy, plan_stop
+from review_apps.lifecycle.planning import FORK_PROBLEM, Compute, Launch, Reject, may_wake, plan_deploy, plan_stop
 from review_apps.lifecycle.queue import Caps, cap_detail, queue_order, slot_change, slot_scopes
 from review_apps.lifecycle.routing import (
     COMMAND_PREFIX,
@@ -93,6 +95,7 @@ __all__ = [
     "parse_command",
     "plan_deploy",
     "plan_stop",
+    "may_wake",
     "queue_order",
     "queued",
     "rejected",

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from review_apps.model.record import Record
+from review_apps.model.values import Status
 
 DNS_LABEL_MAX = 63
 TARGET_GROUP_NAME_MAX = 32
@@ -46,6 +47,20 @@ def host_label(project_path: str, project_id: int, mr_iid: int) -> str:
 
 def hostname(project_path: str, project_id: int, mr_iid: int, domain: str) -> str:
     return f"{host_label(project_path, project_id, mr_iid)}.{domain}"
+
+
+_HOST_IDS = re.compile(r"(?:^|-)mr(\d{1,12})-p(\d{1,12})$")
+
+
+def parse_host(host: str, domain: str) -> tuple[int, int] | None:
+    """(project id, MR iid) of one of our hosts, from a request's Host header (port and case
+    ignored); None for anything else. The caller still checks the record names this very host."""
+    name = host.strip().lower().rsplit(":", 1)[0] if host.count(":") == 1 else host.strip().lower()
+    label, dot, rest = name.partition(".")
+    if not dot or rest != domain or len(label) > DNS_LABEL_MAX:
+        return None
+    match = _HOST_IDS.search(label)
+    return (int(match.group(2)), int(match.group(1))) if match else None
 
 
 def _install_tag(install: str) -> str:
@@ -116,11 +131,11 @@ class RoutePlan:
 
 
 def has_app(record: Record | None, now: int) -> bool:
-    """Whether an MR's route must stay: its app may run, or stopped so recently that it may be
-    launching again (see ROUTE_GRACE_SECONDS)."""
+    """Whether an MR's route must stay: its app may run, sleeps (a visit wakes it), waits in the
+    queue after a visit, or stopped so recently that it may be launching again."""
     if record is None:
         return False
-    if record.active:
+    if record.active or record.status == Status.ASLEEP or (record.queued and record.host):
         return True
     return bool(record.stopped_at) and now - record.stopped_at < ROUTE_GRACE_SECONDS
 

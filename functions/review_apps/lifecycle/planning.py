@@ -56,6 +56,8 @@ def plan_deploy(
     `mr_head_sha` are GitLab's current view."""
     if ask.cause == Cause.QUEUE and (record is None or not record.queued):
         return Ignore("this merge request is no longer waiting in the queue")
+    if ask.cause == Cause.WAKE and not may_wake(record):
+        return Ignore("the review app is not asleep")  # another visit woke it a moment ago
     if mr_state != "opened":
         if ask.cause == Cause.QUEUE:  # its merge or close event was lost: it must not wait forever
             return StopApp(ask.mr, StopReason.MERGED if mr_state == "merged" else StopReason.CLOSED)
@@ -107,9 +109,16 @@ def plan_deploy(
     return Launch(spec=spec, sha=ask.sha, updated_at=ask.updated_at)
 
 
+def may_wake(record: Record | None) -> bool:
+    """Asleep, or falling asleep: a visit starts it again."""
+    return record is not None and (
+        record.status == Status.ASLEEP or (record.status == Status.STOPPING and record.stop_reason == StopReason.ASLEEP)
+    )
+
+
 def plan_stop(record: Record | None, updated_at: int = 0) -> Ignore | Record:
     """The record to stop, or why there is nothing to stop."""
-    if record is None or not (record.active or record.queued):
+    if record is None or not (record.active or record.queued or record.status == Status.ASLEEP):
         return Ignore("no review app is running for this merge request")
     if updated_at and updated_at < record.mr_updated_at:
         return Ignore("this merge request event is older than one already applied")

@@ -67,6 +67,8 @@ def went_live(
     return dataclasses.replace(
         record,
         routed_target=routed_target or record.routed_target,
+        first_live_at=record.first_live_at or started,
+        start_seconds=started - record.launched_at if record.launched_at and started > record.launched_at else 0,
         status=Status.LIVE,
         task_arn=event.task_arn,
         event_version=event.version,
@@ -115,9 +117,15 @@ def stopped(record: Record, event: TaskEvent, now: int) -> Record:
     url = record.url
     if live_at and not url and event.private_ip and record.port:
         url = f"http://{event.private_ip}:{record.port}"
+    awake = max(at - live_at, 0) if live_at else 0
+    asleep = reason == StopReason.ASLEEP
     return dataclasses.replace(
         record,
-        status=status,
+        status=Status.ASLEEP if asleep else status,
+        asleep_since=at if asleep else 0,
+        awake_seconds=record.awake_seconds + awake,
+        awake_cost_microusd=record.awake_cost_microusd + round(record.rate_microusd * awake / 3600),
+        first_live_at=record.first_live_at or live_at,
         task_arn=event.task_arn,
         event_version=event.version,
         live_at=live_at,
@@ -126,5 +134,6 @@ def stopped(record: Record, event: TaskEvent, now: int) -> Record:
         stopped_at=at,
         stop_reason=reason,
         stop_detail=detail,
-        expires_at=expiry(now),
+        # A sleeping app's record lives as long as its MR: a visit must still find it.
+        expires_at=0 if asleep else expiry(now),
     )

@@ -43,6 +43,7 @@ def claim_launch(
     notices: tuple[str, ...] = (),
     compute: Compute | None = None,
     host: str = "",
+    sleep_after: int = 0,
 ) -> Record:
     """The record as it should be once the new launch is claimed (before RunTask).
 
@@ -90,6 +91,8 @@ def claim_launch(
         rule_arn=base.rule_arn if keep_route else "",
         # The predecessor's target, which this launch takes out when it stops the predecessor.
         routed_target=base.routed_target if keep_route else "",
+        sleep_after=sleep_after if host else 0,
+        asleep_since=0,
         event_version=0,
         stop_reason=StopReason.NONE,
         stop_detail="",
@@ -184,6 +187,8 @@ def vanished(record: Record, now: int) -> Record:
             now,
         )
     status = Status.STOPPED if record.live_at or record.stop_reason in REQUESTED_STOPS else Status.FAILED
+    if record.stop_reason == StopReason.ASLEEP:
+        return dataclasses.replace(record, status=Status.ASLEEP, stopped_at=now, asleep_since=now, expires_at=0)
     return dataclasses.replace(
         record,
         status=status,

@@ -78,6 +78,17 @@ class Record:
     target_group_arn: str = ""
     rule_arn: str = ""
     routed_target: str = ""  # "ip:port" registered in the target group
+    # Sleep and wake: how long without a visit before it sleeps (0 = never), since when it
+    # sleeps, what it has cost awake so far (summed over wakes, micro-dollars) against since
+    # when it could have run, a short history, and how long a start took last time.
+    sleep_after: int = 0
+    asleep_since: int = 0
+    awake_seconds: int = 0
+    awake_cost_microusd: int = 0
+    first_live_at: int = 0
+    start_seconds: int = 0
+    history: list[str] = field(default_factory=list)
+    rule_to_wake: bool = False  # its rule forwards to the wake function until it is live again
     event_version: int = 0
     stop_reason: StopReason = StopReason.NONE
     stop_detail: str = ""
@@ -134,7 +145,7 @@ class Record:
                 data[f.name] = bool(data[f.name])
         data["status"] = Status(data.get("status", ""))
         data["stop_reason"] = StopReason(data.get("stop_reason", ""))
-        for name in ("problems", "notices"):
+        for name in ("problems", "notices", "history"):
             if name in data:
                 data[name] = list(data[name])
         return cls(**data)

@@ -17,6 +17,7 @@ class Status(StrEnum):
     FAILED = "failed"  # never started: RunTask refused, or the task failed before RUNNING
     REJECTED = "rejected"  # nothing launched: the spec or the task definition is unusable
     QUEUED = "queued"  # waiting for a running slot under the install's caps; no task yet
+    ASLEEP = "asleep"  # stopped after nobody visited; its address stays, and a visit wakes it
 
 
 ACTIVE = frozenset({Status.DEPLOYING, Status.LIVE, Status.STOPPING})
@@ -34,12 +35,20 @@ class StopReason(StrEnum):
     STOPPED_OUTSIDE = "stopped_outside"
     UNLABELED = "unlabeled"
     COMMAND = "command"
+    ASLEEP = "asleep"  # nobody visited it for its `sleep_after`
     UNKNOWN = "unknown"
 
 
 # Stops we asked for ourselves: the app did nothing wrong.
 REQUESTED_STOPS = frozenset(
-    {StopReason.REPLACED, StopReason.MERGED, StopReason.CLOSED, StopReason.UNLABELED, StopReason.COMMAND}
+    {
+        StopReason.REPLACED,
+        StopReason.MERGED,
+        StopReason.CLOSED,
+        StopReason.UNLABELED,
+        StopReason.COMMAND,
+        StopReason.ASLEEP,
+    }
 )
 
 
@@ -53,10 +62,11 @@ class Cause(StrEnum):
     EDITED = "edited"  # labels or draft status changed, no new commits
     COMMAND = "command"  # `/review-app deploy`
     QUEUE = "queue"  # a queued MR whose slot freed
+    WAKE = "wake"  # a visit to a sleeping app's address
 
 
 # Causes that mean someone asked for the app (or it already passed the gates when it was queued).
-EXPLICIT_CAUSES = frozenset({Cause.COMMAND, Cause.QUEUE})
+EXPLICIT_CAUSES = frozenset({Cause.COMMAND, Cause.QUEUE, Cause.WAKE})
 
 
 class Slot(StrEnum):

@@ -1,0 +1,57 @@
+"""Sleep and wake, carried out. The reconciler puts apps nobody visits to sleep (one metrics call
+for all of them); WakeFunction starts a sleeping app again when its address is visited, through
+the same launch path as every other launch (latest commit, spec re-read, caps and queue)."""
+
+from __future__ import annotations
+
+from review_apps import lifecycle
+from review_apps.adapters.store import Conflict
+from review_apps.flows.deploy import Deployer
+from review_apps.flows.outcome import Result
+from review_apps.lifecycle import addresses, sleep
+from review_apps.model.record import Record
+from review_apps.model.values import Cause
+
+
+def put_idle_apps_to_sleep(deployer: Deployer, records: list[Record], now: int) -> dict[str, int]:
+    services, logger = deployer.services, deployer.logger
+    apps = sleep.candidates(records, now)
+    counts = {"sleep_candidates": len(apps), "put_to_sleep": 0}
+    if not apps:
+        return counts  # no metrics call when no app could sleep
+    queries = sleep.metric_queries(apps)
+    requests = services.metrics.request_counts(queries, sleep.window_start(apps, now), now)
+    wake_group = services.settings.wake_target_group_arn
+    for record in sleep.idle(queries, requests, now):
+        # Visits go to the wake function first, so none finds a stopping app; a record that
+        # moved on meanwhile (a push, a command) gets its own route back.
+        services.elb.forward(record.rule_arn, wake_group)
+        try:
+            asleep = services.store.save(sleep.falling_asleep(record, now))
+        except Conflict:
+            services.elb.forward(record.rule_arn, record.target_group_arn)
+            continue
+        services.ecs.stop(record.task_arn, f"Review app asleep: no visit for {record.sleep_after // 60} minutes")
+        deployer.clear_deadline(asleep)
+        deployer.publish(asleep)
+        counts["put_to_sleep"] += 1
+        logger.info("put an idle app to sleep", extra={"mr": record.key, "sleep_after": record.sleep_after})
+    return counts
+
+
+def wake(deployer: Deployer, host: str) -> sleep.WakeAnswer:
+    """What a visit to `host` finds, starting its app if it sleeps. Only the host is trusted."""
+    services = deployer.services
+    mr = addresses.parse_host(host, services.settings.review_domain)
+    record = services.store.get(*mr) if mr else None
+    if record is None or record.host != host.strip().lower().split(":")[0]:
+        return sleep.WakeAnswer("missing")
+    if not lifecycle.may_wake(record):
+        return sleep.answer_for(record)
+    outcome = deployer.consider(lifecycle.ConsiderDeploy(record.mr, record.commit_sha, Cause.WAKE), None)
+    deployer.logger.info("visit to a sleeping app", extra={"mr": record.key, "outcome": outcome.message})
+    after = services.store.get(record.project_id, record.mr_iid)
+    if outcome.result == Result.IGNORED and lifecycle.may_wake(after):
+        # Not woken and nobody else woke it: the MR is over, or has no spec any more.
+        return sleep.WakeAnswer("missing")
+    return sleep.answer_for(after)

@@ -1,0 +1,134 @@
+"""Sleep and wake, as pure rules: which live apps nobody has visited for their `sleep_after`
+(judged on the load balancer's per-target-group RequestCount), the record as an app falls asleep
+and as a visit wakes it, and what a visit to its address is answered.
+
+An app sleeps only in address mode: its host stays, its rule forwards to the wake function, and
+the next visit starts it again through the same launch path as every other launch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from review_apps.durations import format_duration
+from review_apps.lifecycle.planning import may_wake
+from review_apps.lifecycle.transitions import expiry, stop_requested
+from review_apps.model.record import Record
+from review_apps.model.values import Status, StopReason
+
+HISTORY_LINES = 6  # the newest ones; enough to see a day's rhythm on the note
+METRIC_PERIOD = 60  # RequestCount comes per minute
+METRIC_NAMESPACE = "AWS/ApplicationELB"
+
+
+def _clock(epoch: int) -> str:
+    return f"{(epoch // 3600) % 24:02d}:{(epoch // 60) % 60:02d}"
+
+
+def sleep_after(spec_value: int | None, install_default: int) -> int:
+    return install_default if spec_value is None else spec_value
+
+
+def candidates(records: list[Record], now: int) -> list[Record]:
+    """Live apps that have been awake at least their `sleep_after`: worth asking the metrics."""
+    return [
+        r
+        for r in records
+        if r.status == Status.LIVE
+        and r.sleep_after
+        and r.host
+        and r.target_group_arn
+        and r.live_at
+        and now - r.live_at >= r.sleep_after
+    ]
+
+
+def target_group_dimension(target_group_arn: str) -> str:
+    """`targetgroup/<name>/<id>`, as CloudWatch names a target group."""
+    return "targetgroup/" + target_group_arn.split(":targetgroup/", 1)[-1]
+
+
+@dataclass(frozen=True)
+class MetricQuery:
+    query_id: str
+    target_group: str  # the dimension value
+    record: Record
+
+
+def metric_queries(apps: list[Record]) -> list[MetricQuery]:
+    return [MetricQuery(f"q{n}", target_group_dimension(r.target_group_arn), r) for n, r in enumerate(apps)]
+
+
+def window_start(apps: list[Record], now: int) -> int:
+    """One GetMetricData call covers every app: from the longest `sleep_after` ago to now."""
+    return now - max((r.sleep_after for r in apps), default=0)
+
+
+def idle(queries: list[MetricQuery], requests: dict[str, list[tuple[int, float]]], now: int) -> list[Record]:
+    """Apps with no request in their last `sleep_after`. `requests`: query id → (epoch, count)
+    points; no points means no requests (the ALB publishes RequestCount only when there are some)."""
+    sleepy = []
+    for query in queries:
+        since = now - query.record.sleep_after
+        if not any(count > 0 for at, count in requests.get(query.query_id, []) if at >= since):
+            sleepy.append(query.record)
+    return sleepy
+
+
+def _with_history(record: Record, line: str) -> list[str]:
+    return ([*record.history, line])[-HISTORY_LINES:]
+
+
+def falling_asleep(record: Record, now: int) -> Record:
+    idle_for = format_duration(record.sleep_after)
+    asleep = stop_requested(record, StopReason.ASLEEP, detail=f"nobody visited it for {idle_for}")
+    line = f"slept at {_clock(now)} after {idle_for} idle"
+    return dataclasses.replace(asleep, history=_with_history(record, line), rule_to_wake=True)
+
+
+def ended_asleep(record: Record, reason: StopReason, detail: str, now: int, updated_at: int = 0) -> Record:
+    """A sleeping app whose MR merged or closed, or that was stopped: it will not wake again."""
+    return dataclasses.replace(
+        record,
+        status=Status.STOPPED,
+        stop_reason=reason,
+        stop_detail=detail,
+        mr_updated_at=max(record.mr_updated_at, updated_at),
+        last_command="",
+        expires_at=expiry(now),
+    )
+
+
+def woke(claim: Record, now: int) -> Record:
+    """The launch a visit asked for: said on the note's history line."""
+    return dataclasses.replace(
+        claim, asleep_since=0, history=_with_history(claim, f"woke at {_clock(now)} for a visit")
+    )
+
+
+# ---------------------------------------------------------------------- what a visitor is answered
+
+
+@dataclass(frozen=True)
+class WakeAnswer:
+    kind: str  # "waking", "queued", "awake", "failed", "missing"
+    mr_iid: int = 0
+    place: int = 0
+    start_seconds: int = 0
+
+
+def answer_for(record: Record | None) -> WakeAnswer:
+    """What a visit finds, once any launch it asked for is claimed."""
+    if record is None:
+        return WakeAnswer("missing")
+    iid, usual = record.mr_iid, record.start_seconds
+    if record.status == Status.DEPLOYING or may_wake(record):
+        return WakeAnswer("waking", iid, start_seconds=usual)
+    if record.status == Status.QUEUED:
+        return WakeAnswer("queued", iid, place=record.queue_place or 1, start_seconds=usual)
+    if record.status == Status.LIVE:
+        return WakeAnswer("awake", iid)
+    if record.status in (Status.FAILED, Status.REJECTED):
+        return WakeAnswer("failed", iid)
+    return WakeAnswer("missing")
