@@ -115,8 +115,9 @@ def awake_cost_line(record: Record) -> str:
         return ""
     whole = run_cost(until - record.first_live_at, record.rate_microusd / 1e6)
     return (
-        f"Awake {format_duration(record.awake_seconds)} in all, about {dollars(record.awake_cost_microusd / 1e6)}; "
-        f"running the whole time since {format_utc(record.first_live_at)} would have cost about {dollars(whole)}."
+        f"From {format_utc(record.first_live_at)} to {format_utc(until)} it was awake "
+        f"{format_duration(record.awake_seconds)} in all, about {dollars(record.awake_cost_microusd / 1e6)}; "
+        f"running the whole time would have cost about {dollars(whole)}."
     )
 
 

@@ -83,7 +83,7 @@ def test_configuration_contract_is_what_the_functions_get():
 def test_every_function_has_samples_for_what_it_accepts():
     samples = {p.name for p in (ROOT / "events").glob("*.json")}
     for prefix in ("webhook_merge_request_", "webhook_pipeline_", "webhook_note", "task_running", "task_stopped_",
-                   "reconcile_schedule"):
+                   "reconcile_schedule", "wake_"):
         assert any(s.startswith(prefix) for s in samples), prefix
 
 
@@ -150,10 +150,10 @@ def _statements(name: str) -> list[dict]:
     for policy in RESOURCES[name]["Properties"]["Policies"]:
         if policy == {"Ref": LAUNCH_POLICY}:
             statements += RESOURCES[LAUNCH_POLICY]["Properties"]["PolicyDocument"]["Statement"]
-        elif policy == ADDRESS_MODE_ONLY:
+        elif policy in (ADDRESS_MODE_ONLY, {"Ref": ROUTE_POLICY}):
             statements += RESOURCES[ROUTE_POLICY]["Properties"]["PolicyDocument"]["Statement"]
-        else:
-            statements += policy["Statement"]
+        else:  # a statement only in address mode is {"If": ["UseAddresses", statement, NoValue]}
+            statements += [st["If"][1] if "If" in st else st for st in policy["Statement"]]
     return statements
 
 
@@ -245,8 +245,10 @@ def test_deadline_schedules_live_in_the_installs_own_group():
 
 def test_address_mode_is_optional_and_its_policy_touches_only_what_the_install_made():
     assert RESOURCES[ROUTE_POLICY]["Condition"] == "UseAddresses"
-    for name in FUNCTIONS:  # every function routes: launch (webhook), RUNNING/STOPPED (task events), sweep
-        assert ADDRESS_MODE_ONLY in RESOURCES[name]["Properties"]["Policies"], name
+    for name in FUNCTIONS:  # every function routes: launch (webhook), RUNNING/STOPPED (task events), sweep, wake
+        policies = RESOURCES[name]["Properties"]["Policies"]
+        assert ADDRESS_MODE_ONLY in policies or (
+            {"Ref": ROUTE_POLICY} in policies and RESOURCES[name]["Condition"] == "UseAddresses"), name
     route = {s["Sid"]: s for s in RESOURCES[ROUTE_POLICY]["Properties"]["PolicyDocument"]["Statement"]}
     install = {"Ref": "AWS::StackName"}
     assert route["ReadRoutes"]["Resource"] == "*" and all(
@@ -278,3 +280,28 @@ def test_address_mode_refuses_at_deploy_time_what_it_cannot_hold():
     assert allowed == [str(n) for n in range(1, 101)] and ref == {"Ref": "MaxRunningApps"}
     needs = rules["AddressModeNeedsDomainAndVpc"]["Assertions"]
     assert [a["Assert"]["Not"][0]["Equals"][0] for a in needs] == [{"Ref": "ReviewDomain"}, {"Ref": "VpcId"}]
+
+
+def test_the_wake_function_is_the_albs_lambda_target_in_address_mode():
+    wake = RESOURCES["WakeFunction"]
+    assert wake["Condition"] == "UseAddresses" and wake["Properties"]["Handler"] == "wake.app.handler"
+    # Its own target group is made after it, so it must not get the global's reference to it.
+    assert wake["Properties"]["Environment"]["Variables"]["WAKE_TARGET_GROUP_ARN"] == ""
+    group = RESOURCES["WakeTargetGroup"]
+    assert group["Properties"]["TargetType"] == "lambda" and group["DependsOn"] == "WakeInvokePermission"
+    assert group["Properties"]["Targets"] == [{"Id": {"GetAtt": "WakeFunction.Arn"}}]
+    permission = RESOURCES["WakeInvokePermission"]["Properties"]
+    assert permission["Principal"] == "elasticloadbalancing.amazonaws.com"
+    assert permission["SourceAccount"] == {"Ref": "AWS::AccountId"}
+    variables = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["WAKE_TARGET_GROUP_ARN"] == {"If": ["UseAddresses", {"Ref": "WakeTargetGroup"}, ""]}
+    assert variables["DEFAULT_SLEEP_AFTER"] == {"Ref": "DefaultSleepAfter"}
+    assert "cloudwatch:GetMetricData" in _actions("ReconcileFunction")
+    assert "cloudwatch:GetMetricData" not in _actions("WebhookFunction")
+
+
+def test_the_wake_sample_is_what_an_alb_sends():
+    sample = json.loads((ROOT / "events" / "wake_sleeping_host.json").read_text())
+    assert sample["requestContext"]["elb"]["targetGroupArn"].split(":")[5].startswith("targetgroup/")
+    assert sample["httpMethod"] == "GET" and sample["headers"]["host"].endswith(".review.example.com")
+    assert all(name == name.lower() for name in sample["headers"])  # the ALB lower-cases header names

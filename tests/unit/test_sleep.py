@@ -1,0 +1,174 @@
+"""Sleep and wake's pure rules: who may sleep, the one metrics query per app, idleness, the
+record as it falls asleep, wakes and ends, what a visitor is answered, and the host parser."""
+
+from __future__ import annotations
+
+import pytest
+
+from review_apps import pages
+from review_apps.lifecycle import addresses, sleep
+from review_apps.lifecycle.planning import may_wake, plan_deploy, plan_stop
+from review_apps.lifecycle.routing import ConsiderDeploy, Ignore
+from review_apps.lifecycle.sleep import WakeAnswer
+from review_apps.lifecycle.task_events import stopped
+from review_apps.lifecycle.transitions import vanished
+from review_apps.model.record import Record
+from review_apps.model.values import Cause, Status, StopReason
+from review_apps.problems import Problems
+from review_apps.settings import SettingsError, load_settings
+from review_apps.spec import parse_spec
+from tests.unit.factories import MR, SHA, spec, task_event
+from tests.unit.test_addresses import ADDRESSES
+
+NOW = 1_800_000_000
+TG = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/ra-abc123-14-1/6d0ecf831eec9f09"
+
+
+def live(iid: int = 1, minutes: int = 20, **fields) -> Record:
+    base = dict(project_id=14, mr_iid=iid, status=Status.LIVE, host=f"h{iid}", target_group_arn=TG, rule_arn="r",
+                sleep_after=900, live_at=NOW - minutes * 60, launched_at=NOW - minutes * 60 - 40, task_arn="t",
+                rate_microusd=36_000, first_live_at=NOW - 3600)
+    return Record(**{**base, **fields})
+
+
+def test_only_live_routed_apps_awake_for_their_sleep_after_are_candidates():
+    records = [
+        live(1),
+        live(2, minutes=10),  # not awake long enough
+        live(3, sleep_after=0),  # never sleeps
+        live(4, host=""),  # IP mode
+        live(5, status=Status.DEPLOYING),
+        live(6, minutes=15),  # exactly its sleep_after
+        live(7, target_group_arn=""),
+    ]
+    assert [r.mr_iid for r in sleep.candidates(records, NOW)] == [1, 6]
+
+
+def test_one_query_per_app_over_one_window():
+    apps = [live(1), live(2, sleep_after=3600, minutes=90)]
+    queries = sleep.metric_queries(apps)
+    assert [q.query_id for q in queries] == ["q0", "q1"]
+    assert queries[0].target_group == "targetgroup/ra-abc123-14-1/6d0ecf831eec9f09"
+    assert sleep.window_start(apps, NOW) == NOW - 3600
+
+
+def test_idle_means_no_request_within_each_apps_own_sleep_after():
+    apps = [live(1), live(2), live(3), live(4, sleep_after=3600, minutes=90)]
+    queries = sleep.metric_queries(apps)
+    requests = {
+        "q0": [(NOW - 16 * 60, 5.0)],  # only before its last 15 minutes: idle
+        "q1": [(NOW - 60, 1.0)],  # a request a minute ago: busy
+        "q2": [(NOW - 120, 0.0)],  # a zero point is no request
+        "q3": [(NOW - 50 * 60, 2.0)],  # within its hour: busy
+    }
+    assert [r.mr_iid for r in sleep.idle(queries, requests, NOW)] == [1, 3]
+    assert [r.mr_iid for r in sleep.idle(queries, {}, NOW)] == [1, 2, 3, 4]  # no points at all: idle
+
+
+def test_falling_asleep_then_stopped_is_asleep_with_its_cost_summed():
+    record = sleep.falling_asleep(live(1, history=["woke at 09:00 for a visit"]), NOW)
+    assert record.status == Status.STOPPING and record.stop_reason == StopReason.ASLEEP and record.rule_to_wake
+    assert record.stop_detail == "nobody visited it for 15m"
+    assert record.history[-1] == f"slept at {(NOW // 3600) % 24:02d}:{(NOW // 60) % 60:02d} after 15m idle"
+    asleep = stopped(record, task_event("STOPPED", exit_code=143, stop_code="UserInitiated"), NOW)
+    assert asleep.status == Status.ASLEEP and asleep.asleep_since and asleep.expires_at == 0
+    assert asleep.awake_seconds > 0 and asleep.awake_cost_microusd == round(36_000 * asleep.awake_seconds / 3600)
+    assert vanished(record, NOW).status == Status.ASLEEP  # its STOPPED event was lost
+
+
+def test_history_keeps_the_newest_lines():
+    record = live(1, history=[f"line {n}" for n in range(10)])
+    assert len(sleep.woke(record, NOW).history) == sleep.HISTORY_LINES
+    assert sleep.woke(record, NOW).history[-1].endswith("for a visit")
+
+
+def test_a_visit_wakes_only_a_sleeping_app():
+    asleep = live(1, status=Status.ASLEEP, stop_reason=StopReason.ASLEEP)
+    falling = live(1, status=Status.STOPPING, stop_reason=StopReason.ASLEEP)
+    assert may_wake(asleep) and may_wake(falling)
+    assert not may_wake(live(1)) and not may_wake(None)
+    assert not may_wake(live(1, status=Status.STOPPING, stop_reason=StopReason.MERGED))
+    ask = ConsiderDeploy(MR, SHA, Cause.WAKE)
+    assert isinstance(plan_deploy(ask, spec(), live(1), mr_state="opened", mr_head_sha=SHA), Ignore)
+    assert not isinstance(plan_deploy(ask, spec(), asleep, mr_state="opened", mr_head_sha=SHA), Ignore)
+    assert isinstance(plan_deploy(ask, spec(), asleep, mr_state="closed", mr_head_sha=SHA), Ignore)
+    assert isinstance(plan_deploy(ask, None, asleep, mr_state="opened", mr_head_sha=SHA), Ignore)
+    assert plan_stop(asleep) == asleep  # a merge or a stop ends a sleeping app too
+
+
+def test_an_ended_sleeping_app_stops_for_good():
+    ended = sleep.ended_asleep(live(1, status=Status.ASLEEP, stop_reason=StopReason.ASLEEP), StopReason.MERGED,
+                               "", NOW, NOW + 5)
+    assert ended.status == Status.STOPPED and ended.stop_reason == StopReason.MERGED and ended.expires_at > NOW
+
+
+@pytest.mark.parametrize(("record", "kind"), [
+    (None, "missing"),
+    (live(1, status=Status.DEPLOYING), "waking"),
+    (live(1, status=Status.ASLEEP, stop_reason=StopReason.ASLEEP), "waking"),
+    (live(1, status=Status.QUEUED, queue_place=4), "queued"),
+    (live(1), "awake"),
+    (live(1, status=Status.FAILED), "failed"),
+    (live(1, status=Status.REJECTED), "failed"),
+    (live(1, status=Status.STOPPED), "missing"),
+])
+def test_what_a_visit_finds(record, kind):
+    assert sleep.answer_for(record).kind == kind
+
+
+def test_the_pages():
+    waking = pages.render(WakeAnswer("waking", 42, start_seconds=45))
+    assert waking["statusCode"] == 503 and waking["headers"]["Retry-After"] == "10"
+    assert "for !42" in waking["body"] and "Last time it took 45s" in waking["body"]
+    assert '<meta http-equiv="refresh" content="10">' in waking["body"]
+    assert "about a minute" in pages.render(WakeAnswer("waking", 42))["body"]
+    assert "number 3 in the queue" in pages.render(WakeAnswer("queued", 42, place=3))["body"]
+    missing = pages.render(WakeAnswer("missing"))
+    assert missing["statusCode"] == 404 and "Retry-After" not in missing["headers"] and "refresh" not in missing["body"]
+    assert pages.render(WakeAnswer("failed", 7))["headers"].get("Retry-After") is None
+    assert all(p["headers"]["Cache-Control"] == "no-store" and p["isBase64Encoded"] is False
+               for p in (waking, missing))
+
+
+@pytest.mark.parametrize(("host", "mr"), [
+    ("shop-mr42-p14.review.example.com", (14, 42)),
+    ("SHOP-MR42-P14.Review.Example.com:443", (14, 42)),
+    ("mr42-p14.review.example.com", (14, 42)),
+    ("shop-mr42-p14.evil.example.com", None),
+    ("shop-mr42-p14.review.example.com.evil.com", None),
+    ("a.shop-mr42-p14.review.example.com", None),
+    ("shop-mr42.review.example.com", None),
+    ("shopmr42-p14.review.example.com", None),
+    ("review.example.com", None),
+    ("", None),
+    ("x" * 70 + "-mr1-p2.review.example.com", None),
+])
+def test_a_host_names_its_mr_only_under_the_domain(host, mr):
+    assert addresses.parse_host(host, "review.example.com") == mr
+
+
+def test_every_host_we_make_parses_back():
+    for path, pid, iid in (("g/shop", 14, 42), ("g/x-mr1-p2", 3, 4), ("g/___", 9, 9)):
+        host = addresses.hostname(path, pid, iid, "review.example.com")
+        assert addresses.parse_host(host, "review.example.com") == (pid, iid)
+
+
+def test_sleep_after_in_the_spec_and_the_install():
+    def parse(text: str):
+        return parse_spec("task_definition: shop\n" + text, 1800, 14400)
+
+    assert parse("").sleep_after is None
+    assert parse("sleep_after: 15m\n").sleep_after == 900
+    assert parse("sleep_after: 0\n").sleep_after == 0
+    for bad in ("4m", "soon", "true", "[1]", "-5m"):
+        result = parse(f"sleep_after: {bad}\n")
+        assert isinstance(result, Problems) and "at least 5m" in result.problems[0], bad
+    assert sleep.sleep_after(None, 1800) == 1800 and sleep.sleep_after(0, 1800) == 0
+    assert load_settings({**ADDRESSES, "DEFAULT_SLEEP_AFTER": "1h"}).default_sleep_after == 3600
+    assert load_settings(ADDRESSES).default_sleep_after == 0
+    with pytest.raises(SettingsError, match="at least 5m"):
+        load_settings({**ADDRESSES, "DEFAULT_SLEEP_AFTER": "2m"})
+    with pytest.raises(SettingsError, match="target group's ARN"):
+        load_settings({**ADDRESSES, "WAKE_TARGET_GROUP_ARN": "wake"})
+    assert load_settings({**ADDRESSES, "WAKE_TARGET_GROUP_ARN": TG}).wake_target_group_arn == TG
+    assert load_settings(ADDRESSES).load_balancer_dimension == "app/shared/50dc6c495c0c9188"
