@@ -22,6 +22,7 @@ EMOJI = {
     ":white_check_mark:": "✅",
     ":stop_button:": "⏹",
     ":x:": "❌",
+    ":zzz:": "💤",
     ":warning:": "⚠",
 }
 SHA1 = "3f6c2a9e8d1b4c7a9e0f1d2c3b4a5968778695a4"
@@ -100,10 +101,11 @@ def show_tasks(world: World) -> None:
 
 
 def main() -> None:
-    with running_world(alb=ADDRESS_MODE) as world:
+    with running_world(alb=ADDRESS_MODE, **({"DEFAULT_SLEEP_AFTER": "15m"} if ADDRESS_MODE else {})) as world:
         print("Review apps, locally: AWS is moto on", world.moto.url, "and GitLab is a stand-in on", world.gitlab.url)
         if ADDRESS_MODE:
-            print(f"Address mode: a shared ALB's HTTPS listener for *.{REVIEW_DOMAIN} (DEMO_MODE=ip for IP mode).")
+            print(f"Address mode: a shared ALB's HTTPS listener for *.{REVIEW_DOMAIN} (DEMO_MODE=ip for IP mode);")
+            print("apps sleep after 15 minutes without a visit (the install's DEFAULT_SLEEP_AFTER).")
         print(f"Project {PROJECT_PATH} commits this .gitlab/review-app.yml:")
         for line in SPEC.splitlines():
             print(f"    {line}")
@@ -146,13 +148,36 @@ def main() -> None:
         show_route(world)
         show_mr(world, 1, SHA2)
 
-        heading(6, "A reviewer needs more time and comments `/review-app extend 1h`")
+        if ADDRESS_MODE:
+            heading(6, "Nobody opens it for 20 minutes: the reconciler puts it to sleep")
+            world.live_for(1, 20)
+            summary = world.reconcile()
+            said("  Schedule → ReconcileFunction", f"{summary['sleep_candidates']} live app(s), one GetMetricData call, "
+                 f"{summary['put_to_sleep']} put to sleep")
+            task_event(world.task_event(new_task["taskArn"], "STOPPED", exit_codes={"web": 143},
+                                        stop_code="UserInitiated",
+                                        stopped_reason="Review app asleep: no visit for 15 minutes"), "STOPPED")
+            show_route(world)
+            show_mr(world, 1, SHA2)
+
+            heading(7, f"A reviewer opens https://{HOST}/checkout: the visit wakes it")
+            page = world.visit(HOST, "/checkout")
+            title = re.search(r"<h1>(.*?)</h1>", page["body"]).group(1)
+            said("  Browser ← WakeFunction", f"HTTP {page['statusCode']}, Retry-After {page['headers']['Retry-After']}: "
+                 f"\"{title}\" (the page reloads itself)")
+            [new_task] = world.tasks()
+            task_event(world.task_event(new_task["taskArn"], "RUNNING"), "RUNNING")
+            show_route(world)
+            show_mr(world, 1, SHA2)
+
+        step = 8 if ADDRESS_MODE else 6
+        heading(step, "A reviewer needs more time and comments `/review-app extend 1h`")
         world.gitlab.state.projects[PROJECT_ID].members[51] = 30  # alice is a Developer
         webhook(world.comment(1, "/review-app extend 1h"))
         show_deadline(world)
         show_mr(world, 1, SHA2)
 
-        heading(7, "The new end time comes: EventBridge Scheduler stops the task (no function of ours runs)")
+        heading(step + 1, "The new end time comes: EventBridge Scheduler stops the task (no function of ours runs)")
         request = world.fire_schedule(f"mr-{PROJECT_ID}-1")
         said("  Scheduler → ecs:StopTask", request["Reason"])
         # The emulator's clock does not move: the event says the task stopped at its deadline.
@@ -165,7 +190,7 @@ def main() -> None:
         show_route(world)
         show_mr(world, 1, SHA2)
 
-        heading(8, "The developer pushes again, the app comes back, and then the MR is merged")
+        heading(step + 2, "The developer pushes again, the app comes back, and then the MR is merged")
         world.commit(SHA3)
         webhook(world.push(1, SHA3))
         webhook(world.pipeline(1))

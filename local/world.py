@@ -515,6 +515,18 @@ class World:
             ExpressionAttributeValues={f":{name}": {"N": str(value)} for name, value in moved.items()},
         )
 
+    def live_for(self, iid: int, minutes: int) -> None:
+        """The MR's app went live `minutes` ago: its timeline moves back (the functions read the
+        real clock); its deadline stays where it is."""
+        record = self.record(iid)
+        shift = int(time.time()) - minutes * 60 - int(record["live_at"])
+        moved = {n: int(record[n]) + shift for n in ("live_at", "launched_at", "first_live_at") if record.get(n)}
+        self.dynamodb.update_item(
+            TableName=TABLE, Key={"pk": {"S": f"mr#{PROJECT_ID}/{iid}"}},
+            UpdateExpression="SET " + ", ".join(f"{n} = :{n}" for n in moved),
+            ExpressionAttributeValues={f":{n}": {"N": str(v)} for n, v in moved.items()},
+        )
+
     def running_slots(self, scope: str = "all") -> set[str]:
         item = self.dynamodb.get_item(TableName=TABLE, Key={"pk": {"S": f"slots#{scope}"}}).get("Item", {})
         return set(item.get("holders", {}).get("SS", []))

@@ -110,7 +110,7 @@ def awake_cost_line(record: Record) -> str:
     latest sleep or stop: the note is a view of the record, which has no clock)."""
     if not (record.history and record.first_live_at and record.rate_microusd):
         return ""
-    until = record.asleep_since or record.stopped_at
+    until = record.awake_counted_until
     if not until or until <= record.first_live_at:
         return ""
     whole = run_cost(until - record.first_live_at, record.rate_microusd / 1e6)

@@ -28,15 +28,7 @@ def live_app(world: World, iid: int = 1, sha: str = SHA1, spec: str = SPEC) -> s
 
 
 def awake_for(world: World, iid: int, minutes: int) -> None:
-    """The app went live `minutes` ago (its timeline moves back; the deadline stays ahead)."""
-    record = world.record(iid)
-    shift = int(datetime.now(timezone.utc).timestamp()) - minutes * 60 - int(record["live_at"])
-    moved = {n: int(record[n]) + shift for n in ("live_at", "launched_at", "first_live_at") if record.get(n)}
-    world.dynamodb.update_item(
-        TableName=world_module.TABLE, Key={"pk": {"S": f"mr#{PROJECT_ID}/{iid}"}},
-        UpdateExpression="SET " + ", ".join(f"{n} = :{n}" for n in moved),
-        ExpressionAttributeValues={f":{n}": {"N": str(v)} for n, v in moved.items()},
-    )
+    world.live_for(iid, minutes)
 
 
 def visited(world: World, iid: int, minutes_ago: int, count: int = 3) -> None:

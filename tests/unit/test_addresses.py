@@ -169,7 +169,9 @@ def test_a_second_rule_for_one_app_is_deleted_keeping_the_recorded_one():
 
 def test_has_app():
     assert not has_app(None, NOW)
-    assert has_app(record(1, Status.QUEUED), NOW) is False
+    assert has_app(record(1, Status.QUEUED), NOW)  # woken by a visit, waiting for a slot: keep its address
+    assert not has_app(record(1, Status.QUEUED, host=""), NOW)
+    assert has_app(record(1, Status.ASLEEP), NOW)
     assert has_app(record(1, Status.STOPPING), NOW)
     assert has_app(record(1, Status.STOPPED, stopped_at=NOW - 1), NOW)
     assert not has_app(record(1, Status.STOPPED, stopped_at=0), NOW)

@@ -121,18 +121,18 @@ SLEEPY = dict(**ADDRESS, sleep_after=900, first_live_at=NOW - 7200, start_second
               history=["woke at 06:02 for a visit", "slept at 06:31 after 15m idle"])
 RECORDS["address mode, live, sleeps when idle"] = record(**{**LIVE, **SLEEPY, "history": []})
 RECORDS["address mode, live after a wake"] = record(**{**LIVE, **SLEEPY, "awake_seconds": 1800,
-                                                      "awake_cost_microusd": 12_500, "stopped_at": NOW - 1200})
+                                                      "awake_cost_microusd": 12_500, "awake_counted_until": NOW - 1200})
 RECORDS["address mode, falling asleep"] = record(**{**LIVE, **SLEEPY, "status": Status.STOPPING,
                                                    "stop_reason": StopReason.ASLEEP,
                                                    "stop_detail": "nobody visited it for 15m"})
 RECORDS["address mode, asleep"] = record(**{**LIVE, **SLEEPY, "status": Status.ASLEEP, "stop_reason": StopReason.ASLEEP,
                                            "stop_detail": "nobody visited it for 15m", "stopped_at": NOW + 940,
-                                           "asleep_since": NOW + 940, "awake_seconds": 2700,
+                                           "asleep_since": NOW + 940, "awake_seconds": 2700, "awake_counted_until": NOW + 940,
                                            "awake_cost_microusd": 18_750})
 RECORDS["address mode, waking"] = record(**ADDRESS, sleep_after=900, history=["woke at 06:40 for a visit"])
 RECORDS["address mode, merged while asleep"] = record(**{**LIVE, **SLEEPY, "status": Status.STOPPED,
                                                         "stop_reason": StopReason.MERGED, "stopped_at": NOW + 940,
-                                                        "asleep_since": NOW + 940, "awake_seconds": 2700,
+                                                        "asleep_since": NOW + 940, "awake_seconds": 2700, "awake_counted_until": NOW + 940,
                                                         "awake_cost_microusd": 18_750})
 RECORDS["address mode, failed, listener full"] = record(**ADDRESS, status=Status.FAILED, stopped_at=NOW,
                                                         problems=["The load balancer … is full"])

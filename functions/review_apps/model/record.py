@@ -85,6 +85,7 @@ class Record:
     asleep_since: int = 0
     awake_seconds: int = 0
     awake_cost_microusd: int = 0
+    awake_counted_until: int = 0  # the end of the last awake stretch counted in the two above
     first_live_at: int = 0
     start_seconds: int = 0
     history: list[str] = field(default_factory=list)
