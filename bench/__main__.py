@@ -13,7 +13,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench import burst, cold, size, warm
+from bench import burst, cold, size, sleep, warm
 from local.world import running_world
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -138,6 +138,40 @@ def main() -> None:
         f"- most tasks running for one MR: **{b['max_tasks_per_mr']}** (MRs with a task: {b['mrs_running']})\n"
         f"- most review-app notes on one MR: **{b['max_notes_per_mr']}**\n"
         f"- MRs whose app runs the latest commit: **{b['mrs_on_latest_commit']} of {b['mrs']}**")
+
+    with running_world(alb=True) as world:
+        print("wake latency …", file=sys.stderr)
+        w = sleep.wake_latency(world)
+    sections.append(
+        f"## Wake\n\nAddress mode, {sleep.ITERATIONS} sleeping apps, each visited twice through the real WakeFunction "
+        "(warm), in the same run as the webhook's launch for an opened MR and a bare DynamoDB `GetItem`:\n\n"
+        + table(["step", "p50", "compared with", "ratio"], [
+            ["visit that wakes the app (launch + page)", ms(w["relaunch"]), f"MR open through the webhook, "
+             f"{ms(w['opened'])}", f"{w['relaunch'] / w['opened']:.2f}×"],
+            ["visit while it wakes (page only)", ms(w["waking"]), f"bare GetItem, {ms(w['bare_read'])}",
+             f"{w['waking'] / w['bare_read']:.2f}×"],
+        ]) + f"\n\nWakeFunction's cold init is in the first table (`WakeFunction`).")
+
+    with running_world(alb=True, MAX_RUNNING_APPS="100") as world:
+        print("reconciler with 100 live apps …", file=sys.stderr)
+        r = sleep.reconciler_with_live_apps(world)
+
+    def calls(counted: dict) -> str:
+        return ", ".join(f"{k.split(':', 1)[1]}×{v}" if v > 1 else k.split(":", 1)[1] for k, v in sorted(counted.items()))
+
+    sections.append(
+        f"## Reconciler with {r['apps']} live apps (address mode)\n\n"
+        + table(["run", "time", "AWS calls", "operations"], [
+            [f"steady ({r['steady_summary'].get('sleep_candidates', 0)} candidates, all visited)", ms(r["steady_seconds"]), str(sum(r["steady_calls"].values())),
+             calls(r["steady_calls"])],
+            [f"puts {r['summary'].get('put_to_sleep', 0)} idle apps to sleep", ms(r["sleep_seconds"]),
+             str(sum(r["sleep_calls"].values())), calls(r["sleep_calls"])],
+        ]) + f"\n\n`GetMetricData` calls per run: **{r['steady_calls'].get('cloudwatch:GetMetricData', 0)}** and "
+        f"**{r['sleep_calls'].get('cloudwatch:GetMetricData', 0)}** for {r['summary'].get('sleep_candidates', 0)} "
+        "candidates. The second run is 20 minutes later on a moved clock (time-machine), with only half the apps "
+        "visited since. GitLab calls (one note edit, commit status and environment per app put to sleep) are not "
+        "counted here. `ListTaskDefinitions` is one call per derived family: ECS filters it by a whole family name "
+        "only, and the reconciler retires unused revisions family by family.")
 
     print("package size …", file=sys.stderr)
     sam = os.environ.get("SAM_CLI") or str(ROOT / ".venv-sam" / "bin" / "sam")

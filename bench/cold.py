@@ -21,6 +21,7 @@ MODULES = {
     "WebhookFunction": "webhook.app",
     "TaskEventsFunction": "task_events.app",
     "ReconcileFunction": "reconciler.app",
+    "WakeFunction": "wake.app",
 }
 # The clients each function creates on its first request (they are built lazily, so a fair
 # comparison with the floor, which creates one, also shows import + these).
@@ -28,6 +29,7 @@ CLIENTS = {
     "WebhookFunction": ("ssm", "dynamodb", "ecs", "scheduler"),
     "TaskEventsFunction": ("ssm", "dynamodb", "ecs", "scheduler"),  # ec2 only with public IPs
     "ReconcileFunction": ("ssm", "dynamodb", "ecs", "scheduler"),
+    "WakeFunction": ("ssm", "dynamodb", "ecs", "scheduler", "elbv2"),
 }
 ENV = {
     "GITLAB_URL": "https://gitlab.example.com",
@@ -40,6 +42,11 @@ ENV = {
     "INSTALL_ID": "review-apps",
     "SCHEDULE_GROUP": "review-apps",
     "SCHEDULER_ROLE_ARN": "arn:aws:iam::111122223333:role/review-apps-deadlines",
+    # Address mode, so every function (and WakeFunction at all) starts as it would with an ALB.
+    "ALB_LISTENER_ARN": "arn:aws:elasticloadbalancing:us-east-1:111122223333:listener/app/shared/50dc6c495c0c9188/f2f7dc8efc522ab2",
+    "REVIEW_DOMAIN": "review.example.com",
+    "VPC_ID": "vpc-0a1b2c3d",
+    "MAX_RUNNING_APPS": "20",
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_ACCESS_KEY_ID": "x",
     "AWS_SECRET_ACCESS_KEY": "x",
