@@ -47,6 +47,12 @@ def render(answer: WakeAnswer) -> dict[str, Any]:
     if answer.kind == "awake":
         title, text = f"The review app for {mr} is up", "It is ready: this page reloads into it."
         return _response(503, title, text, refresh.replace(str(RETRY_SECONDS), "2"))
+    if answer.kind == "retry":
+        title, text = (
+            "This review app could not be woken just now",
+            f"Something it needs did not answer in time. This page tries again every {RETRY_SECONDS} seconds.",
+        )
+        return _response(503, title, text, refresh)
     if answer.kind == "failed":
         title, text = (
             f"The review app for {mr} could not start",

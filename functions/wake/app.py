@@ -35,6 +35,10 @@ def _host(event: dict[str, Any]) -> str:
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     host = _host(event if isinstance(event, dict) else {})
-    answer = wake(deployer, host) if host else WakeAnswer("missing")
+    try:
+        answer = wake(deployer, host) if host else WakeAnswer("missing")
+    except Exception:  # GitLab or AWS trouble: the page retries, and so does the visitor's next reload
+        logger.exception("could not wake the app")
+        answer = WakeAnswer("retry")
     logger.info("visit answered", extra={"host": host[:100], "answer": answer.kind, "mr_iid": answer.mr_iid})
     return pages.render(answer)

@@ -221,3 +221,27 @@ def test_one_metrics_call_per_run_for_many_apps(make_world):
     assert calls.calls["cloudwatch:GetMetricData"] == 1, calls.calls
     assert summary["sleep_candidates"] == 6 and summary["put_to_sleep"] == 4
     assert {iid for iid in range(1, 7) if world.record(iid)["status"] == "stopping"} == {1, 3, 5, 6}
+
+
+def test_gitlab_down_during_a_visit_answers_a_retrying_page_and_launches_nothing(alb_world: World):
+    world = alb_world
+    live_app(world)
+    fall_asleep(world)
+    world.gitlab.state.fail_next(50, status=503)
+    answer = world.visit(HOST)
+    assert answer["statusCode"] == 503 and "could not be woken just now" in answer["body"]
+    assert 'http-equiv="refresh"' in answer["body"] and world.tasks() == []
+    assert world.record(1)["status"] == "asleep"
+    world.gitlab.state.faults.clear()  # GitLab is back
+    assert "Waking up" in world.visit(HOST)["body"] and len(world.tasks()) == 1
+
+
+def test_a_failing_load_balancer_call_does_not_keep_the_queue_from_starting(make_world):
+    world = make_world(alb=True, MAX_RUNNING_APPS="1")
+    live_app(world)
+    awake_for(world, 1, 20)
+    # Someone deleted the rule behind the reconciler's back: forwarding it to the wake function fails.
+    world.elbv2.delete_rule(RuleArn=world.record(1)["rule_arn"])
+    summary = world.reconcile()
+    assert summary["put_to_sleep"] == 0 and world.record(1)["status"] == "live"
+    assert "started_from_queue" in summary  # the run went on to the queue

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from typing import Any
 
 from review_apps import lifecycle
@@ -70,11 +71,12 @@ def reconcile(deployer: Deployer) -> dict[str, Any]:
 
     if plan.check or plan.stop or plan.republish:  # this run moved records on: look again
         records = services.store.all()
+    # Failures here are logged and retried next run: the queue below must still start apps.
     if services.settings.sleep_enabled and services.settings.wake_target_group_arn:
-        summary.update(put_idle_apps_to_sleep(deployer, records, now))
+        summary.update(_guarded(deployer, "sleep", lambda: put_idle_apps_to_sleep(deployer, records, now)))
     if services.settings.address_mode:
         # Before the queue: a route swept here is room on the load balancer for a queued app.
-        summary.update(_sweep_routes(deployer, records, now))
+        summary.update(_guarded(deployer, "route sweep", lambda: _sweep_routes(deployer, records, now)))
     summary["slots_corrected"] = _correct_slots(deployer, records)
     summary["started_from_queue"] = deployer.start_queued(records)
     return summary
@@ -129,6 +131,14 @@ def _republish(deployer: Deployer, record: Record, summary: dict[str, Any]) -> b
         deployer.logger.exception("could not update the merge request; the next run retries", extra={"mr": record.key})
         return False
     return True
+
+
+def _guarded(deployer: Deployer, step: str, run: Callable[[], dict[str, int]]) -> dict[str, int]:
+    try:
+        return run()
+    except Exception:
+        deployer.logger.exception(f"the {step} failed; the next run tries again")
+        return {f"{step.replace(' ', '_')}_failed": 1}
 
 
 def _sweep_routes(deployer: Deployer, records: list[Record], now: int) -> dict[str, int]:

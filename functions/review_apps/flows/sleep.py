@@ -23,20 +23,29 @@ def put_idle_apps_to_sleep(deployer: Deployer, records: list[Record], now: int) 
     requests = services.metrics.request_counts(queries, sleep.window_start(apps, now), now)
     wake_group = services.settings.wake_target_group_arn
     for record in sleep.idle(queries, requests, now):
-        # Visits go to the wake function first, so none finds a stopping app; a record that
-        # moved on meanwhile (a push, a command) gets its own route back.
-        services.elb.forward(record.rule_arn, wake_group)
         try:
-            asleep = services.store.save(sleep.falling_asleep(record, now))
-        except Conflict:
-            services.elb.forward(record.rule_arn, record.target_group_arn)
-            continue
-        services.ecs.stop(record.task_arn, f"Review app asleep: no visit for {record.sleep_after // 60} minutes")
-        deployer.clear_deadline(asleep)
-        deployer.publish(asleep)
-        counts["put_to_sleep"] += 1
-        logger.info("put an idle app to sleep", extra={"mr": record.key, "sleep_after": record.sleep_after})
+            if _put_to_sleep(deployer, record, wake_group, now):
+                counts["put_to_sleep"] += 1
+        except Exception:  # one app's trouble must not keep the others awake; the next run tries again
+            logger.exception("could not put an idle app to sleep", extra={"mr": record.key})
     return counts
+
+
+def _put_to_sleep(deployer: Deployer, record: Record, wake_group: str, now: int) -> bool:
+    services = deployer.services
+    # Visits go to the wake function first, so none finds a stopping app; a record that moved
+    # on meanwhile (a push, a command) gets its own route back.
+    services.elb.forward(record.rule_arn, wake_group)
+    try:
+        asleep = services.store.save(sleep.falling_asleep(record, now))
+    except Conflict:
+        services.elb.forward(record.rule_arn, record.target_group_arn)
+        return False
+    services.ecs.stop(record.task_arn, f"Review app asleep: no visit for {record.sleep_after // 60} minutes")
+    deployer.clear_deadline(asleep)
+    deployer.publish(asleep)
+    deployer.logger.info("put an idle app to sleep", extra={"mr": record.key, "sleep_after": record.sleep_after})
+    return True
 
 
 def wake(deployer: Deployer, host: str) -> sleep.WakeAnswer:

@@ -112,7 +112,7 @@ def woke(claim: Record, now: int) -> Record:
 
 @dataclass(frozen=True)
 class WakeAnswer:
-    kind: str  # "waking", "queued", "awake", "failed", "missing"
+    kind: str  # "waking", "queued", "awake", "failed", "missing", "retry" (could not look just now)
     mr_iid: int = 0
     place: int = 0
     start_seconds: int = 0
