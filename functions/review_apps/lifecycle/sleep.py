@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from review_apps.durations import format_duration
 from review_apps.lifecycle.planning import may_wake
-from review_apps.lifecycle.transitions import expiry, stop_requested
+from review_apps.lifecycle.transitions import left_queue, stop_requested
 from review_apps.model.record import Record
 from review_apps.model.values import Status, StopReason
 
@@ -88,16 +88,9 @@ def falling_asleep(record: Record, now: int) -> Record:
 
 
 def ended_asleep(record: Record, reason: StopReason, detail: str, now: int, updated_at: int = 0) -> Record:
-    """A sleeping app whose MR merged or closed, or that was stopped: it will not wake again."""
-    return dataclasses.replace(
-        record,
-        status=Status.STOPPED,
-        stop_reason=reason,
-        stop_detail=detail,
-        mr_updated_at=max(record.mr_updated_at, updated_at),
-        last_command="",
-        expires_at=expiry(now),
-    )
+    """A sleeping app whose MR merged or closed, or that was stopped: it will not wake again. As
+    for an app that leaves the queue, except that it stopped when it fell asleep, not now."""
+    return dataclasses.replace(left_queue(record, reason, detail, now, updated_at), stopped_at=record.stopped_at)
 
 
 def woke(claim: Record, now: int) -> Record:
