@@ -18,6 +18,7 @@ SCRATCH = ROOT / ".mutation"
 PURE_CORE = [
     "src/review_apps/lifecycle/*",
     "src/review_apps/messages.py",
+    "src/review_apps/pages.py",
     "src/review_apps/spec.py",
     "src/review_apps/taskdef.py",
     "src/review_apps/compose.py",
@@ -34,7 +35,7 @@ addopts = "-q -p no:cacheprovider"
 [tool.mutmut]
 source_paths = ["src"]
 only_mutate = {json.dumps(PURE_CORE)}
-also_copy = ["local", "tools", "events"]
+also_copy = ["local", "tools", "events", "README.md"]
 pytest_add_cli_args_test_selection = ["tests/unit"]
 """
 
@@ -45,6 +46,7 @@ def main() -> int:
     shutil.copytree(ROOT / "functions", SCRATCH / "src", ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("tests", "local", "tools", "events"):
         shutil.copytree(ROOT / name, SCRATCH / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "README.md", SCRATCH / "README.md")  # a unit test runs the README's CI job
     (SCRATCH / "pyproject.toml").write_text(PYPROJECT)
     # The property-based parser test needs fewer examples per mutant than in CI to finish in time.
     env = {**os.environ, "HOSTILE_EXAMPLES": os.environ.get("HOSTILE_EXAMPLES", "25")}
