@@ -37,15 +37,29 @@ READING = """## Reading these numbers
     next publish calls GitLab only for what changed). Folding the third write into the second would
     mean publishing a launch before it is known to have won its race. The pipeline step also reads the
     MR from GitLab (its head, labels and draft state), which the floor takes from the event.
-  - **MR close** (1.88×, 21 ms): the published write and the commit status; the absolute gap is a
-    couple of local round trips. Stops no longer pay the idempotency writes: a stop is idempotent by
+  - **MR close**: the published write and the commit status; the absolute gap is a couple of local
+    round trips (about 20 ms here). Stops no longer pay the idempotency writes: a stop is idempotent by
     itself.
   - **ECS RUNNING** is below the floor because the floor creates an environment and deployment that
     the handler already has from the launch. **ECS STOPPED** posts the commit status once more, so
     it no longer says "live until …".
-- **Calls dropped this round**: the idempotency writes for stop events; the note-marker lookup for a
-  brand-new MR (its first note is created directly); the save after a publish that changed nothing;
-  one of two Scheduler calls when a replacement moves an existing deadline.
+- **Calls dropped in the previous round** (still out): the idempotency writes for stop events; the
+  note-marker lookup for a brand-new MR (its first note is created directly); the save after a
+  publish that changed nothing; one of two Scheduler calls when a replacement moves a deadline.
+- **Wake.** A visit that wakes an app runs the same launch as an opened MR (GitLab's MR and spec,
+  the claim, RunTask, the schedule, the note), minus the webhook's idempotency writes, plus the
+  record read that finds the MR from the host and one after the claim to answer from: so it is
+  close to (here below) the webhook's launch. A visit while the app wakes reads one record and
+  renders the page. The warm tables above are IP mode; address mode adds the route's calls at
+  launch (`DescribeTargetGroups`, and for a new route `CreateTargetGroup`,
+  `ModifyTargetGroupAttributes`, `DescribeRules`, `CreateRule`) and two at RUNNING
+  (`RegisterTargets`, `DescribeTargetHealth`).
+- **Reconciler with 100 live apps.** The steady run's 115 calls are dominated by
+  `ListTaskDefinitions` (one per derived family, from the task-definition retirement that predates
+  addresses); sleep adds one `GetMetricData` for all candidates, and the route sweep adds
+  `DescribeTargetGroups`, `DescribeTags` per 20 target groups and `DescribeRules` per page. Putting
+  an app to sleep costs `ModifyRule` (to the wake function), `StopTask`, `DeleteSchedule` and two
+  record writes (falling asleep, then what was published).
 """
 
 
