@@ -177,7 +177,7 @@ def render_note(record: Record) -> str:
             "",
             f"**{record.url}**",
             "",
-            f"Commit {commit}: {record.stop_detail or 'nobody visited it for a while'}, so it "
+            f"Commit {commit}: {stop_sentence(record)}, so it "
             + (f"has been asleep since {format_utc(since)} and costs nothing." if since else "is going to sleep.")
             + f" Opening the address wakes it{usual}; it then runs for up to {ttl} again.",
         ]

@@ -32,7 +32,7 @@ def render(answer: WakeAnswer) -> dict[str, Any]:
     if answer.kind == "waking":
         title, text = (
             f"Waking up the review app for {mr}",
-            "Nobody had visited it for a while, so it was asleep. It is starting now. "
+            "It was asleep, to cost nothing while nobody looked. It is starting now. "
             f"{_usually(answer.start_seconds)} This page reloads every {RETRY_SECONDS} seconds "
             "and shows the app once it answers.",
         )

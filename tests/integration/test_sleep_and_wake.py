@@ -170,15 +170,18 @@ def test_a_visit_for_a_closed_mr_or_a_removed_spec_is_404_and_starts_nothing(alb
     world = alb_world
     live_app(world)
     fall_asleep(world)
-    world.mr(1)["state"] = "closed"  # closed, and its webhook never arrived
-    answer = world.visit(HOST)
-    assert answer["statusCode"] == 404 and "No review app here" in answer["body"]
-    assert world.tasks() == [] and world.record(1)["status"] == "asleep"
-
-    world.mr(1)["state"] = "opened"
     world.commit(SHA2, spec=None)  # the spec was removed
     world.mr(1)["sha"] = SHA2
     assert world.visit(HOST)["statusCode"] == 404 and world.tasks() == []
+    assert world.record(1)["status"] == "asleep"  # a spec may come back: the MR is still open
+
+    world.mr(1)["state"] = "closed"  # closed, and its webhook never arrived
+    answer = world.visit(HOST)
+    assert answer["statusCode"] == 404 and "No review app here" in answer["body"]
+    assert world.tasks() == []
+    # The MR is over, so the app ends and its address goes: nothing is left for a visit to find.
+    assert world.record(1)["status"] == "stopped" and world.record(1)["stop_reason"] == "closed"
+    assert world.route(HOST) is None and world.target_groups() == []
 
 
 def test_only_the_host_is_trusted(alb_world: World):
@@ -245,3 +248,24 @@ def test_a_failing_load_balancer_call_does_not_keep_the_queue_from_starting(make
     summary = world.reconcile()
     assert summary["put_to_sleep"] == 0 and world.record(1)["status"] == "live"
     assert "started_from_queue" in summary  # the run went on to the queue
+
+
+def test_when_its_time_to_live_runs_out_an_app_that_can_sleep_sleeps(alb_world: World):
+    world = alb_world
+    task = live_app(world)
+    world.expire(task)  # `timeout` ends it with 124 at its TTL
+    record = world.record(1)
+    assert record["status"] == "asleep" and record["stop_reason"] == "ttl" and record["rule_to_wake"]
+    assert forwards_to(world) == world.wake_target_group and world.running_slots() == set()
+    note = world.note(1)
+    assert "Review app: asleep" in note and "its time to live (45m) ran out" in note
+    assert "when its time to live ran out" in note
+    assert world.reconcile()["routes_removed"] == 0
+    assert "Waking up" in world.visit(HOST)["body"] and len(world.tasks()) == 1
+
+
+def test_without_sleep_a_ttl_still_ends_the_app(alb_world: World):
+    world = alb_world
+    task = live_app(world, spec=SPEC.replace("15m", "0"))
+    world.expire(task)
+    assert world.record(1)["status"] == "stopped" and "time to live (45m) ran out" in world.note(1)

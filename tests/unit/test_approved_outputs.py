@@ -129,6 +129,11 @@ RECORDS["address mode, asleep"] = record(**{**LIVE, **SLEEPY, "status": Status.A
                                            "stop_detail": "nobody visited it for 15m", "stopped_at": NOW + 940,
                                            "asleep_since": NOW + 940, "awake_seconds": 2700, "awake_counted_until": NOW + 940,
                                            "awake_cost_microusd": 18_750})
+RECORDS["address mode, asleep after its ttl"] = record(**{**LIVE, **SLEEPY, "status": Status.ASLEEP,
+                                                         "stop_reason": StopReason.TTL, "stopped_at": NOW + 1840,
+                                                         "asleep_since": NOW + 1840, "awake_seconds": 1800,
+                                                         "awake_counted_until": NOW + 1840,
+                                                         "awake_cost_microusd": 12_500})
 RECORDS["address mode, waking"] = record(**ADDRESS, sleep_after=900, history=["woke at 06:40 for a visit"])
 RECORDS["address mode, merged while asleep"] = record(**{**LIVE, **SLEEPY, "status": Status.STOPPED,
                                                         "stop_reason": StopReason.MERGED, "stopped_at": NOW + 940,

@@ -26,7 +26,7 @@ TG = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/ra-abc123-
 
 def live(iid: int = 1, minutes: int = 20, **fields) -> Record:
     base = dict(project_id=14, mr_iid=iid, status=Status.LIVE, host=f"h{iid}", target_group_arn=TG, rule_arn="r",
-                sleep_after=900, live_at=NOW - minutes * 60, launched_at=NOW - minutes * 60 - 40, task_arn="t",
+                sleep_after=900, live_at=NOW - minutes * 60, launched_at=NOW - minutes * 60 - 40, task_arn="t", container="web",
                 rate_microusd=36_000, first_live_at=NOW - 3600)
     return Record(**{**base, **fields})
 
@@ -172,3 +172,16 @@ def test_sleep_after_in_the_spec_and_the_install():
         load_settings({**ADDRESSES, "WAKE_TARGET_GROUP_ARN": "wake"})
     assert load_settings({**ADDRESSES, "WAKE_TARGET_GROUP_ARN": TG}).wake_target_group_arn == TG
     assert load_settings(ADDRESSES).load_balancer_dimension == "app/shared/50dc6c495c0c9188"
+
+
+def test_a_ttl_ends_a_stretch_not_the_app_when_it_can_sleep():
+    ran_out = stopped(live(1), task_event("STOPPED", exit_code=124), NOW)
+    assert ran_out.status == Status.STOPPED and ran_out.stop_reason == StopReason.TTL
+    asleep = sleep.after_ttl(ran_out)
+    assert asleep.status == Status.ASLEEP and asleep.rule_to_wake and asleep.expires_at == 0
+    assert asleep.asleep_since == ran_out.stopped_at and asleep.history[-1].endswith("when its time to live ran out")
+    for cannot in (live(1, sleep_after=0), live(1, host="")):  # never sleeps, or IP mode
+        still = stopped(cannot, task_event("STOPPED", exit_code=124), NOW)
+        assert sleep.after_ttl(still) == still
+    crashed = stopped(live(1), task_event("STOPPED", exit_code=1), NOW)
+    assert sleep.after_ttl(crashed) == crashed  # a crash is not a reason to keep its address

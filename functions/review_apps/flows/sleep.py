@@ -10,7 +10,7 @@ from review_apps.flows.deploy import Deployer
 from review_apps.flows.outcome import Result
 from review_apps.lifecycle import addresses, sleep
 from review_apps.model.record import Record
-from review_apps.model.values import Cause
+from review_apps.model.values import Cause, StopReason
 
 
 def put_idle_apps_to_sleep(deployer: Deployer, records: list[Record], now: int) -> dict[str, int]:
@@ -61,6 +61,11 @@ def wake(deployer: Deployer, host: str) -> sleep.WakeAnswer:
     deployer.logger.info("visit to a sleeping app", extra={"mr": record.key, "outcome": outcome.message})
     after = services.store.get(record.project_id, record.mr_iid)
     if outcome.result == Result.IGNORED and lifecycle.may_wake(after):
-        # Not woken and nobody else woke it: the MR is over, or has no spec any more.
+        # Not woken and nobody else woke it: the MR is over, or has no spec any more. An MR that is
+        # over (its merge or close event was lost) ends here, so its address goes too.
+        current = services.gitlab.merge_request(record.project_id, record.mr_iid)
+        if current is None or current.state != "opened":
+            reason = StopReason.MERGED if current is not None and current.state == "merged" else StopReason.CLOSED
+            deployer.stop(lifecycle.StopApp(record.mr, reason))
         return sleep.WakeAnswer("missing")
     return sleep.answer_for(after)

@@ -13,7 +13,7 @@ from review_apps.events import TaskEvent
 from review_apps.flows.deploy import Deployer
 from review_apps.flows.outcome import Outcome, Result
 from review_apps.flows.retry import until_written
-from review_apps.lifecycle import addresses
+from review_apps.lifecycle import addresses, sleep
 from review_apps.messages import needs_publish
 from review_apps.model.record import Record
 from review_apps.model.values import StopReason
@@ -51,6 +51,11 @@ def _once(deployer: Deployer, task: TaskEvent, mr: tuple[int, int]) -> Outcome:
         elif record.target_group_arn:
             services.elb.unroute(record.target_group_arn)
             updated = dataclasses.replace(updated, routed_target="")
+            wake_group = services.settings.wake_target_group_arn
+            asleep = sleep.after_ttl(updated) if wake_group and record.rule_arn else updated
+            if asleep.rule_to_wake and not record.rule_to_wake:  # its TTL ran out: visits wake it now
+                services.elb.forward(record.rule_arn, wake_group)
+            updated = asleep
     saved = services.store.save(updated, lifecycle.slot_change(record, updated))
     if isinstance(decision, lifecycle.Stopped):
         deployer.clear_deadline(saved)

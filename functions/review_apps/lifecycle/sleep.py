@@ -87,6 +87,22 @@ def falling_asleep(record: Record, now: int) -> Record:
     return dataclasses.replace(asleep, history=_with_history(record, line), rule_to_wake=True)
 
 
+def after_ttl(stopped: Record) -> Record:
+    """An app that can sleep does so when its time to live runs out, rather than ending: the TTL
+    bounds one awake stretch, and the next visit wakes it. Anything else is left as it is."""
+    if not (stopped.stop_reason == StopReason.TTL and stopped.sleep_after and stopped.host and stopped.live_at):
+        return stopped
+    at = stopped.stopped_at
+    return dataclasses.replace(
+        stopped,
+        status=Status.ASLEEP,
+        asleep_since=at,
+        rule_to_wake=True,
+        expires_at=0,
+        history=_with_history(stopped, f"slept at {_clock(at)} when its time to live ran out"),
+    )
+
+
 def ended_asleep(record: Record, reason: StopReason, detail: str, now: int, updated_at: int = 0) -> Record:
     """A sleeping app whose MR merged or closed, or that was stopped: it will not wake again. As
     for an app that leaves the queue, except that it stopped when it fell asleep, not now."""
