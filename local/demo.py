@@ -177,7 +177,8 @@ def main() -> None:
         show_deadline(world)
         show_mr(world, 1, SHA2)
 
-        heading(step + 1, "The new end time comes: EventBridge Scheduler stops the task (no function of ours runs)")
+        heading(step + 1, "The new end time comes: EventBridge Scheduler stops the task (no function of ours runs)"
+                + ("; the app sleeps until the next visit" if ADDRESS_MODE else ""))
         request = world.fire_schedule(f"mr-{PROJECT_ID}-1")
         said("  Scheduler → ecs:StopTask", request["Reason"])
         # The emulator's clock does not move: the event says the task stopped at its deadline.

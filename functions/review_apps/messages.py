@@ -179,7 +179,8 @@ def render_note(record: Record) -> str:
             "",
             f"Commit {commit}: {stop_sentence(record)}, so it "
             + (f"has been asleep since {format_utc(since)} and costs nothing." if since else "is going to sleep.")
-            + f" Opening the address wakes it{usual}; it then runs for up to {ttl} again.",
+            + f" Opening the address wakes it{usual}; it then runs for up to "
+            f"{format_duration(record.ttl_seconds - record.extended_seconds)} again.",
         ]
         lines += [line for line in (awake_cost_line(record), history_line(record)) if line]
     elif record.status == Status.LIVE or (record.status == Status.STOPPING and record.live_at):
