@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from review_apps import compose, lifecycle, taskdef
+from review_apps import compose, lifecycle, pages, taskdef
+from review_apps.lifecycle import addresses, sleep
 from review_apps.lifecycle import reconcile as plans
 from review_apps.events import MergeRequestEvent, NoteEvent, OtherEvent, PipelineEvent
 from review_apps.limits import Limits
@@ -617,3 +618,60 @@ def test_every_reconcile_plan():
     caps = lifecycle.Caps(overall=2, per_project=1)
     cases["slots"] = plans.slot_corrections(records, {"all": {"14/3", "14/8", "15/1"}, "project/14": {"14/3"}}, caps)
     check("reconcile", cases)
+
+
+# --------------------------------------------------------------------------- addresses, sleep and wake
+
+
+def test_every_address_sleep_and_wake_answer():
+    tg = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/ra-abc123-14-{}/6d0ecf831eec9f09"
+
+    def app(iid: int, **changes: Any):
+        base = dict(mr_iid=iid, status=Status.LIVE, host=f"shop-mr{iid}-p14.review.example.com",
+                    target_group_arn=tg.format(iid), rule_arn=f"rule-{iid}", sleep_after=900,
+                    live_at=NOW - 1800, launched_at=NOW - 1850, start_seconds=50, queue_place=2)
+        return record(**{**base, **changes})
+
+    apps = [app(1), app(2, sleep_after=3600, live_at=NOW - 7200), app(3, live_at=NOW - 60), app(4, sleep_after=0),
+            app(5, status=Status.DEPLOYING), app(6, host=""), app(7, target_group_arn="")]
+    queries = sleep.metric_queries(sleep.candidates(apps, NOW))
+    points = {"q0": [(NOW - 900, 1.0)], "q1": [(NOW - 3600, 0.0), (NOW - 3601, 9.0)]}
+    routes = [addresses.Route(tg.format(1), (14, 1), ("rule-0", "rule-1", "rule-x")),
+              addresses.Route(tg.format(2), (14, 2), ("rule-2", "rule-y")),
+              addresses.Route(tg.format(8), (14, 8), ("rule-8",)),
+              addresses.Route(tg.format(9), (14, 9), ())]
+    route_records = [app(1), app(2), app(9, status=Status.STOPPED, stopped_at=NOW - 10),
+                     app(10, status=Status.LIVE, rule_arn="", target_group_arn="", launched_at=NOW - 600),
+                     app(11, status=Status.ASLEEP), app(12, status=Status.QUEUED)]
+    statuses = [Status.DEPLOYING, Status.LIVE, Status.STOPPING, Status.QUEUED, Status.ASLEEP, Status.STOPPED,
+                Status.FAILED, Status.REJECTED, Status.NONE]
+    answers = [sleep.WakeAnswer(kind, 42, place=3, start_seconds=start)
+               for kind in ("waking", "queued", "awake", "failed", "missing", "retry") for start in (0, 95)]
+    hosts = ["shop-mr42-p14.review.example.com", "Shop-MR42-p14.REVIEW.example.com:8443", "a:b:c",
+             "mr1-p2.review.example.com", "x-mr1-p2.other.example.com", "-mr1-p2.review.example.com.",
+             "shop-mr0042-p014.review.example.com"]
+    cases = {
+        "hosts": {path: addresses.hostname(path, 14, 42, "review.example.com")
+                  for path in ("g/shop", "g/sub/Shop_Web.v2", "g/---", "g/" + "long-name" * 9, "g/ÄÖÜ-x")},
+        "parsed hosts": {host: addresses.parse_host(host, "review.example.com") for host in hosts},
+        "target groups": [addresses.target_group_name("review-apps", 14, n) for n in (1, 22)],
+        "first priorities": [next(addresses.priorities("review-apps", 14, n)) for n in (1, 2, 3)],
+        "listener full": [addresses.listener_full_problem("it has 100 target groups"),
+                          addresses.listener_full_problem("x", "so the app runs but its address has no route")],
+        "route plan": addresses.plan_routes(routes, route_records, NOW),
+        "sleep candidates": [r.mr_iid for r in sleep.candidates(apps, NOW)],
+        "metric queries": [(q.query_id, q.target_group, q.record.mr_iid) for q in queries],
+        "window start": sleep.window_start([q.record for q in queries], NOW),
+        "idle": [r.mr_iid for r in sleep.idle(queries, points, NOW)],
+        "falling asleep": sleep.falling_asleep(app(1, history=["a", "b", "c", "d", "e", "f"]), NOW),
+        "after ttl": sleep.after_ttl(lifecycle.stopped(app(1, container="web"), task_event("STOPPED", exit_code=124),
+                                                       NOW)),
+        "ended asleep": sleep.ended_asleep(app(1, status=Status.ASLEEP, stopped_at=NOW - 99), StopReason.CLOSED,
+                                           "@bob", NOW, NOW + 1),
+        "woke": sleep.woke(app(1, status=Status.DEPLOYING, asleep_since=NOW - 5), NOW),
+        "what a visit finds": {str(st): sleep.answer_for(app(1, status=st)) for st in statuses},
+        "what a visit finds, falling asleep": sleep.answer_for(
+            app(1, status=Status.STOPPING, stop_reason=StopReason.ASLEEP)),
+        "pages": {f"{a.kind} {a.start_seconds}": pages.render(a) for a in answers},
+    }
+    check("addresses_and_sleep", cases)
