@@ -214,10 +214,6 @@ class Elb:
             if h.get("TargetHealth", {}).get("State") != "draining"
         ]
 
-    def targets(self, target_group_arn: str) -> list[str]:
-        """`ip:port` of each registered target (for the demo and tests)."""
-        return sorted(f"{t['Id']}:{t['Port']}" for t in self._targets(target_group_arn))
-
     # ------------------------------------------------------------------ removing routes
 
     def remove_route(self, target_group_arn: str, rule_arns: Iterable[str] = ()) -> None:

@@ -53,7 +53,7 @@ def wake(deployer: Deployer, host: str) -> sleep.WakeAnswer:
     services = deployer.services
     mr = addresses.parse_host(host, services.settings.review_domain)
     record = services.store.get(*mr) if mr else None
-    if record is None or record.host != host.strip().lower().split(":")[0]:
+    if record is None or record.host != addresses.normalize_host(host):
         return sleep.WakeAnswer("missing")
     if not lifecycle.may_wake(record):
         return sleep.answer_for(record)

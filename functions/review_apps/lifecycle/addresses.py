@@ -52,11 +52,16 @@ def hostname(project_path: str, project_id: int, mr_iid: int, domain: str) -> st
 _HOST_IDS = re.compile(r"(?:^|-)mr(\d{1,12})-p(\d{1,12})$")
 
 
+def normalize_host(host: str) -> str:
+    """A request's Host header as we name hosts: lower case, without a port."""
+    name = host.strip().lower()
+    return name.rsplit(":", 1)[0] if name.count(":") == 1 else name
+
+
 def parse_host(host: str, domain: str) -> tuple[int, int] | None:
     """(project id, MR iid) of one of our hosts, from a request's Host header (port and case
     ignored); None for anything else. The caller still checks the record names this very host."""
-    name = host.strip().lower().rsplit(":", 1)[0] if host.count(":") == 1 else host.strip().lower()
-    label, dot, rest = name.partition(".")
+    label, dot, rest = normalize_host(host).partition(".")
     if not dot or rest != domain or len(label) > DNS_LABEL_MAX:
         return None
     match = _HOST_IDS.search(label)
