@@ -267,3 +267,19 @@ def test_a_bad_health_check_is_a_problem_on_the_mr_and_routes_nothing(alb_world:
     world.open_mr(1, SHA1)
     assert "`health_check:`" in world.note(1) and "not deployed" in world.note(1)
     assert world.rules() == [] and world.target_groups() == [] and world.tasks() == []
+
+
+def test_another_teams_rule_for_the_same_host_is_never_taken_over(alb_world: World):
+    world = alb_world
+    vpc = world.elbv2.describe_load_balancers()["LoadBalancers"][0]["VpcId"]
+    theirs = world.elbv2.create_target_group(Name="their-app", Protocol="HTTP", Port=80, VpcId=vpc,
+                                             TargetType="ip")["TargetGroups"][0]["TargetGroupArn"]
+    their_rule = world.elbv2.create_rule(
+        ListenerArn=world.listener_arn, Priority=5,
+        Conditions=[{"Field": "host-header", "HostHeaderConfig": {"Values": [HOST]}}],
+        Actions=[{"Type": "forward", "TargetGroupArn": theirs}],
+    )["Rules"][0]["RuleArn"]
+    open_and_run(world)
+    rules = {r["RuleArn"]: r for r in world.rules()}
+    assert rules[their_rule]["Actions"][0]["TargetGroupArn"] == theirs  # untouched
+    assert world.record(1)["rule_arn"] != their_rule and world.record(1)["rule_arn"] in rules

@@ -145,11 +145,11 @@ class Elb:
                 return
 
     def _rule(self, project_id: int, mr_iid: int, host: str, target_group: str, keep_forward: bool) -> str:
-        for rule in self._rules():
-            if host in _hosts(rule):
-                if not keep_forward and target_group not in _forwards_to(rule):
-                    self.forward(rule["RuleArn"], target_group)
-                return str(rule["RuleArn"])
+        same_host = [rule for rule in self._rules() if host in _hosts(rule)]
+        for rule in self._ours(same_host):  # another team's rule for this host is theirs, not ours to take
+            if not keep_forward and target_group not in _forwards_to(rule):
+                self.forward(rule["RuleArn"], target_group)
+            return str(rule["RuleArn"])
         for priority in addresses.priorities(self._settings.install_id, project_id, mr_iid):
             try:
                 created = self._client.create_rule(
@@ -172,6 +172,17 @@ class Elb:
     def forward(self, rule_arn: str, target_group_arn: str) -> None:
         """Send the host's visits to `target_group_arn`: the app's own, or the wake function's."""
         self._client.modify_rule(RuleArn=rule_arn, Actions=_forward(target_group_arn))
+
+    def _ours(self, resources: list[dict[str, Any]], key: str = "RuleArn") -> list[dict[str, Any]]:
+        """Those of `resources` that carry this install's tag (DescribeTags, 20 at a time)."""
+        by_arn = {r[key]: r for r in resources}
+        arns, ours = sorted(by_arn), []
+        for start in range(0, len(arns), _TAG_BATCH):
+            for item in self._client.describe_tags(ResourceArns=arns[start : start + _TAG_BATCH])["TagDescriptions"]:
+                tags = {t["Key"]: t["Value"] for t in item.get("Tags", [])}
+                if tags.get(INSTALL_TAG) == self._settings.install_id:
+                    ours.append(by_arn[item["ResourceArn"]])
+        return ours
 
     # ------------------------------------------------------------------ the app's address in and out
 
@@ -249,14 +260,7 @@ class Elb:
                 mr = addresses.parse_target_group_name(group["TargetGroupName"], install)
                 if mr is not None:
                     named[group["TargetGroupArn"]] = mr
-        ours = set()
-        arns = sorted(named)
-        for start in range(0, len(arns), _TAG_BATCH):
-            described = self._client.describe_tags(ResourceArns=arns[start : start + _TAG_BATCH])
-            for item in described["TagDescriptions"]:
-                tags = {t["Key"]: t["Value"] for t in item.get("Tags", [])}
-                if tags.get(INSTALL_TAG) == install:
-                    ours.add(item["ResourceArn"])
+        ours = {g["TargetGroupArn"] for g in self._ours([{"TargetGroupArn": arn} for arn in named], "TargetGroupArn")}
         rules: dict[str, list[str]] = {arn: [] for arn in ours}
         by_mr = {named[arn]: arn for arn in ours}
         wake = self._settings.wake_target_group_arn
