@@ -24,7 +24,7 @@ class AwsCallCounter:
     def stop(self) -> None:
         self._session.events.unregister("before-call", self._count)
 
-    def __enter__(self) -> "AwsCallCounter":
+    def __enter__(self) -> AwsCallCounter:
         self.start()
         return self
 

@@ -7,12 +7,11 @@ step prints what a reviewer would see on the merge request.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import textwrap
-from datetime import datetime, timezone
-
-import os
+from datetime import UTC, datetime
 
 from local.world import CLUSTER, PROJECT_ID, PROJECT_PATH, REVIEW_DOMAIN, SPEC, World, running_world
 
@@ -142,8 +141,16 @@ def main() -> None:
         show_mr(world, 1, SHA2)
 
         heading(5, "The old task's STOPPED event arrives late; the new task starts")
-        task_event(world.task_event(task["taskArn"], "STOPPED", exit_codes={"web": 143}, stop_code="UserInitiated",
-                                    stopped_reason="Review app replaced by commit 7b1e4d0c"), "old task STOPPED")
+        task_event(
+            world.task_event(
+                task["taskArn"],
+                "STOPPED",
+                exit_codes={"web": 143},
+                stop_code="UserInitiated",
+                stopped_reason="Review app replaced by commit 7b1e4d0c",
+            ),
+            "old task STOPPED",
+        )
         task_event(world.task_event(new_task["taskArn"], "RUNNING"), "RUNNING")
         show_route(world)
         show_mr(world, 1, SHA2)
@@ -152,19 +159,32 @@ def main() -> None:
             heading(6, "Nobody opens it for 20 minutes: the reconciler puts it to sleep")
             world.live_for(1, 20)
             summary = world.reconcile()
-            said("  Schedule → ReconcileFunction", f"{summary['sleep_candidates']} live app(s), one GetMetricData call, "
-                 f"{summary['put_to_sleep']} put to sleep")
-            task_event(world.task_event(new_task["taskArn"], "STOPPED", exit_codes={"web": 143},
-                                        stop_code="UserInitiated",
-                                        stopped_reason="Review app asleep: no visit for 15 minutes"), "STOPPED")
+            said(
+                "  Schedule → ReconcileFunction",
+                f"{summary['sleep_candidates']} live app(s), one GetMetricData call, "
+                f"{summary['put_to_sleep']} put to sleep",
+            )
+            task_event(
+                world.task_event(
+                    new_task["taskArn"],
+                    "STOPPED",
+                    exit_codes={"web": 143},
+                    stop_code="UserInitiated",
+                    stopped_reason="Review app asleep: no visit for 15 minutes",
+                ),
+                "STOPPED",
+            )
             show_route(world)
             show_mr(world, 1, SHA2)
 
             heading(7, f"A reviewer opens https://{HOST}/checkout: the visit wakes it")
             page = world.visit(HOST, "/checkout")
             title = re.search(r"<h1>(.*?)</h1>", page["body"]).group(1)
-            said("  Browser ← WakeFunction", f"HTTP {page['statusCode']}, Retry-After {page['headers']['Retry-After']}: "
-                 f"\"{title}\" (the page reloads itself)")
+            said(
+                "  Browser ← WakeFunction",
+                f"HTTP {page['statusCode']}, Retry-After {page['headers']['Retry-After']}: "
+                f'"{title}" (the page reloads itself)',
+            )
             [new_task] = world.tasks()
             task_event(world.task_event(new_task["taskArn"], "RUNNING"), "RUNNING")
             show_route(world)
@@ -177,16 +197,26 @@ def main() -> None:
         show_deadline(world)
         show_mr(world, 1, SHA2)
 
-        heading(step + 1, "The new end time comes: EventBridge Scheduler stops the task (no function of ours runs)"
-                + ("; the app sleeps until the next visit" if ADDRESS_MODE else ""))
+        heading(
+            step + 1,
+            "The new end time comes: EventBridge Scheduler stops the task (no function of ours runs)"
+            + ("; the app sleeps until the next visit" if ADDRESS_MODE else ""),
+        )
         request = world.fire_schedule(f"mr-{PROJECT_ID}-1")
         said("  Scheduler → ecs:StopTask", request["Reason"])
         # The emulator's clock does not move: the event says the task stopped at its deadline.
-        deadline = datetime.fromtimestamp(int(world.record(1)["deadline"]), tz=timezone.utc)
-        task_event(world.task_event(new_task["taskArn"], "STOPPED", exit_codes={"web": 143},
-                                    stop_code="UserInitiated", stopped_reason=request["Reason"],
-                                    stopped_at=deadline),
-                   "STOPPED")
+        deadline = datetime.fromtimestamp(int(world.record(1)["deadline"]), tz=UTC)
+        task_event(
+            world.task_event(
+                new_task["taskArn"],
+                "STOPPED",
+                exit_codes={"web": 143},
+                stop_code="UserInitiated",
+                stopped_reason=request["Reason"],
+                stopped_at=deadline,
+            ),
+            "STOPPED",
+        )
         show_tasks(world)
         show_route(world)
         show_mr(world, 1, SHA2)
@@ -199,9 +229,16 @@ def main() -> None:
         task_event(world.task_event(last_task["taskArn"], "RUNNING"), "RUNNING")
         show_route(world)
         webhook(world.send_mr(1, "merge"))
-        task_event(world.task_event(last_task["taskArn"], "STOPPED", exit_codes={"web": 143},
-                                    stop_code="UserInitiated", stopped_reason="Review app stopped: merge request merged"),
-                   "STOPPED")
+        task_event(
+            world.task_event(
+                last_task["taskArn"],
+                "STOPPED",
+                exit_codes={"web": 143},
+                stop_code="UserInitiated",
+                stopped_reason="Review app stopped: merge request merged",
+            ),
+            "STOPPED",
+        )
         show_route(world)
         show_mr(world, 1, SHA3)
         left = world.ecs.list_tasks(cluster=CLUSTER, desiredStatus="RUNNING")["taskArns"]
@@ -210,8 +247,10 @@ def main() -> None:
 
 def show_deadline(world: World) -> None:
     for name, schedule in world.schedules().items():
-        print(f"  Deadline: schedule {name} {schedule['ScheduleExpression']} UTC → ecs:StopTask "
-              f"(then {schedule['ActionAfterCompletion'].lower()}s itself)")
+        print(
+            f"  Deadline: schedule {name} {schedule['ScheduleExpression']} UTC → ecs:StopTask "
+            f"(then {schedule['ActionAfterCompletion'].lower()}s itself)"
+        )
 
 
 def count_edits(world: World) -> int:

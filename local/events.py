@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +88,7 @@ def merge_request_hook(
     _mr_fields(attrs, project_id, iid, sha, source_branch, source_project_id or project_id)
     attrs["action"] = action
     attrs["state"] = state or {"close": "closed", "merge": "merged"}.get(action, "opened")
-    attrs["updated_at"] = (updated_at or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    attrs["updated_at"] = (updated_at or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
     attrs["draft"] = attrs["work_in_progress"] = draft
     template = body["labels"][0] if body["labels"] else {"id": 1, "title": "x", "color": "#ffffff"}
     as_labels = lambda titles: [{**template, "id": 300 + i, "title": t} for i, t in enumerate(titles)]  # noqa: E731
@@ -138,7 +138,7 @@ def _iso(value: Any) -> str | None:
     if value is None:
         return None
     if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     return str(value)
 
 
@@ -159,7 +159,7 @@ def task_state_change(
     region = task["taskArn"].split(":")[3]
     event["region"] = region
     event["account"] = task["taskArn"].split(":")[4]
-    event["time"] = _iso(datetime.now(timezone.utc))
+    event["time"] = _iso(datetime.now(UTC))
     event["resources"] = [task["taskArn"]]
     attachments = []
     for attachment in task.get("attachments") or []:
@@ -184,7 +184,7 @@ def task_state_change(
         if exit_codes and container["name"] in exit_codes:
             entry["exitCode"] = exit_codes[container["name"]]
         containers.append(entry)
-    now = _iso(datetime.now(timezone.utc))
+    now = _iso(datetime.now(UTC))
     detail = {
         "attachments": attachments,
         "availabilityZone": task.get("availabilityZone", f"{region}a"),

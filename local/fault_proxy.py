@@ -29,14 +29,14 @@ class Fault:
 
 
 def throttled(operation: str, times: int) -> Fault:
-    return Fault(f"{ECS}.{operation}", times, 400,
-                 {"__type": "ThrottlingException", "message": "Rate exceeded"})
+    return Fault(f"{ECS}.{operation}", times, 400, {"__type": "ThrottlingException", "message": "Rate exceeded"})
 
 
 def no_capacity(times: int) -> Fault:
-    failure = {"arn": "arn:aws:ecs:us-east-1:123456789012:task-definition/x",
-               "reason": "Capacity is unavailable at this time. Please try again later or in a different "
-                         "availability zone"}
+    failure = {
+        "arn": "arn:aws:ecs:us-east-1:123456789012:task-definition/x",
+        "reason": "Capacity is unavailable at this time. Please try again later or in a different availability zone",
+    }
     return Fault(f"{ECS}.RunTask", times, 200, {"tasks": [], "failures": [failure]})
 
 

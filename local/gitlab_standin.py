@@ -12,10 +12,11 @@ import json
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 BOT_USER = {"id": 99, "username": "review-apps-bot", "name": "Review Apps", "state": "active"}
@@ -34,7 +35,7 @@ _STATUS_EVENTS = {
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 class HttpError(Exception):
@@ -83,6 +84,12 @@ class GitLabState:
         self.faults: list[tuple[Callable[[str, str], bool], int, dict]] = []
         # Slow answers: each entry delays one matching request by that many seconds.
         self.delays: list[tuple[Callable[[str, str], bool], float]] = []
+        # GitLab as an OAuth 2.0 / OpenID Connect provider (local/gitlab_oauth.py).
+        self.users: dict[int, dict[str, Any]] = {}
+        self.oauth_apps: dict[str, dict[str, Any]] = {}
+        self.oauth_codes: dict[str, dict[str, Any]] = {}
+        self.oauth_tokens: dict[str, int] = {}
+        self.browser_sessions: dict[str, int] = {}
 
     def next_id(self) -> int:
         self._ids += 1
@@ -94,6 +101,13 @@ class GitLabState:
         project = Project(project_id, path)
         self.projects[project_id] = project
         return project
+
+    def add_user(self, user_id: int, username: str, name: str, password: str, state: str = "active") -> None:
+        self.users[user_id] = {"id": user_id, "username": username, "name": name, "password": password, "state": state}
+
+    def add_oauth_app(self, application_id: str, secret: str, redirect_uri: str, scopes: str = "openid") -> None:
+        """An instance-wide application an admin made "trusted": no consent screen."""
+        self.oauth_apps[application_id] = {"secret": secret, "redirect_uri": redirect_uri, "scopes": scopes.split()}
 
     def add_commit(self, project_id: int, sha: str, files: dict[str, str]) -> None:
         self.projects[project_id].commits[sha] = dict(files)
@@ -499,9 +513,7 @@ def create_status(state, q, data, id, sha):
         }
         statuses.append(current)
     if current["status"] not in allowed_from:
-        raise HttpError(
-            400, {"message": f"Cannot transition status via :{event} from :{current['status']}"}
-        )
+        raise HttpError(400, {"message": f"Cannot transition status via :{event} from :{current['status']}"})
     current["status"] = wanted
     for text_field in ("target_url", "description"):
         if data.get(text_field) is not None:
@@ -515,13 +527,20 @@ def get_member(state, q, data, id, user_id):
     level = project.members.get(int(user_id))
     if level is None:
         raise _not_found("Member")
-    return 200, {"id": int(user_id), "username": f"user{user_id}", "access_level": level, "state": "active"}
+    user = state.users.get(int(user_id), {"username": f"user{user_id}", "name": f"User {user_id}", "state": "active"})
+    return 200, {
+        "id": int(user_id),
+        "username": user["username"],
+        "name": user["name"],
+        "access_level": level,
+        "state": user["state"],
+    }
 
 
 # ---------------------------------------------------------------------- HTTP plumbing
 
 
-def _paginate(handler: "_Handler", items: list, q: dict) -> list:
+def _paginate(handler: _Handler, items: list, q: dict) -> list:
     try:
         per_page = min(max(int(q.get("per_page", 20)), 1), 100)
         page = max(int(q.get("page", 1)), 1)
@@ -563,6 +582,10 @@ class _Handler(BaseHTTPRequestHandler):
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         length = int(self.headers.get("Content-Length") or 0)
         raw_body = self.rfile.read(length) if length else b""
+        if not raw_path.startswith("/api/"):  # a browser at GitLab's sign-in and OAuth pages
+            from local import gitlab_oauth
+
+            return gitlab_oauth.serve(self, state, method, parts, raw_body)
         try:
             status, payload = self._dispatch(state, method, raw_path, query, raw_body)
         except HttpError as exc:
@@ -647,7 +670,7 @@ class GitLabStandIn:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def start(self) -> "GitLabStandIn":
+    def start(self) -> GitLabStandIn:
         self._thread.start()
         return self
 
@@ -655,7 +678,7 @@ class GitLabStandIn:
         self._server.shutdown()
         self._server.server_close()
 
-    def __enter__(self) -> "GitLabStandIn":
+    def __enter__(self) -> GitLabStandIn:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:

@@ -11,9 +11,10 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
-from typing import Any, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import boto3
 import requests
@@ -140,6 +141,17 @@ class MotoServer:
 
 
 REVIEW_DOMAIN = "review.example.test"
+# Sign-in (address mode, members only): the install's provider, GitLab's OAuth application, and
+# the people who try to open review apps (GitLab users; passwords for the stand-in's sign-in form).
+SIGNIN_ISSUER = "https://signin.example.test/auth"
+OAUTH_APP = {"application_id": "local-review-apps-signin", "secret": "gloas-local-oauth-secret-1234"}
+ALB_CLIENT = {"client_id": "review-apps-local-alb", "client_secret": "local-alb-client-secret-5a6b7c8d9e0f"}
+PEOPLE = {  # username: (user id, name, password, access level in the project or None)
+    "dana": (61, "Dana Developer", "dana-password", 30),
+    "rita": (62, "Rita Reporter", "rita-password", 20),
+    "gus": (63, "Gus Guest", "gus-password", 10),
+    "mallory": (66, "Mallory Outsider", "mallory-password", None),
+}
 
 
 class World:
@@ -158,10 +170,12 @@ class World:
         self.aws_endpoint = aws_endpoint or moto.url  # e.g. a FaultProxy in front of moto
         self.settings = settings
         self._versions: dict[str, int] = {}
+        self.review_domain = REVIEW_DOMAIN
+        self._edge: Any = None
 
     # ------------------------------------------------------------------ set-up
 
-    def install(self) -> "World":
+    def install(self) -> World:
         self.moto.reset()
         self.gitlab.state.__init__(GITLAB_TOKEN)  # type: ignore[misc]
         os.environ.update(
@@ -179,8 +193,9 @@ class World:
         self.ssm = boto3.client("ssm", region_name=REGION)
         self.dynamodb = boto3.client("dynamodb", region_name=REGION)
         self.scheduler = boto3.client("scheduler", region_name=REGION)
-        self.scheduler.create_schedule_group(Name=SCHEDULE_GROUP, Tags=[{"Key": "review-apps:install",
-                                                                         "Value": INSTALL_ID}])
+        self.scheduler.create_schedule_group(
+            Name=SCHEDULE_GROUP, Tags=[{"Key": "review-apps:install", "Value": INSTALL_ID}]
+        )
 
         vpc = self.ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
         self.ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
@@ -198,7 +213,15 @@ class World:
         self.ssm.put_parameter(Name="/review-apps/signing-secret", Value=SIGNING_SECRET, Type="SecureString")
         self.register_base_task_definition()
         address_mode = self._load_balancer(vpc, subnet) if self.alb else {}
-        for name in ("ALB_LISTENER_ARN", "REVIEW_DOMAIN", "VPC_ID", "WAKE_TARGET_GROUP_ARN"):
+        for name in (
+            "ALB_LISTENER_ARN",
+            "REVIEW_DOMAIN",
+            "VPC_ID",
+            "WAKE_TARGET_GROUP_ARN",
+            "OIDC_ISSUER",
+            "OIDC_CLIENT_SECRET_ARN",
+            "REVIEW_APP_ACCESS",
+        ):
             os.environ.pop(name, None)  # an earlier install's address mode must not leak into this one
         os.environ.update(
             {
@@ -223,9 +246,46 @@ class World:
             }
         )
         self.subnet, self.security_group = subnet, group
-        self.gitlab.state.add_project(PROJECT_ID, PROJECT_PATH)
+        project = self.gitlab.state.add_project(PROJECT_ID, PROJECT_PATH)
+        if self.alb:
+            for username, (user_id, name, password, level) in PEOPLE.items():
+                self.gitlab.state.add_user(user_id, username, name, password)
+                if level is not None:
+                    project.members[user_id] = level
+            self.gitlab.state.add_oauth_app(
+                OAUTH_APP["application_id"], OAUTH_APP["secret"], f"{SIGNIN_ISSUER}/callback"
+            )
         self.cold_start()
         return self
+
+    def _sign_in(self) -> dict[str, str]:
+        """What the template's sign-in part makes: the ALB's generated client secret, and the
+        operator's SSM parameter with GitLab's OAuth application."""
+        secrets = boto3.client("secretsmanager", region_name=REGION)
+        arn = secrets.create_secret(Name=f"{INSTALL_ID}-alb-client", SecretString=json.dumps(ALB_CLIENT))["ARN"]
+        self.ssm.put_parameter(Name="/review-apps/gitlab-oauth", Value=json.dumps(OAUTH_APP), Type="SecureString")
+        return {
+            "OIDC_ISSUER": SIGNIN_ISSUER,
+            "OIDC_CLIENT_SECRET_ARN": arn,
+            "GITLAB_OAUTH_PARAMETER": "/review-apps/gitlab-oauth",
+        }
+
+    @property
+    def sign_in(self) -> bool:
+        return self.alb and os.environ.get("REVIEW_APP_ACCESS", "members") == "members"
+
+    def edge(self) -> Any:
+        """The load balancer and the sign-in API on one local HTTPS port (started on first use)."""
+        if self._edge is None:
+            from local.edge import Edge
+
+            self._edge = Edge(self)
+        return self._edge
+
+    def close(self) -> None:
+        if self._edge is not None:
+            self._edge.stop()
+            self._edge = None
 
     def _load_balancer(self, vpc: str, subnet: str) -> dict[str, str]:
         """What a platform team shares: an ALB with an HTTPS listener whose certificate covers
@@ -236,24 +296,44 @@ class World:
         second = self.ec2.create_subnet(VpcId=vpc, CidrBlock="10.20.2.0/24", AvailabilityZone=f"{REGION}b")
         alb_group = self.ec2.create_security_group(GroupName="review-apps-alb", Description="ALB", VpcId=vpc)
         balancer = self.elbv2.create_load_balancer(
-            Name="shared-alb", Subnets=[subnet, second["Subnet"]["SubnetId"]], SecurityGroups=[alb_group["GroupId"]],
-            Scheme="internet-facing", Type="application",
+            Name="shared-alb",
+            Subnets=[subnet, second["Subnet"]["SubnetId"]],
+            SecurityGroups=[alb_group["GroupId"]],
+            Scheme="internet-facing",
+            Type="application",
         )["LoadBalancers"][0]
         certificate = acm.request_certificate(DomainName=f"*.{REVIEW_DOMAIN}")["CertificateArn"]
         self.listener_arn = self.elbv2.create_listener(
-            LoadBalancerArn=balancer["LoadBalancerArn"], Protocol="HTTPS", Port=443,
+            LoadBalancerArn=balancer["LoadBalancerArn"],
+            Protocol="HTTPS",
+            Port=443,
             Certificates=[{"CertificateArn": certificate}],
-            DefaultActions=[{"Type": "fixed-response", "FixedResponseConfig": {
-                "StatusCode": "404", "ContentType": "text/plain", "MessageBody": "No review app here"}}],
+            DefaultActions=[
+                {
+                    "Type": "fixed-response",
+                    "FixedResponseConfig": {
+                        "StatusCode": "404",
+                        "ContentType": "text/plain",
+                        "MessageBody": "No review app here",
+                    },
+                }
+            ],
         )["Listeners"][0]["ListenerArn"]
         self.load_balancer_arn = balancer["LoadBalancerArn"]
         # The template's WakeTargetGroup: the wake function as a Lambda target.
         self.wake_target_group = self.elbv2.create_target_group(
-            Name="review-apps-local-wake", TargetType="lambda",
+            Name="review-apps-local-wake",
+            TargetType="lambda",
             Tags=[{"Key": "review-apps:install", "Value": INSTALL_ID}],
         )["TargetGroups"][0]["TargetGroupArn"]
-        return {"ALB_LISTENER_ARN": self.listener_arn, "REVIEW_DOMAIN": REVIEW_DOMAIN, "VPC_ID": vpc,
-                "MAX_RUNNING_APPS": "20", "WAKE_TARGET_GROUP_ARN": self.wake_target_group}
+        return {
+            "ALB_LISTENER_ARN": self.listener_arn,
+            "REVIEW_DOMAIN": REVIEW_DOMAIN,
+            "VPC_ID": vpc,
+            "MAX_RUNNING_APPS": "20",
+            "WAKE_TARGET_GROUP_ARN": self.wake_target_group,
+            **self._sign_in(),
+        }
 
     def rules(self) -> list[dict]:
         """The listener's rules besides its default, as ELB describes them."""
@@ -277,13 +357,21 @@ class World:
     def route(self, host: str) -> dict | None:
         """Where the listener sends `host`: its rule, target group and targets; None if nowhere."""
         for rule in self.rules():
-            hosts = [v for c in rule["Conditions"] if c["Field"] == "host-header"
-                     for v in c.get("HostHeaderConfig", {}).get("Values", c.get("Values", []))]
+            hosts = [
+                v
+                for c in rule["Conditions"]
+                if c["Field"] == "host-header"
+                for v in c.get("HostHeaderConfig", {}).get("Values", c.get("Values", []))
+            ]
             if host in hosts:
-                [action] = rule["Actions"]
+                [action] = [a for a in rule["Actions"] if a["Type"] == "forward"]
                 group = action["TargetGroupArn"]
-                return {"rule": rule, "priority": int(rule["Priority"]), "target_group": group,
-                        "targets": self.targets(group)}
+                return {
+                    "rule": rule,
+                    "priority": int(rule["Priority"]),
+                    "target_group": group,
+                    "targets": self.targets(group),
+                }
         return None
 
     def redeploy(self, **settings: str) -> None:
@@ -299,6 +387,17 @@ class World:
         self.reconcile_handler = load_handler("ReconcileFunction")
         if self.alb:
             self.wake_handler = self.load_wake_handler()
+        if self.sign_in:
+            self.auth_handler = self.load_auth_handler()
+
+    def load_auth_handler(self) -> Any:
+        """AuthFunction as the template configures it: without OIDC_ISSUER (its API names it)."""
+        saved = os.environ.pop("OIDC_ISSUER", None)
+        try:
+            return load_handler("AuthFunction")
+        finally:
+            if saved is not None:
+                os.environ["OIDC_ISSUER"] = saved
 
     def load_wake_handler(self) -> Any:
         """WakeFunction as the template configures it: without WAKE_TARGET_GROUP_ARN."""
@@ -312,16 +411,27 @@ class World:
     def visit(self, host: str, path: str = "/", handler: Any = None) -> dict:
         """A browser opens https://<host><path> and the listener's rule sends it to the wake
         function (only sleeping apps' rules do). Returns the function's answer to the ALB."""
-        return (handler or self.wake_handler)(events.alb_request(host, path), LambdaContext(function_name="WakeFunction"))
+        return (handler or self.wake_handler)(
+            events.alb_request(host, path), LambdaContext(function_name="WakeFunction")
+        )
 
     def requests_served(self, target_group_arn: str, count: int, at: datetime) -> None:
         """The ALB's per-minute RequestCount for a target group, as it publishes it."""
-        self.cloudwatch.put_metric_data(Namespace="AWS/ApplicationELB", MetricData=[{
-            "MetricName": "RequestCount", "Timestamp": at, "Value": count, "Unit": "Count",
-            "Dimensions": [
-                {"Name": "TargetGroup", "Value": "targetgroup/" + target_group_arn.split(":targetgroup/")[1]},
-                {"Name": "LoadBalancer", "Value": self.load_balancer_arn.split(":loadbalancer/")[1]},
-            ]}])
+        self.cloudwatch.put_metric_data(
+            Namespace="AWS/ApplicationELB",
+            MetricData=[
+                {
+                    "MetricName": "RequestCount",
+                    "Timestamp": at,
+                    "Value": count,
+                    "Unit": "Count",
+                    "Dimensions": [
+                        {"Name": "TargetGroup", "Value": "targetgroup/" + target_group_arn.split(":targetgroup/")[1]},
+                        {"Name": "LoadBalancer", "Value": self.load_balancer_arn.split(":loadbalancer/")[1]},
+                    ],
+                }
+            ],
+        )
 
     def register_base_task_definition(
         self, family: str = BASE_FAMILY, projects: str | None = "awesome_space/", **overrides: Any
@@ -375,7 +485,9 @@ class World:
         self.gitlab.state.add_commit(project, sha, files)
         return sha
 
-    def open_mr(self, iid: int, sha: str, branch: str = "feature/checkout", source_project_id: int | None = None) -> dict:
+    def open_mr(
+        self, iid: int, sha: str, branch: str = "feature/checkout", source_project_id: int | None = None
+    ) -> dict:
         self.gitlab.state.open_merge_request(
             PROJECT_ID, iid, sha=sha, source_branch=branch, source_project_id=source_project_id
         )
@@ -412,8 +524,14 @@ class World:
 
     def comment(self, iid: int, text: str, user_id: int = 51, username: str = "alice") -> dict:
         mr = self.mr(iid)
-        body = events.note_hook(text, project_id=PROJECT_ID, iid=iid, sha=mr["sha"],
-                                source_branch=mr["source_branch"], project_path=PROJECT_PATH)
+        body = events.note_hook(
+            text,
+            project_id=PROJECT_ID,
+            iid=iid,
+            sha=mr["sha"],
+            source_branch=mr["source_branch"],
+            project_path=PROJECT_PATH,
+        )
         body["object_attributes"]["author_id"] = user_id
         body["user"] = {**body["user"], "id": user_id, "username": username}
         return self.deliver(body, "Note Hook")
@@ -489,17 +607,21 @@ class World:
 
     def reconcile(self) -> dict:
         """One scheduled run of the real ReconcileFunction."""
-        return self.reconcile_handler({"source": "aws.events", "detail-type": "Scheduled Event"},
-                                      LambdaContext(function_name="ReconcileFunction"))
+        return self.reconcile_handler(
+            {"source": "aws.events", "detail-type": "Scheduled Event"}, LambdaContext(function_name="ReconcileFunction")
+        )
 
     def expire(self, task_arn: str, container: str = "web") -> dict:
         """The TTL runs out: `timeout` ends the app with 124 and the task stops, TTL seconds
         after it started (the emulator's clock does not move, so the event says when)."""
-        started = self.task(task_arn).get("startedAt") or datetime.now(timezone.utc)
+        started = self.task(task_arn).get("startedAt") or datetime.now(UTC)
         record = next((r for r in self._records() if r.get("task_arn") == task_arn), None)
         stopped_at = started + timedelta(seconds=int(record["ttl_seconds"])) if record else None
         return self.task_event(
-            task_arn, "STOPPED", exit_codes={container: 124}, stop_code="EssentialContainerExited",
+            task_arn,
+            "STOPPED",
+            exit_codes={container: 124},
+            stop_code="EssentialContainerExited",
             stopped_at=stopped_at,
         )
 
@@ -510,7 +632,8 @@ class World:
         shift = int(record["deadline"]) - (int(time.time()) - past_deadline)
         moved = {name: int(record[name]) - shift for name in ("deadline", "launched_at", "live_at") if record[name]}
         self.dynamodb.update_item(
-            TableName=TABLE, Key={"pk": {"S": f"mr#{PROJECT_ID}/{iid}"}},
+            TableName=TABLE,
+            Key={"pk": {"S": f"mr#{PROJECT_ID}/{iid}"}},
             UpdateExpression="SET " + ", ".join(f"{name} = :{name}" for name in moved),
             ExpressionAttributeValues={f":{name}": {"N": str(value)} for name, value in moved.items()},
         )
@@ -522,7 +645,8 @@ class World:
         shift = int(time.time()) - minutes * 60 - int(record["live_at"])
         moved = {n: int(record[n]) + shift for n in ("live_at", "launched_at", "first_live_at") if record.get(n)}
         self.dynamodb.update_item(
-            TableName=TABLE, Key={"pk": {"S": f"mr#{PROJECT_ID}/{iid}"}},
+            TableName=TABLE,
+            Key={"pk": {"S": f"mr#{PROJECT_ID}/{iid}"}},
             UpdateExpression="SET " + ", ".join(f"{n} = :{n}" for n in moved),
             ExpressionAttributeValues={f":{n}": {"N": str(v)} for n, v in moved.items()},
         )
@@ -549,9 +673,11 @@ def running_world(alb: bool = False, **settings: str) -> Iterator[World]:
     saved = dict(os.environ)  # the install sets its configuration there; the next one starts clean
     moto = MotoServer()
     gitlab = GitLabStandIn(GITLAB_TOKEN).start()
+    world = World(moto, gitlab, alb=alb, **settings)
     try:
-        yield World(moto, gitlab, alb=alb, **settings).install()
+        yield world.install()
     finally:
+        world.close()
         gitlab.stop()
         moto.stop()
         os.environ.clear()

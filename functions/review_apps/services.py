@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from functools import cached_property
 from typing import Any
 
@@ -13,9 +14,11 @@ from review_apps.adapters.elb import Elb
 from review_apps.adapters.gitlab import GitLab
 from review_apps.adapters.metrics import Metrics
 from review_apps.adapters.scheduler import Scheduler
+from review_apps.adapters.signin_store import SignInStore
 from review_apps.adapters.store import RecordStore
 from review_apps.lifecycle import Caps
 from review_apps.settings import Settings
+from review_apps.signin.gitlab_oauth import OAuthApp
 
 SECRET_CACHE_SECONDS = 300  # a rotated secret takes effect within five minutes
 
@@ -38,6 +41,27 @@ class Services:
         return str(self._parameters.get(name, decrypt=True, max_age=SECRET_CACHE_SECONDS))
 
     @cached_property
+    def _secrets(self) -> parameters.SecretsProvider:
+        return parameters.SecretsProvider(boto3_client=self.aws("secretsmanager"))
+
+    def oidc_client(self) -> dict[str, str]:
+        """The load balancer's client id and secret at the install's provider (generated at deploy)."""
+        arn = self.settings.oidc_client_secret_arn
+        raw = self._secrets.get(arn, max_age=SECRET_CACHE_SECONDS)
+        data = json.loads(raw) if isinstance(raw, str) else raw
+        if not (isinstance(data, dict) and data.get("client_id") and data.get("client_secret")):
+            raise ValueError(f"secret {arn} must hold JSON with client_id and client_secret")
+        return {"client_id": str(data["client_id"]), "client_secret": str(data["client_secret"])}
+
+    def gitlab_oauth_app(self) -> OAuthApp:
+        name = self.settings.gitlab_oauth_parameter
+        return OAuthApp.parse(self.secret(name), name)
+
+    @cached_property
+    def signin_store(self) -> SignInStore:
+        return SignInStore(self.settings.table_name, self.aws("dynamodb"))
+
+    @cached_property
     def store(self) -> RecordStore:
         caps = Caps(self.settings.max_running, self.settings.max_running_per_project)
         return RecordStore(self.settings.table_name, self.aws("dynamodb"), caps)
@@ -48,7 +72,7 @@ class Services:
 
     @cached_property
     def elb(self) -> Elb:
-        return Elb(self.settings, self.aws("elbv2"))
+        return Elb(self.settings, self.aws("elbv2"), self.oidc_client if self.settings.sign_in else None)
 
     @cached_property
     def metrics(self) -> Metrics:

@@ -83,6 +83,16 @@ class Settings:
     wake_target_group_arn: str = ""
     default_sleep_after: int = 0
 
+    # Who may open a review app (address mode): "members" signs visitors in through the install's
+    # own OpenID Connect provider (OIDC_ISSUER), federated to GitLab, and lets in members of the
+    # MR's project at REVIEW_APP_MIN_ACCESS_LEVEL or above; "public" lets anyone in.
+    review_app_access: str = "members"
+    oidc_issuer: str = ""
+    oidc_client_secret_arn: str = ""
+    gitlab_oauth_parameter: str = "/review-apps/gitlab-oauth"
+    min_access_level: int = 20
+    alb_session_seconds: int = 3600
+
     @property
     def address_mode(self) -> bool:
         return bool(self.alb_listener_arn)
@@ -92,6 +102,11 @@ class Settings:
         """Apps may sleep: they have an address to be woken through. (WakeFunction itself has no
         WAKE_TARGET_GROUP_ARN: its target group is made after it, and it puts nothing to sleep.)"""
         return self.address_mode
+
+    @property
+    def sign_in(self) -> bool:
+        """Every review host's rule signs the visitor in before it forwards."""
+        return self.address_mode and self.review_app_access == "members"
 
     @property
     def load_balancer_dimension(self) -> str:
@@ -221,7 +236,41 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         vpc_id=vpc,
         wake_target_group_arn=wake_group,
         default_sleep_after=default_sleep,
+        **_sign_in(env, bool(listener)),
     )
+
+
+ACCESS_LEVELS = (10, 15, 20, 30, 40, 50)  # GitLab's Guest … Owner
+ALB_SESSION_MAX = 12 * 3600  # the longest a removed member keeps a load balancer session
+
+
+def _sign_in(env: Mapping[str, str], address_mode: bool) -> dict[str, Any]:
+    access = env.get("REVIEW_APP_ACCESS", "").strip().lower() or "members"
+    if access not in ("members", "public"):
+        raise SettingsError(f"REVIEW_APP_ACCESS must be members or public, got {access!r}")
+    level_raw = env.get("REVIEW_APP_MIN_ACCESS_LEVEL", "").strip() or "20"
+    if not level_raw.isdigit() or int(level_raw) not in ACCESS_LEVELS:
+        raise SettingsError(
+            f"REVIEW_APP_MIN_ACCESS_LEVEL must be a GitLab access level (10, 15, 20, 30, 40, 50), got {level_raw!r}"
+        )
+    session_raw = env.get("REVIEW_APP_SESSION_SECONDS", "").strip() or "3600"
+    if not session_raw.isdigit() or not 60 <= int(session_raw) <= ALB_SESSION_MAX:
+        raise SettingsError(f"REVIEW_APP_SESSION_SECONDS must be 60 to {ALB_SESSION_MAX}, got {session_raw!r}")
+    values: dict[str, Any] = {
+        "review_app_access": access,
+        "min_access_level": int(level_raw),
+        "alb_session_seconds": int(session_raw),
+        "gitlab_oauth_parameter": env.get("GITLAB_OAUTH_PARAMETER", "").strip() or "/review-apps/gitlab-oauth",
+        "oidc_issuer": env.get("OIDC_ISSUER", "").strip().rstrip("/"),
+        "oidc_client_secret_arn": env.get("OIDC_CLIENT_SECRET_ARN", "").strip(),
+    }
+    if address_mode and access == "members":
+        if not values["oidc_client_secret_arn"]:
+            raise SettingsError("OIDC_CLIENT_SECRET_ARN is not set: signing visitors in needs the ALB's client secret")
+        issuer = values["oidc_issuer"]
+        if issuer and not re.fullmatch(r"https://[a-z0-9.-]+(:\d+)?/auth", issuer):
+            raise SettingsError(f"OIDC_ISSUER must be https://<api host>/auth, got {issuer!r}")
+    return values
 
 
 def _addresses(env: Mapping[str, str], max_running: int) -> tuple[str, str, str]:

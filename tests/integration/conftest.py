@@ -31,11 +31,15 @@ def gitlab_server():
 def make_world(moto_server, gitlab_server):
     """`make_world(ASSIGN_PUBLIC_IP="ENABLED")` installs with other settings."""
     saved = dict(os.environ)
+    made: list[World] = []
 
     def make(alb: bool = False, **settings: str) -> World:
-        return World(moto_server, gitlab_server, alb=alb, **settings).install()
+        made.append(World(moto_server, gitlab_server, alb=alb, **settings))
+        return made[-1].install()
 
     yield make
+    for world in made:
+        world.close()
     os.environ.clear()
     os.environ.update(saved)
 

@@ -8,7 +8,7 @@ function doing the same thing at the same moment converges on one route per MR.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +30,9 @@ _FULL = {
     "TooManyTargetGroups": "it has 100 target groups, the most an ALB can hold",
     "TooManyTargets": "it has as many targets as its quota allows",
 }
-_TAG_BATCH = 20  # DescribeTags takes at most 20 ARNs
+_TAG_BATCH = 20
+# The load balancer's own session cookie for review hosts (one per host: ALB cookies have no Domain).
+SESSION_COOKIE = "ReviewAppsSession"  # DescribeTags takes at most 20 ARNs
 
 
 class ListenerFull(Exception):
@@ -52,9 +54,40 @@ class RouteArns:
 
 
 class Elb:
-    def __init__(self, settings: Settings, client: Any) -> None:
+    def __init__(
+        self, settings: Settings, client: Any, oidc_client: Callable[[], dict[str, str]] | None = None
+    ) -> None:
+        """`oidc_client`: the load balancer's client id and secret at the install's sign-in
+        provider; given, every rule signs the visitor in before it forwards."""
         self._settings = settings
         self._client = client
+        self._oidc_client = oidc_client
+
+    def _actions(self, target_group_arn: str) -> list[dict[str, Any]]:
+        """What a review host's rule does: sign in (when members only), then forward. One place,
+        so a rule that forwards to the app, to the wake function or anywhere else signs in alike."""
+        if self._oidc_client is None:
+            return [{"Type": "forward", "TargetGroupArn": target_group_arn}]
+        client, issuer = self._oidc_client(), self._settings.oidc_issuer
+        return [
+            {
+                "Type": "authenticate-oidc",
+                "Order": 1,
+                "AuthenticateOidcConfig": {
+                    "Issuer": issuer,
+                    "AuthorizationEndpoint": f"{issuer}/authorize",
+                    "TokenEndpoint": f"{issuer}/token",
+                    "UserInfoEndpoint": f"{issuer}/userinfo",
+                    "ClientId": client["client_id"],
+                    "ClientSecret": client["client_secret"],
+                    "Scope": "openid",
+                    "SessionCookieName": SESSION_COOKIE,
+                    "SessionTimeout": self._settings.alb_session_seconds,
+                    "OnUnauthenticatedRequest": "authenticate",
+                },
+            },
+            {"Type": "forward", "Order": 2, "TargetGroupArn": target_group_arn},
+        ]
 
     def _tags(self, project_id: int, mr_iid: int) -> list[dict[str, str]]:
         return [
@@ -156,7 +189,7 @@ class Elb:
                     ListenerArn=self._settings.alb_listener_arn,
                     Priority=priority,
                     Conditions=[{"Field": "host-header", "HostHeaderConfig": {"Values": [host]}}],
-                    Actions=_forward(target_group),
+                    Actions=self._actions(target_group),
                     Tags=self._tags(project_id, mr_iid),
                 )
             except ClientError as exc:
@@ -171,7 +204,7 @@ class Elb:
 
     def forward(self, rule_arn: str, target_group_arn: str) -> None:
         """Send the host's visits to `target_group_arn`: the app's own, or the wake function's."""
-        self._client.modify_rule(RuleArn=rule_arn, Actions=_forward(target_group_arn))
+        self._client.modify_rule(RuleArn=rule_arn, Actions=self._actions(target_group_arn))
 
     def _ours(self, resources: list[dict[str, Any]], key: str = "RuleArn") -> list[dict[str, Any]]:
         """Those of `resources` that carry this install's tag (DescribeTags, 20 at a time)."""
@@ -275,10 +308,6 @@ class Elb:
                             if mr in by_mr:
                                 rules[by_mr[mr]].append(rule["RuleArn"])
         return [addresses.Route(arn, named[arn], tuple(sorted(rules[arn]))) for arn in sorted(ours)]
-
-
-def _forward(target_group_arn: str) -> list[dict[str, Any]]:
-    return [{"Type": "forward", "TargetGroupArn": target_group_arn}]
 
 
 def _hosts(rule: dict[str, Any]) -> list[str]:

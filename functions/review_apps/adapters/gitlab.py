@@ -14,6 +14,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from review_apps.lifecycle.access import Member
 from review_apps.messages import (
     COMMIT_STATUS_NAME,
     commit_status_marker,
@@ -128,6 +129,16 @@ class GitLab:
             if exc.response_code == 404:
                 return None
             raise
+
+    def member(self, project_id: int, user_id: int) -> Member | None:
+        """The user's standing in the project (inherited membership included); None for non-members."""
+        try:
+            found = self._project(project_id).members_all.get(user_id)
+        except gitlab.exceptions.GitlabGetError as exc:
+            if exc.response_code == 404:
+                return None
+            raise
+        return Member(int(found.access_level), str(getattr(found, "state", "active") or "active"))
 
     # ------------------------------------------------------------------ publishing
 

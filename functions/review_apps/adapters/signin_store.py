@@ -1,0 +1,62 @@
+"""Sign-in state in the records table: sign-ins waiting on GitLab, provider sessions, codes and
+access tokens. Each item is keyed by a SHA-256 of its secret (a leaked table holds nothing a
+browser or the load balancer could present), expires by DynamoDB's TTL, and is checked against
+the clock on read because TTL deletion lags. A code and a pending sign-in are taken once: a
+conditional delete, so a replay finds nothing even when two arrive at the same moment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+# Prefixes no MR record uses (those are mr#…, slots#…): the record scans skip them.
+PENDING, SESSION, CODE, TOKEN = "signin-pending#", "signin-session#", "signin-code#", "signin-token#"
+
+
+def _key(kind: str, secret: str) -> dict[str, Any]:
+    return {"pk": {"S": kind + hashlib.sha256(secret.encode()).hexdigest()}}
+
+
+class SignInStore:
+    def __init__(self, table_name: str, dynamodb: Any) -> None:
+        self._table = table_name
+        self._db = dynamodb
+
+    def put(self, kind: str, secret: str, data: dict[str, Any], lifetime: int) -> None:
+        expires = int(time.time()) + lifetime
+        item = {**_key(kind, secret), "data": {"S": json.dumps(data)}, "expires_at": {"N": str(expires)}}
+        self._db.put_item(TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(pk)")
+
+    def get(self, kind: str, secret: str) -> dict[str, Any] | None:
+        item = self._db.get_item(TableName=self._table, Key=_key(kind, secret), ConsistentRead=True).get("Item")
+        return _live(item)
+
+    def take(self, kind: str, secret: str) -> dict[str, Any] | None:
+        """The item, deleted in the same request; None if it was never there, is taken or expired."""
+        try:
+            answer = self._db.delete_item(
+                TableName=self._table,
+                Key=_key(kind, secret),
+                ConditionExpression="attribute_exists(pk)",
+                ReturnValues="ALL_OLD",
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return None
+            raise
+        return _live(answer.get("Attributes"))
+
+    def drop(self, kind: str, secret: str) -> None:
+        self._db.delete_item(TableName=self._table, Key=_key(kind, secret))
+
+
+def _live(item: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not item or int(item.get("expires_at", {}).get("N", "0")) <= int(time.time()):
+        return None
+    data = json.loads(item["data"]["S"])
+    return data if isinstance(data, dict) else None

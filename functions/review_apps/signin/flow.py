@@ -1,0 +1,175 @@
+"""Signing a visitor in, carried out: the provider's endpoints, one method each.
+
+  ALB ──/authorize──▶ (no session) ──▶ GitLab /oauth/authorize ──▶ /callback ──▶ may they? ──▶ ALB
+                      (session)    ──────────────────────────────────────────────▶ may they? ──▶ ALB
+
+"May they" is asked of GitLab for every review host, even within one provider session, so one
+sign-in serves every app a person may see, and no more. Redirects go only to the load balancer's
+callback on a review host of this install that has an app (review_apps.lifecycle.access).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from functools import cached_property
+from typing import Any
+
+from authlib.common.security import generate_token
+from authlib.oauth2 import OAuth2Error
+
+from review_apps.adapters.signin_store import PENDING, SESSION
+from review_apps.lifecycle import access
+from review_apps.model.record import Record
+from review_apps.services import Services
+from review_apps.signin import gitlab_oauth, pages
+from review_apps.signin.provider import HttpRequest, LoadBalancer, Provider, Response, User
+
+PENDING_COOKIE = "review_apps_signin"  # binds a sign-in to the browser that started it
+SESSION_COOKIE = "review_apps_session"
+PENDING_SECONDS = 600
+SESSION_SECONDS = 12 * 3600  # one GitLab sign-in lasts at most a working day
+_SECRET_MAX = 200
+
+
+def _cookie(name: str, value: str, max_age: int) -> str:
+    return f"{name}={value}; Path=/auth; Max-Age={max_age}; Secure; HttpOnly; SameSite=Lax"
+
+
+class SignIn:
+    def __init__(self, services: Services, logger: Any, issuer: str) -> None:
+        self.services = services
+        self.settings = services.settings
+        self.logger = logger
+        self.issuer = issuer
+        self._records: dict[str, Record | None] = {}
+
+    @cached_property
+    def provider(self) -> Provider:
+        client = self.services.oidc_client()
+        return Provider(
+            LoadBalancer(client["client_id"], client["client_secret"], self._has_app),
+            self.services.signin_store,
+            self.issuer,
+        )
+
+    @property
+    def callback_url(self) -> str:
+        return f"{self.issuer}/callback"
+
+    def _has_app(self, redirect_uri: str) -> bool:
+        target = access.redirect_host(redirect_uri, self.settings.review_domain)
+        if target is None:
+            return False
+        host, mr = target
+        if host not in self._records:
+            self._records[host] = self.services.store.get(*mr)
+        return access.has_app_at(self._records[host], host)
+
+    # ------------------------------------------------------------------ endpoints
+
+    def discovery(self) -> Response:
+        return _json(200, self.provider.discovery())
+
+    def jwks(self) -> Response:
+        return _json(200, {"keys": []})  # ID tokens are HS256 with the client's secret: no public key
+
+    def authorize(self, request: HttpRequest, cookies: dict[str, str]) -> Response:
+        try:
+            grant = self.provider.get_consent_grant(request)
+        except OAuth2Error as error:
+            self.logger.info("authorization request refused", extra={"error": error.error})
+            return pages.bad_request(_explain(error))
+        user = self._session_user(cookies.get(SESSION_COOKIE, ""))
+        if user is None:
+            return self._to_gitlab(request.params)
+        return self._grant(grant, user, [])
+
+    def callback(self, request: HttpRequest, cookies: dict[str, str]) -> Response:
+        params = request.params
+        clear = _cookie(PENDING_COOKIE, "", 0)
+        if "error" in params:
+            return pages.bad_request("GitLab did not sign you in: the sign-in was declined or cancelled.")
+        state, bound = params.get("state", ""), cookies.get(PENDING_COOKIE, "")
+        if not (state and bound and len(state) <= _SECRET_MAX and hmac.compare_digest(state.encode(), bound.encode())):
+            return pages.bad_request("This sign-in was started in another browser, or its cookie has expired.")
+        pending = self.services.signin_store.take(PENDING, state)
+        if pending is None or not params.get("code"):
+            return pages.bad_request("This sign-in has expired or was already used.")
+        try:
+            user = gitlab_oauth.signed_in_user(
+                self.settings.gitlab_url,
+                self.services.gitlab_oauth_app(),
+                self.callback_url,
+                params["code"][:_SECRET_MAX],
+                pending["verifier"],
+                timeout=3.0,
+            )
+        except gitlab_oauth.GitLabSignInError as exc:
+            self.logger.warning("GitLab did not confirm the sign-in", extra={"why": str(exc)})
+            return pages.gitlab_unavailable()
+        session = generate_token(48)
+        self.services.signin_store.put(SESSION, session, user.as_dict(), SESSION_SECONDS)
+        self.logger.info("signed in with GitLab", extra={"user_id": user.id})
+        original = HttpRequest("GET", f"{self.issuer}/authorize", dict(pending["params"]), {})
+        try:
+            grant = self.provider.get_consent_grant(original)  # the app may have gone while they signed in
+        except OAuth2Error as error:
+            return pages.bad_request(_explain(error))
+        return self._grant(grant, user, [_cookie(SESSION_COOKIE, session, SESSION_SECONDS), clear])
+
+    def token(self, request: HttpRequest) -> Response:
+        answer: Response = self.provider.create_token_response(request)
+        self.logger.info("token request answered", extra={"status": answer.status})
+        return answer
+
+    def userinfo(self, request: HttpRequest) -> Response:
+        return self.provider.userinfo(request.headers.get("authorization", ""))
+
+    # ------------------------------------------------------------------ steps
+
+    def _session_user(self, session: str) -> User | None:
+        if not session or len(session) > _SECRET_MAX:
+            return None
+        data = self.services.signin_store.get(SESSION, session)
+        return User.from_dict(data) if data else None
+
+    def _to_gitlab(self, params: dict[str, str]) -> Response:
+        state, verifier = generate_token(32), generate_token(64)
+        self.services.signin_store.put(PENDING, state, {"params": params, "verifier": verifier}, PENDING_SECONDS)
+        url = gitlab_oauth.authorization_url(
+            self.settings.gitlab_url, self.services.gitlab_oauth_app(), self.callback_url, state, verifier
+        )
+        return Response(302, "", {"Location": url, "Cache-Control": "no-store"}, [_cookie(PENDING_COOKIE, state, 600)])
+
+    def _grant(self, grant: Any, user: User, cookies: list[str]) -> Response:
+        """Back to the load balancer with a code, if GitLab says this user may see this MR's app."""
+        redirect_uri = grant.request.payload.redirect_uri
+        host, _ = access.redirect_host(redirect_uri, self.settings.review_domain) or ("", (0, 0))
+        record = self._records.get(host)
+        assert record is not None  # get_consent_grant checked the redirect URI against the record
+        member = self.services.gitlab.member(record.project_id, user.id)
+        refusal = access.may_open(member, self.settings.min_access_level, record.project_path)
+        if refusal is not None:
+            self.logger.info("sign-in refused", extra={"user_id": user.id, "mr": record.key, "reason": refusal.reason})
+            return pages.refused(record.project_path, record.mr_iid, refusal.text, user.username, cookies)
+        answer: Response = self.provider.create_authorization_response(grant.request, grant_user=user, grant=grant)
+        answer.cookies.extend(cookies)
+        self.logger.info("sign-in granted", extra={"user_id": user.id, "mr": record.key})
+        return answer
+
+
+def _explain(error: OAuth2Error) -> str:
+    if error.error in ("invalid_request", "invalid_client") and "redirect" in str(error.description or "").lower():
+        return "It does not come back to a review app of this install that is running, starting or asleep."
+    known = {
+        "invalid_client": "It does not come from this install's load balancer.",
+        "invalid_scope": "It asks for more than this install gives (openid and profile).",
+        "unsupported_response_type": "It asks for something other than a sign-in code.",
+        "unauthorized_client": "It asks for something other than a sign-in code.",
+    }
+    return known.get(error.error, "It is missing something a sign-in request needs.")
+
+
+def _json(status: int, data: dict[str, Any]) -> Response:
+    return Response(status, json.dumps(data), {"Content-Type": "application/json", "Cache-Control": "no-store"})
