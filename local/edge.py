@@ -311,3 +311,16 @@ class _EdgeHandler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         self._serve("POST")
+
+
+def sign_in_at_gitlab(client: requests.Session, page: requests.Response, username: str, password: str) -> Any:
+    """Fill in the GitLab sign-in form `page` shows, as a person would, and follow where it leads."""
+    import html
+    import re
+
+    found = re.search(r'name="return_to" value="([^"]*)"', page.text)
+    if found is None or "/users/sign_in" not in page.url:
+        raise AssertionError(f"not GitLab's sign-in form: {page.url}")
+    base = page.url.split("/users/sign_in")[0]
+    return client.post(f"{base}/users/sign_in", timeout=20,
+                       data={"username": username, "password": password, "return_to": html.unescape(found.group(1))})

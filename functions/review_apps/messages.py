@@ -13,6 +13,7 @@ from review_apps import sizes
 from review_apps.cost import dollars, run_cost
 from review_apps.durations import format_duration, format_utc
 from review_apps.lifecycle import StopReason
+from review_apps.lifecycle.access import level_name
 from review_apps.model.record import Record
 from review_apps.model.values import Status
 from review_apps.spec import ref_slug
@@ -121,6 +122,19 @@ def awake_cost_line(record: Record) -> str:
     )
 
 
+def viewers_line(record: Record) -> str:
+    """Who can open the address (the install's sign-in setting when the app launched)."""
+    kind, _, level = record.viewers.partition(":")
+    if kind == "members" and level.isdigit():
+        return (
+            f"Only members of {record.project_path} ({level_name(int(level))} or above) can open it: "
+            "they sign in with GitLab."
+        )
+    if kind == "public":
+        return "Anyone with the address can open it."
+    return ""
+
+
 def history_line(record: Record) -> str:
     return f"History: {'; '.join(record.history)}." if record.history else ""
 
@@ -156,7 +170,8 @@ def render_note(record: Record) -> str:
                 f"**{record.url}**",
                 "",
                 f"This address is the merge request's for as long as it is open. It answers once the task is "
-                f"running and its health check (`{record.health_check_path or '/'}`) passes.",
+                f"running and its health check (`{record.health_check_path or '/'}`) passes."
+                + (f" {viewers_line(record)}" if viewers_line(record) else ""),
                 "",
             ]
         if record.replaced_commit:
@@ -180,7 +195,8 @@ def render_note(record: Record) -> str:
             f"Commit {commit}: {stop_sentence(record)}, so it "
             + (f"has been asleep since {format_utc(since)} and costs nothing." if since else "is going to sleep.")
             + f" Opening the address wakes it{usual}; it then runs for up to "
-            f"{format_duration(record.ttl_seconds - record.extended_seconds)} again.",
+            f"{format_duration(record.ttl_seconds - record.extended_seconds)} again."
+            + (f" {viewers_line(record)}" if viewers_line(record) else ""),
         ]
         lines += [line for line in (awake_cost_line(record), history_line(record)) if line]
     elif record.status == Status.LIVE or (record.status == Status.STOPPING and record.live_at):
@@ -190,7 +206,8 @@ def render_note(record: Record) -> str:
             f"**{record.url}**",
             "",
             f"Commit {commit}, live since {format_utc(record.live_at)}, "
-            f"until **{format_utc(record.deadline)}** ({ttl}).",
+            f"until **{format_utc(record.deadline)}** ({ttl})."
+            + (f" {viewers_line(record)}" if record.host and viewers_line(record) else ""),
         ]
         if cost_rate_line(record):
             lines.append(cost_rate_line(record))

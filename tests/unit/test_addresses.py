@@ -24,7 +24,8 @@ from tests.unit.test_messages_and_models import ENV
 ROOT = Path(__file__).resolve().parents[2]
 LISTENER = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/shared/50dc6c495c0c9188/f2f7dc8efc522ab2"
 ADDRESSES = {**ENV, "ALB_LISTENER_ARN": LISTENER, "REVIEW_DOMAIN": "review.example.com", "VPC_ID": "vpc-0a1b2c3d",
-             "MAX_RUNNING_APPS": "20"}
+             "MAX_RUNNING_APPS": "20", "OIDC_ISSUER": "https://abc123.execute-api.us-east-1.amazonaws.com/auth",
+             "OIDC_CLIENT_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:111122223333:secret:ra-alb-AbCdEf"}
 
 
 # --------------------------------------------------------------------------- the host
@@ -204,6 +205,31 @@ def test_address_settings():
     ({"MAX_RUNNING_APPS": "101"}, "MAX_RUNNING_APPS is 101.*between 1 and 100"),
 ])
 def test_address_settings_refuse_what_the_alb_cannot_hold(change, message):
+    with pytest.raises(SettingsError, match=message):
+        load_settings({**ADDRESSES, **change})
+
+
+def test_sign_in_settings():
+    members = load_settings(ADDRESSES)
+    assert members.sign_in and members.min_access_level == 20 and members.alb_session_seconds == 3600
+    assert members.gitlab_oauth_parameter == "/review-apps/gitlab-oauth"
+    assert not load_settings({**ADDRESSES, "REVIEW_APP_ACCESS": "public"}).sign_in
+    assert not load_settings(ENV).sign_in  # IP mode has no address to sign in to
+    custom = load_settings({**ADDRESSES, "REVIEW_APP_MIN_ACCESS_LEVEL": "30", "REVIEW_APP_SESSION_SECONDS": "900"})
+    assert (custom.min_access_level, custom.alb_session_seconds) == (30, 900)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"REVIEW_APP_ACCESS": "everyone"}, "REVIEW_APP_ACCESS must be members or public"),
+    ({"REVIEW_APP_MIN_ACCESS_LEVEL": "25"}, "must be a GitLab access level"),
+    ({"REVIEW_APP_MIN_ACCESS_LEVEL": "reporter"}, "must be a GitLab access level"),
+    ({"REVIEW_APP_SESSION_SECONDS": "86400"}, "must be 60 to 43200"),
+    ({"REVIEW_APP_SESSION_SECONDS": "0"}, "must be 60 to 43200"),
+    ({"OIDC_CLIENT_SECRET_ARN": ""}, "OIDC_CLIENT_SECRET_ARN is not set"),
+    ({"OIDC_ISSUER": "http://abc.example.com/auth"}, "OIDC_ISSUER must be https://<api host>/auth"),
+    ({"OIDC_ISSUER": "https://abc.example.com/other"}, "OIDC_ISSUER must be https://<api host>/auth"),
+])
+def test_sign_in_settings_refuse_mistakes(change, message):
     with pytest.raises(SettingsError, match=message):
         load_settings({**ADDRESSES, **change})
 

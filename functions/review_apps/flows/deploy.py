@@ -106,13 +106,16 @@ class Deployer:
                 settings.prices,
             ),
         )
-        host, sleep_after = "", 0
+        host, sleep_after, viewers = "", 0, ""
         if settings.address_mode:
             host = addresses.hostname(mr.project_path, mr.project_id, mr.iid, settings.review_domain)
+            viewers = f"members:{settings.min_access_level}" if settings.sign_in else "public"
         if settings.sleep_enabled:
             sleep_after = sleep.sleep_after(plan.spec.sleep_after, settings.default_sleep_after)
         now = int(time.time())
-        claim = lifecycle.claim_launch(record, mr, plan, now, notices, compute, host=host, sleep_after=sleep_after)
+        claim = lifecycle.claim_launch(
+            record, mr, plan, now, notices, compute, host=host, sleep_after=sleep_after, viewers=viewers
+        )
         if ask.cause == Cause.WAKE:
             claim = sleep.woke(claim, now)
         try:

@@ -14,7 +14,7 @@ from enum import IntEnum
 
 from review_apps.lifecycle import addresses
 from review_apps.model.record import Record
-from review_apps.model.values import Status
+from review_apps.model.values import Status, StopReason
 
 # The path the ALB's authenticate-oidc action receives the provider's answer on.
 ALB_CALLBACK_PATH = "/oauth2/idpresponse"
@@ -61,7 +61,7 @@ def has_app_at(record: Record | None, host: str) -> bool:
     """The MR's record names `host` and has an app a visitor can reach there."""
     if record is None or not record.host or record.host != host:
         return False
-    return record.status in _OPENABLE or (record.status == Status.STOPPING and record.stop_reason == "asleep")
+    return record.status in _OPENABLE or (record.status == Status.STOPPING and record.stop_reason == StopReason.ASLEEP)
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ def claim_launch(
     compute: Compute | None = None,
     host: str = "",
     sleep_after: int = 0,
+    viewers: str = "",
 ) -> Record:
     """The record as it should be once the new launch is claimed (before RunTask).
 
@@ -87,6 +88,7 @@ def claim_launch(
         url_note="",
         host=host,
         health_check_path=spec.health_check if host else "",
+        viewers=viewers if host else "",
         target_group_arn=base.target_group_arn if keep_route else "",
         rule_arn=base.rule_arn if keep_route else "",
         # The predecessor's target, which this launch takes out when it stops the predecessor.

@@ -75,6 +75,8 @@ class Record:
     # never changes; the target group and rule live while the MR has an app.
     host: str = ""
     health_check_path: str = ""
+    # Who may open the address: "members:<lowest access level>" (sign-in with GitLab) or "public".
+    viewers: str = ""
     target_group_arn: str = ""
     rule_arn: str = ""
     routed_target: str = ""  # "ip:port" registered in the target group

@@ -1,0 +1,319 @@
+"""Only the project's members open its review apps: a browser (requests, through the local edge:
+the ALB stand-in and the HTTP API in front of the real AuthFunction) signs in with the GitLab
+stand-in, and the real handlers decide, against moto."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
+
+import jwt
+import pytest
+import requests
+import time_machine
+
+from local.edge import SIGNIN_HOST, sign_in_at_gitlab
+from local.world import ALB_CLIENT, PEOPLE, PROJECT_ID, SIGNIN_ISSUER
+
+AUTHORIZE = f"{SIGNIN_ISSUER}/authorize"
+TOKEN = f"{SIGNIN_ISSUER}/token"
+
+
+def live_app(world, iid: int) -> str:
+    sha = f"{iid:040x}"
+    world.commit(sha)
+    world.open_mr(iid, sha, branch=f"feature/{iid}")
+    world.pipeline(iid)
+    task = next(t for t in world.tasks() if t["group"] == f"review-app:{PROJECT_ID}:{iid}")
+    world.task_event(task["taskArn"], "RUNNING")
+    return world.record(iid)["host"]
+
+
+def open_as(world, browser: requests.Session, host: str, username: str | None) -> requests.Response:
+    """Open https://<host>/ and, if GitLab asks, sign in as `username`."""
+    page = browser.get(f"https://{host}/", timeout=20)
+    if "/users/sign_in" in page.url and username:
+        page = sign_in_at_gitlab(browser, page, username, PEOPLE[username][2])
+    return page
+
+
+def through_gitlab(page: requests.Response) -> bool:
+    return any("/oauth/authorize" in r.url or "/users/sign_in" in r.url for r in [*page.history, page])
+
+
+@pytest.fixture
+def signin_world(alb_world):
+    return alb_world
+
+
+def test_a_member_signs_in_once_and_opens_two_apps(signin_world):
+    world = signin_world
+    first, second = live_app(world, 1), live_app(world, 2)
+    browser = world.edge().session()
+    page = open_as(world, browser, first, "dana")
+    assert page.status_code == 200 and page.url == f"https://{first}/"
+    assert f"The review app at {first}" in page.text and "for @dana" in page.text
+    again = browser.get(f"https://{first}/checkout", timeout=20)  # the ALB's session: no sign-in at all
+    assert again.status_code == 200 and not again.history
+    other = browser.get(f"https://{second}/", timeout=20)
+    assert other.status_code == 200 and f"The review app at {second}" in other.text
+    assert not through_gitlab(other)  # the provider's session: GitLab was not asked again
+    assert any(r.url.startswith(AUTHORIZE) for r in other.history)  # …but the provider was (membership)
+
+
+@pytest.mark.parametrize(("username", "says"), [
+    ("mallory", "You are not a member of awesome_space/awesome_project. Ask a maintainer of "
+                "awesome_space/awesome_project for Reporter access or more"),
+    ("gus", "You are a Guest of awesome_space/awesome_project; review apps need Reporter or more."),
+])
+def test_anyone_else_gets_a_page_that_says_why_and_what_to_ask_for(signin_world, username, says):
+    host = live_app(signin_world, 1)
+    page = open_as(signin_world, signin_world.edge().session(), host, username)
+    assert page.status_code == 403 and urlsplit(page.url).hostname == SIGNIN_HOST
+    assert "You can&#x27;t open this review app" in page.text and says in page.text
+    assert f"signed in to GitLab as @{username}" in page.text
+    assert "Served by the task" not in page.text
+
+
+def test_membership_is_checked_again_for_every_host(signin_world):
+    world = signin_world
+    first, second = live_app(world, 1), live_app(world, 2)
+    browser = world.edge().session()
+    assert open_as(world, browser, first, "rita").status_code == 200
+    del world.gitlab.state.projects[PROJECT_ID].members[PEOPLE["rita"][0]]  # removed from the project
+    page = browser.get(f"https://{second}/", timeout=20)
+    assert page.status_code == 403 and "You are not a member" in page.text
+    assert not through_gitlab(page)
+
+
+def test_a_higher_minimum_level_refuses_a_reporter(make_world):
+    world = make_world(alb=True, REVIEW_APP_MIN_ACCESS_LEVEL="30")
+    host = live_app(world, 1)
+    page = open_as(world, world.edge().session(), host, "rita")
+    assert page.status_code == 403 and "review apps need Developer or more" in page.text
+    assert open_as(world, world.edge().session(), host, "dana").status_code == 200
+
+
+def test_a_blocked_member_never_gets_in(signin_world):
+    world = signin_world
+    host = live_app(world, 1)
+    browser = world.edge().session()
+    assert open_as(world, browser, host, "dana").status_code == 200
+    world.gitlab.state.users[PEOPLE["dana"][0]]["state"] = "blocked"
+    second = live_app(world, 2)
+    page = browser.get(f"https://{second}/", timeout=20)
+    assert page.status_code == 403 and "Your GitLab account is blocked" in page.text
+
+
+# ---------------------------------------------------------------------- the authorization endpoint
+
+
+def authorize(world, redirect_uri: str, **extra: str) -> requests.Response:
+    params = {"client_id": ALB_CLIENT["client_id"], "redirect_uri": redirect_uri, "response_type": "code",
+              "scope": "openid", "state": "alb-state", "nonce": "n-1", **extra}
+    return world.edge().session().get(f"{AUTHORIZE}?{urlencode(params)}", allow_redirects=False, timeout=20)
+
+
+@pytest.mark.parametrize("redirect", [
+    "https://evil.example.com/oauth2/idpresponse",
+    "http://{host}/oauth2/idpresponse",
+    "https://{host}/elsewhere",
+    "https://{host}:8443/oauth2/idpresponse",
+    "https://someone@{host}/oauth2/idpresponse",
+    "https://{host}.evil.com/oauth2/idpresponse",
+    "https://awesome-project-mr99-p14.review.example.test/oauth2/idpresponse",  # no such MR
+    "https://other-mr1-p14.review.example.test/oauth2/idpresponse",  # MR 1, but not its host
+])
+def test_no_redirect_outside_this_installs_live_review_hosts(signin_world, redirect):
+    host = live_app(signin_world, 1)
+    answer = authorize(signin_world, redirect.format(host=host))
+    assert answer.status_code == 400 and "Location" not in answer.headers
+    assert "This sign-in request is not valid" in answer.text
+    assert "review app of this install" in answer.text
+
+
+def test_a_closed_mrs_host_gets_no_redirect(signin_world):
+    world = signin_world
+    host = live_app(world, 1)
+    assert authorize(world, f"https://{host}/oauth2/idpresponse").status_code == 302
+    task_arn = world.record(1)["task_arn"]
+    world.send_mr(1, "close")
+    world.task_event(task_arn, "STOPPED", exit_codes={"web": 143}, stop_code="UserInitiated")
+    answer = authorize(world, f"https://{host}/oauth2/idpresponse")
+    assert answer.status_code == 400 and "Location" not in answer.headers
+
+
+@pytest.mark.parametrize(("change", "says"), [
+    ({"client_id": "someone-else"}, "does not come from this install&#x27;s load balancer"),
+    ({"response_type": "token"}, "something other than a sign-in code"),
+    ({"scope": "openid api"}, "asks for more than this install gives"),
+])
+def test_other_bad_authorization_requests_get_a_page_not_a_redirect(signin_world, change, says):
+    host = live_app(signin_world, 1)
+    answer = authorize(signin_world, f"https://{host}/oauth2/idpresponse", **change)
+    assert answer.status_code == 400 and "Location" not in answer.headers and says in answer.text
+
+
+def test_a_repeated_parameter_is_refused(signin_world):
+    host = live_app(signin_world, 1)
+    query = urlencode([("client_id", ALB_CLIENT["client_id"]), ("redirect_uri", f"https://{host}/oauth2/idpresponse"),
+                       ("redirect_uri", "https://evil.example.com/oauth2/idpresponse"), ("response_type", "code")])
+    answer = signin_world.edge().session().get(f"{AUTHORIZE}?{query}", allow_redirects=False, timeout=20)
+    assert answer.status_code == 400 and "Location" not in answer.headers
+
+
+def test_the_way_to_gitlab_carries_our_own_state_and_pkce(signin_world):
+    host = live_app(signin_world, 1)
+    answer = authorize(signin_world, f"https://{host}/oauth2/idpresponse")
+    location = urlsplit(answer.headers["Location"])
+    params = {k: v[0] for k, v in parse_qs(location.query).items()}
+    assert location.path == "/oauth/authorize" and params["code_challenge_method"] == "S256"
+    assert params["redirect_uri"] == f"{SIGNIN_ISSUER}/callback" and params["scope"] == "openid"
+    assert params["state"] != "alb-state" and len(params["state"]) >= 32
+    cookie = answer.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "Secure" in cookie and "SameSite=Lax" in cookie and params["state"] in cookie
+
+
+def test_a_callback_from_another_browser_or_replayed_is_refused(signin_world):
+    world = signin_world
+    host = live_app(world, 1)
+    starter = world.edge().session()
+    at_gitlab = starter.get(f"https://{host}/", timeout=20)
+    # The person signs in, but the way back is opened in another browser (no binding cookie).
+    signed = starter.post(at_gitlab.url.split("/users/sign_in")[0] + "/users/sign_in", allow_redirects=False,
+                          timeout=20, data={"username": "dana", "password": PEOPLE["dana"][2],
+                                            "return_to": parse_qs(urlsplit(at_gitlab.url).query)["return_to"][0]})
+    at_authorize = urljoin(at_gitlab.url, signed.headers["Location"])
+    to_callback = starter.get(at_authorize, allow_redirects=False, timeout=20).headers["Location"]
+    stranger = world.edge().session().get(to_callback, allow_redirects=False, timeout=20)
+    assert stranger.status_code == 400 and "started in another browser" in stranger.text
+    first = starter.get(to_callback, allow_redirects=False, timeout=20)
+    assert first.status_code == 302 and first.headers["Location"].startswith(f"https://{host}/oauth2/idpresponse?")
+    replay = starter.get(to_callback, allow_redirects=False, timeout=20)
+    assert replay.status_code == 400 and "Location" not in replay.headers
+
+
+# ---------------------------------------------------------------------- token and userinfo
+
+
+def code_for(world, username: str = "dana") -> tuple[str, str]:
+    """A code the provider issued for the ALB, as the ALB would receive it (not redeemed)."""
+    host = live_app(world, 1)
+    browser = world.edge().session()
+    page = open_as(world, browser, host, username)  # signs in: the provider has a session now
+    assert page.status_code == 200
+    answer = authorize(world, f"https://{host}/oauth2/idpresponse")  # a fresh browser would be sent to GitLab…
+    session_cookie = browser.cookies.get("review_apps_session", domain=SIGNIN_HOST)
+    params = {"client_id": ALB_CLIENT["client_id"], "redirect_uri": f"https://{host}/oauth2/idpresponse",
+              "response_type": "code", "scope": "openid", "state": "s", "nonce": "nonce-42"}
+    answer = browser.get(f"{AUTHORIZE}?{urlencode(params)}", allow_redirects=False, timeout=20)  # …this one isn't
+    assert session_cookie and answer.status_code == 302
+    location = urlsplit(answer.headers["Location"])
+    return parse_qs(location.query)["code"][0], f"https://{host}/oauth2/idpresponse"
+
+
+def redeem(world, code: str, redirect_uri: str, secret: str = ALB_CLIENT["client_secret"], basic: bool = True):
+    data = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}
+    auth = (ALB_CLIENT["client_id"], secret) if basic else None
+    if not basic:
+        data.update(client_id=ALB_CLIENT["client_id"], client_secret=secret)
+    return world.edge().session().post(TOKEN, data=data, auth=auth, timeout=20)
+
+
+def test_a_code_gives_a_signed_id_token_and_userinfo_once(signin_world):
+    world = signin_world
+    code, redirect = code_for(world)
+    answer = redeem(world, code, redirect)
+    assert answer.status_code == 200 and answer.headers["Cache-Control"] == "no-store"
+    tokens = answer.json()
+    claims = jwt.decode(tokens["id_token"], ALB_CLIENT["client_secret"], algorithms=["HS256"],
+                        audience=ALB_CLIENT["client_id"], issuer=SIGNIN_ISSUER)
+    assert claims["sub"] == str(PEOPLE["dana"][0]) and claims["nonce"] == "nonce-42"
+    assert 0 < claims["exp"] - time.time() <= 300
+    info = world.edge().session().get(f"{SIGNIN_ISSUER}/userinfo", timeout=20,
+                                      headers={"Authorization": f"Bearer {tokens['access_token']}"})
+    assert info.json() == {"sub": "61", "preferred_username": "dana", "name": "Dana Developer"}
+    assert redeem(world, code, redirect).json()["error"] == "invalid_grant"  # replayed
+
+
+def test_client_secret_post_works_too(signin_world):
+    code, redirect = code_for(signin_world)
+    assert redeem(signin_world, code, redirect, basic=False).status_code == 200
+
+
+def test_a_wrong_secret_is_invalid_client(signin_world):
+    code, redirect = code_for(signin_world)
+    answer = redeem(signin_world, code, redirect, secret="not-the-secret")
+    assert answer.status_code == 401 and answer.json()["error"] == "invalid_client"
+    assert redeem(signin_world, code, redirect).status_code == 200  # the code was not spent on it
+
+
+def test_a_code_for_another_redirect_uri_is_invalid_grant(signin_world):
+    code, redirect = code_for(signin_world)
+    other = redirect.replace("mr1", "mr2")
+    assert redeem(signin_world, code, other).json()["error"] == "invalid_grant"
+
+
+def test_an_unknown_or_expired_code_is_invalid_grant(signin_world):
+    code, redirect = code_for(signin_world)
+    assert redeem(signin_world, "made-up-code", redirect).json()["error"] == "invalid_grant"
+    with time_machine.travel(time.time() + 61):
+        assert redeem(signin_world, code, redirect).json()["error"] == "invalid_grant"
+
+
+def test_userinfo_without_a_valid_token_is_401(signin_world):
+    live_app(signin_world, 1)
+    for header in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic abc"}):
+        answer = signin_world.edge().session().get(f"{SIGNIN_ISSUER}/userinfo", headers=header, timeout=20)
+        assert answer.status_code == 401 and "invalid_token" in answer.headers["WWW-Authenticate"]
+
+
+def test_discovery_names_the_endpoints(signin_world):
+    doc = signin_world.edge().session().get(f"{SIGNIN_ISSUER}/.well-known/openid-configuration", timeout=20).json()
+    assert doc["issuer"] == SIGNIN_ISSUER
+    assert [doc[k] for k in ("authorization_endpoint", "token_endpoint", "userinfo_endpoint", "jwks_uri")] == [
+        f"{SIGNIN_ISSUER}/{p}" for p in ("authorize", "token", "userinfo", "jwks")]
+    assert doc["id_token_signing_alg_values_supported"] == ["HS256"]
+
+
+# ---------------------------------------------------------------------- rules, waking, opting out
+
+
+def test_every_rule_signs_in_before_it_forwards(signin_world):
+    world = signin_world
+    host = live_app(world, 1)
+    actions = world.route(host)["rule"]["Actions"]
+    assert [(a["Type"], a["Order"]) for a in actions] == [("authenticate-oidc", 1), ("forward", 2)]
+    config = actions[0]["AuthenticateOidcConfig"]
+    assert config["Issuer"] == SIGNIN_ISSUER and config["OnUnauthenticatedRequest"] == "authenticate"
+    assert config["ClientId"] == ALB_CLIENT["client_id"] and config["SessionTimeout"] == 3600
+    assert ALB_CLIENT["client_secret"] not in (world.note(1) or "")
+    assert "Only members of awesome_space/awesome_project (Reporter or above) can open it" in world.note(1)
+
+
+def test_a_sleeping_app_wakes_only_for_a_member(make_world):
+    world = make_world(alb=True, DEFAULT_SLEEP_AFTER="15m")
+    host = live_app(world, 1)
+    world.live_for(1, 60)
+    world.reconcile()
+    assert world.record(1)["status"] in ("stopping", "asleep")
+    assert world.route(host)["rule"]["Actions"][0]["Type"] == "authenticate-oidc"  # the wake rule too
+    world.task_event(world.record(1)["task_arn"], "STOPPED", exit_codes={"web": 143}, stop_code="UserInitiated")
+    stranger = world.edge().session().get(f"https://{host}/", timeout=20)
+    assert "/users/sign_in" in stranger.url and world.tasks() == []  # nothing woke
+    outsider = world.edge().session()
+    refused = sign_in_at_gitlab(outsider, outsider.get(f"https://{host}/", timeout=20), "mallory",
+                                PEOPLE["mallory"][2])
+    assert refused.status_code == 403 and world.tasks() == []
+    member = open_as(world, world.edge().session(), host, "dana")
+    assert member.status_code == 503 and "Waking up the review app for !1" in member.text
+    assert len(world.tasks()) == 1
+
+
+def test_public_access_has_no_sign_in(make_world):
+    world = make_world(alb=True, REVIEW_APP_ACCESS="public")
+    host = live_app(world, 1)
+    assert [a["Type"] for a in world.route(host)["rule"]["Actions"]] == ["forward"]
+    page = world.edge().session().get(f"https://{host}/", timeout=20)
+    assert page.status_code == 200 and not page.history
+    assert "Anyone with the address can open it" in world.note(1)
