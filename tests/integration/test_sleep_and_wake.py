@@ -166,6 +166,26 @@ def test_a_visit_while_every_slot_is_taken_shows_its_place(make_world):
     assert "number 1 in the queue" in world.visit(HOST)["body"]
 
 
+def test_a_visit_takes_its_turn_behind_mrs_already_waiting(make_world):
+    world = make_world(alb=True, MAX_RUNNING_APPS="1")
+    live_app(world)
+    fall_asleep(world)
+    world.commit(SHA2, spec=SPEC)
+    world.gitlab.state.open_merge_request(PROJECT_ID, 2, sha=SHA2, source_branch="feature/two")
+    world.send_mr(2, "open")  # MR 2 runs in the one slot
+    world.commit("3" * 40, spec=SPEC)
+    world.gitlab.state.open_merge_request(PROJECT_ID, 3, sha="3" * 40, source_branch="feature/three")
+    world.send_mr(3, "open")
+    assert world.record(3)["status"] == "queued"
+    world.redeploy(MAX_RUNNING_APPS="2")  # a slot is free, and MR 3 has not been started yet
+    answer = world.visit(HOST)
+    # MR 3 asked first: it gets the free slot, and the visit waits behind it rather than jumping in.
+    assert world.record(3)["status"] == "deploying"
+    assert world.record(1)["status"] == "queued" and world.record(1)["queue_place"] == 1
+    assert answer["statusCode"] == 503 and "number 1 in the queue" in answer["body"]
+    assert "others were waiting for a slot before this visit" in world.note(1)
+
+
 def test_a_visit_for_a_closed_mr_or_a_removed_spec_is_404_and_starts_nothing(alb_world: World):
     world = alb_world
     live_app(world)

@@ -185,3 +185,12 @@ def test_a_ttl_ends_a_stretch_not_the_app_when_it_can_sleep():
         assert sleep.after_ttl(still) == still
     crashed = stopped(live(1), task_event("STOPPED", exit_code=1), NOW)
     assert sleep.after_ttl(crashed) == crashed  # a crash is not a reason to keep its address
+
+
+def test_a_wake_waits_its_turn_only_behind_others():
+    from review_apps.lifecycle import wake_waits
+
+    me = Record(project_id=14, mr_iid=1, status=Status.QUEUED, queued_at=5)
+    other = Record(project_id=14, mr_iid=2, status=Status.QUEUED, queued_at=3)
+    assert wake_waits([other], me.key) and wake_waits([other, me], me.key)
+    assert not wake_waits([], me.key) and not wake_waits([me], me.key)

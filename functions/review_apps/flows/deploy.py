@@ -118,14 +118,22 @@ class Deployer:
         )
         if ask.cause == Cause.WAKE:
             claim = sleep.woke(claim, now)
+            if lifecycle.wake_waits(lifecycle.queue_order(store.all()), mr.key):
+                return self._wait(store.save(lifecycle.queued(claim, record, lifecycle.WAITS_ITS_TURN)), "turn")
         try:
             claimed = store.save(claim, lifecycle.slot_change(record, claim))
         except SlotsTaken as full:
-            waiting = store.save(lifecycle.queued(claim, record, lifecycle.cap_detail(full.scope, full.cap)))
-            place = self.renumber_queue(mr.key)
-            self.logger.info("queued", extra={"scope": full.scope, "place": place})
-            return Outcome(Result.QUEUED, f"queued: {waiting.queue_detail}", {"place": place})
+            detail = lifecycle.cap_detail(full.scope, full.cap)
+            return self._wait(store.save(lifecycle.queued(claim, record, detail)), full.scope)
         return self._launch(claimed, derived, fresh)
+
+    def _wait(self, waiting: Record, why: str) -> Outcome:
+        place = self.renumber_queue(waiting.key)
+        if why == "turn":  # a slot may be free: the queue starts in its order, this visit last
+            self.start_queued()
+            place = self.renumber_queue(waiting.key)
+        self.logger.info("queued", extra={"scope": why, "place": place})
+        return Outcome(Result.QUEUED, f"queued: {waiting.queue_detail}", {"place": place})
 
     def _spec(self, mr: MergeRequestRef, sha: str) -> Spec | Problems | None:
         settings = self.services.settings

@@ -16,7 +16,15 @@ public surface, so callers write `lifecycle.plan_deploy`, wherever it lives.
 
 from review_apps.lifecycle.commands import HELP, Extend, answer_command, extended, with_answer
 from review_apps.lifecycle.planning import FORK_PROBLEM, Compute, Launch, Reject, may_wake, plan_deploy, plan_stop
-from review_apps.lifecycle.queue import Caps, cap_detail, queue_order, slot_change, slot_scopes
+from review_apps.lifecycle.queue import (
+    WAITS_ITS_TURN,
+    Caps,
+    cap_detail,
+    queue_order,
+    slot_change,
+    slot_scopes,
+    wake_waits,
+)
 from review_apps.lifecycle.routing import (
     COMMAND_PREFIX,
     Command,
@@ -82,6 +90,7 @@ __all__ = [
     "answer_command",
     "app_url",
     "base_record",
+    "WAITS_ITS_TURN",
     "cap_detail",
     "claim_launch",
     "explain_stop",
@@ -102,6 +111,7 @@ __all__ = [
     "route_gitlab_event",
     "slot_change",
     "slot_scopes",
+    "wake_waits",
     "stop_requested",
     "stopped",
     "vanished",

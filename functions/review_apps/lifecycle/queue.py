@@ -47,3 +47,13 @@ def slot_change(before: Record | None, after: Record) -> str:
 def queue_order(records: list[Record]) -> list[Record]:
     """Waiting records, first come first served."""
     return sorted((r for r in records if r.queued), key=lambda r: (r.queued_at, r.project_id, r.mr_iid))
+
+
+WAITS_ITS_TURN = "others were waiting for a slot before this visit"
+
+
+def wake_waits(waiting: list[Record], key: str) -> bool:
+    """A visit that wakes an app takes its turn: with anyone else in the queue it goes to the end,
+    rather than into a slot that frees at that moment (a visit costs nothing to make; the MRs in
+    the queue asked first)."""
+    return any(record.key != key for record in waiting)
