@@ -13,7 +13,8 @@ import shutil
 import textwrap
 from datetime import UTC, datetime
 
-from local.world import CLUSTER, PROJECT_ID, PROJECT_PATH, REVIEW_DOMAIN, SPEC, World, running_world
+from local.edge import sign_in_at_gitlab
+from local.world import CLUSTER, PEOPLE, PROJECT_ID, PROJECT_PATH, REVIEW_DOMAIN, SPEC, World, running_world
 
 WIDTH = min(shutil.get_terminal_size((100, 20)).columns, 100)
 EMOJI = {
@@ -85,7 +86,9 @@ def show_route(world: World) -> None:
         return
     group = route["target_group"].split(":targetgroup/", 1)[1].split("/")[0]
     targets = ", ".join(route["targets"]) or "none"
-    print(f"  • rule priority {route['priority']}: host-header {HOST} → target group {group}")
+    signs_in = any(a["Type"] == "authenticate-oidc" for a in route["rule"]["Actions"])
+    then = "sign in with GitLab (authenticate-oidc), then " if signs_in else ""
+    print(f"  • rule priority {route['priority']}: host-header {HOST} → {then}target group {group}")
     print(f"  • targets: {targets}")
 
 
@@ -97,6 +100,54 @@ def show_tasks(world: World) -> None:
         print(f"  • {task['taskArn'].rsplit('/', 1)[-1][:8]}… {task['group']} {task['lastStatus']}{reason}")
     if not tasks:
         print("  • none")
+
+
+def visit(browser, url: str, who: str):  # noqa: ANN001, ANN201
+    """Open `url` in `browser`; sign in as `who` if GitLab asks. Prints each hop of the way."""
+    page = browser.get(url, timeout=20)
+    if "/users/sign_in" in page.url:
+        hops = " → ".join(_hop(r.url) for r in page.history)
+        said(f"  {who.capitalize()}'s browser", f"{hops} → GitLab's sign-in form; signs in as @{who}")
+        page = sign_in_at_gitlab(browser, page, who, PEOPLE[who][2])
+    hops = " → ".join(_hop(r.url) for r in [*page.history, page])
+    said(f"  {who.capitalize()}'s browser", f"{hops}: HTTP {page.status_code}")
+    return page
+
+
+def _hop(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.hostname}{parts.path}"
+
+
+def show_sign_in(world: World):  # noqa: ANN201
+    """Who may open the app: members sign in once with GitLab; anyone else is refused."""
+    heading(6, "Who can open it: project members, signed in with GitLab (the install's OIDC provider)")
+    world.commit(SHA3)
+    world.gitlab.state.open_merge_request(PROJECT_ID, 2, sha=SHA3, source_branch="feature/search")
+    world.send_mr(2, "open")
+    webhook(world.pipeline(2))
+    second = world.record(2)
+    task_event(world.task_event(second["task_arn"], "RUNNING"), "MR !2's task RUNNING")
+    edge = world.edge()
+    dana = edge.session()
+    print(f"\n  Dana (Developer of {PROJECT_PATH}) opens MR !1's app:")
+    page = visit(dana, f"https://{HOST}/", "dana")
+    print(f"  │ {re.search(r'<h1[^>]*>(.*?)</h1>', page.text).group(1)}")
+    print("\n  …then MR !2's app: the provider remembers her, asks GitLab only whether she is a member:")
+    page = visit(dana, f"https://{second['host']}/", "dana")
+    print(f"  │ {re.search(r'<h1[^>]*>(.*?)</h1>', page.text).group(1)}")
+    print(f"\n  Mallory (not a member of {PROJECT_PATH}) opens MR !1's app:")
+    page = visit(edge.session(), f"https://{HOST}/", "mallory")
+    for paragraph in re.findall(r"<(?:h1|p)>(.*?)</(?:h1|p)>", page.text)[:3]:
+        for line in textwrap.wrap(paragraph.replace("&#x27;", "'"), WIDTH - 6):
+            print(f"  │ {line}")
+    world.send_mr(2, "close")
+    task_event(world.task_event(second["task_arn"], "STOPPED", exit_codes={"web": 143}, stop_code="UserInitiated",
+                                stopped_reason="Review app stopped: merge request closed"), "MR !2 closed: STOPPED")
+    show_mr(world, 1, SHA2)
+    return dana
 
 
 def main() -> None:
@@ -156,7 +207,8 @@ def main() -> None:
         show_mr(world, 1, SHA2)
 
         if ADDRESS_MODE:
-            heading(6, "Nobody opens it for 20 minutes: the reconciler puts it to sleep")
+            browser = show_sign_in(world)
+            heading(7, "Nobody opens it for 20 minutes: the reconciler puts it to sleep")
             world.live_for(1, 20)
             summary = world.reconcile()
             said(
@@ -177,12 +229,12 @@ def main() -> None:
             show_route(world)
             show_mr(world, 1, SHA2)
 
-            heading(7, f"A reviewer opens https://{HOST}/checkout: the visit wakes it")
-            page = world.visit(HOST, "/checkout")
-            title = re.search(r"<h1>(.*?)</h1>", page["body"]).group(1)
+            heading(8, f"Dana opens https://{HOST}/checkout again: the visit wakes it")
+            page = browser.get(f"https://{HOST}/checkout", timeout=20)
+            title = re.search(r"<h1>(.*?)</h1>", page.text).group(1)
             said(
-                "  Browser ← WakeFunction",
-                f"HTTP {page['statusCode']}, Retry-After {page['headers']['Retry-After']}: "
+                "  Dana's browser ← ALB (still signed in) ← WakeFunction",
+                f"HTTP {page.status_code}, Retry-After {page.headers['Retry-After']}: "
                 f'"{title}" (the page reloads itself)',
             )
             [new_task] = world.tasks()
@@ -190,7 +242,7 @@ def main() -> None:
             show_route(world)
             show_mr(world, 1, SHA2)
 
-        step = 8 if ADDRESS_MODE else 6
+        step = 9 if ADDRESS_MODE else 6
         heading(step, "A reviewer needs more time and comments `/review-app extend 1h`")
         world.gitlab.state.projects[PROJECT_ID].members[51] = 30  # alice is a Developer
         webhook(world.comment(1, "/review-app extend 1h"))
