@@ -126,10 +126,8 @@ def viewers_line(record: Record) -> str:
     """Who can open the address (the install's sign-in setting when the app launched)."""
     kind, _, level = record.viewers.partition(":")
     if kind == "members" and level.isdigit():
-        return (
-            f"Only members of {record.project_path} ({level_name(int(level))} or above) can open it: "
-            "they sign in with GitLab."
-        )
+        project = record.project_path or "the project"
+        return f"Only members of {project} ({level_name(int(level))} or above) can open it: they sign in with GitLab."
     if kind == "public":
         return "Anyone with the address can open it."
     return ""

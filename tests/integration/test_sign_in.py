@@ -317,3 +317,19 @@ def test_public_access_has_no_sign_in(make_world):
     page = world.edge().session().get(f"https://{host}/", timeout=20)
     assert page.status_code == 200 and not page.history
     assert "Anyone with the address can open it" in world.note(1)
+
+
+@pytest.mark.parametrize(("sample", "status", "says"), [
+    ("auth_discovery.json", 200, '"issuer": "https://abc123def4.execute-api.eu-west-1.amazonaws.com/auth"'),
+    ("auth_authorize.json", 400, "This sign-in request is not valid"),  # no such app in this install
+    ("auth_callback.json", 400, "This sign-in has expired or was already used."),
+    ("auth_token.json", 401, '"error": "invalid_client"'),
+    ("auth_userinfo.json", 401, '"error": "invalid_token"'),
+])
+def test_every_auth_sample_gets_a_clear_answer(signin_world, sample, status, says):
+    """The events/ samples, as `sam local invoke AuthFunction -e events/<sample>` sends them."""
+    from local.events import load_sample
+    from local.lambda_runtime import LambdaContext
+
+    answer = signin_world.auth_handler(load_sample(sample), LambdaContext(function_name="AuthFunction"))
+    assert answer["statusCode"] == status and says in answer["body"]

@@ -83,7 +83,8 @@ def test_configuration_contract_is_what_the_functions_get():
 def test_every_function_has_samples_for_what_it_accepts():
     samples = {p.name for p in (ROOT / "events").glob("*.json")}
     for prefix in ("webhook_merge_request_", "webhook_pipeline_", "webhook_note", "task_running", "task_stopped_",
-                   "reconcile_schedule", "wake_"):
+                   "reconcile_schedule", "wake_", "auth_authorize", "auth_callback", "auth_token", "auth_userinfo",
+                   "auth_discovery"):
         assert any(s.startswith(prefix) for s in samples), prefix
 
 
@@ -150,11 +151,15 @@ def _statements(name: str) -> list[dict]:
     for policy in RESOURCES[name]["Properties"]["Policies"]:
         if policy == {"Ref": LAUNCH_POLICY}:
             statements += RESOURCES[LAUNCH_POLICY]["Properties"]["PolicyDocument"]["Statement"]
-        elif policy in (ADDRESS_MODE_ONLY, {"Ref": ROUTE_POLICY}):
-            statements += RESOURCES[ROUTE_POLICY]["Properties"]["PolicyDocument"]["Statement"]
+        elif policy in (ADDRESS_MODE_ONLY, {"Ref": ROUTE_POLICY}):  # its sign-in statement: {"If": [SignInOn, …]}
+            statements += _route_statements()
         else:  # a statement only in address mode is {"If": ["UseAddresses", statement, NoValue]}
             statements += [st["If"][1] if "If" in st else st for st in policy["Statement"]]
     return statements
+
+
+def _route_statements() -> list[dict]:
+    return [st["If"][1] if "If" in st else st for st in RESOURCES[ROUTE_POLICY]["Properties"]["PolicyDocument"]["Statement"]]
 
 
 def _actions(name: str) -> set[str]:
@@ -202,7 +207,7 @@ def test_the_webhook_is_throttled_and_its_concurrency_reserved():
 
 
 def test_every_function_that_frees_or_takes_a_slot_may_update_the_table():
-    for name in FUNCTIONS:
+    for name in set(FUNCTIONS) - {"AuthFunction"}:  # sign-in takes and frees none
         assert "dynamodb:UpdateItem" in _actions(name), name
 
 
@@ -245,11 +250,11 @@ def test_deadline_schedules_live_in_the_installs_own_group():
 
 def test_address_mode_is_optional_and_its_policy_touches_only_what_the_install_made():
     assert RESOURCES[ROUTE_POLICY]["Condition"] == "UseAddresses"
-    for name in FUNCTIONS:  # every function routes: launch (webhook), RUNNING/STOPPED (task events), sweep, wake
+    for name in set(FUNCTIONS) - {"AuthFunction"}:  # every function but sign-in routes
         policies = RESOURCES[name]["Properties"]["Policies"]
         assert ADDRESS_MODE_ONLY in policies or (
             {"Ref": ROUTE_POLICY} in policies and RESOURCES[name]["Condition"] == "UseAddresses"), name
-    route = {s["Sid"]: s for s in RESOURCES[ROUTE_POLICY]["Properties"]["PolicyDocument"]["Statement"]}
+    route = {s["Sid"]: s for s in _route_statements()}
     install = {"Ref": "AWS::StackName"}
     assert route["ReadRoutes"]["Resource"] == "*" and all(
         a.split(":")[1].startswith("Describe") for a in route["ReadRoutes"]["Action"])
@@ -305,3 +310,41 @@ def test_the_wake_sample_is_what_an_alb_sends():
     assert sample["requestContext"]["elb"]["targetGroupArn"].split(":")[5].startswith("targetgroup/")
     assert sample["httpMethod"] == "GET" and sample["headers"]["host"].endswith(".review.example.com")
     assert all(name == name.lower() for name in sample["headers"])  # the ALB lower-cases header names
+
+
+def test_sign_in_is_its_own_provider_on_its_own_api_and_on_by_default():
+    parameters = TEMPLATE["Parameters"]
+    assert parameters["ReviewAppAccess"]["Default"] == "members"
+    assert parameters["ReviewAppAccess"]["AllowedValues"] == ["members", "public"]
+    assert parameters["ReviewAppSessionSeconds"]["MaxValue"] == 43200
+    assert parameters["ReviewAppMinAccessLevel"]["Default"] == 20
+    auth = RESOURCES["AuthFunction"]
+    assert auth["Condition"] == "SignInOn" and auth["Properties"]["Handler"] == "auth.app.handler"
+    [event] = auth["Properties"]["Events"].values()
+    assert event["Properties"] == {"ApiId": {"Ref": "SignInApi"}, "Path": "/auth/{step+}", "Method": "ANY"}
+    # The API that invokes it can't be named in its own environment: it reads its issuer from each request.
+    assert auth["Properties"]["Environment"]["Variables"]["OIDC_ISSUER"] == ""
+    variables = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
+    assert "${SignInApi}.execute-api" in str(variables["OIDC_ISSUER"])
+    assert variables["OIDC_CLIENT_SECRET_ARN"] == {"If": ["SignInOn", {"Ref": "AlbClientSecret"}, ""]}
+    secret = RESOURCES["AlbClientSecret"]["Properties"]["GenerateSecretString"]
+    assert secret["GenerateStringKey"] == "client_secret" and secret["PasswordLength"] >= 32
+    assert "/auth/callback" in str(TEMPLATE["Outputs"]["SignInCallbackUrl"]["Value"])
+
+
+def test_sign_in_reads_only_its_secrets_and_touches_only_items():
+    actions = _actions("AuthFunction")
+    assert actions == {"ssm:GetParameter", "secretsmanager:GetSecretValue", "dynamodb:GetItem", "dynamodb:PutItem",
+                       "dynamodb:DeleteItem"}
+    statements = {s["Sid"]: s for s in RESOURCES["AuthFunction"]["Properties"]["Policies"][0]["Statement"]}
+    assert statements["ReadTheLoadBalancersClientSecret"]["Resource"] == {"Ref": "AlbClientSecret"}
+    route = str(RESOURCES[ROUTE_POLICY]["Properties"]["PolicyDocument"]["Statement"])
+    assert "secretsmanager:GetSecretValue" in route and "AlbClientSecret" in route  # rule writers need it too
+
+
+def test_auth_samples_hit_the_templates_route():
+    [event] = RESOURCES["AuthFunction"]["Properties"]["Events"].values()
+    for sample in (ROOT / "events").glob("auth_*.json"):
+        request = json.loads(sample.read_text())
+        assert request["routeKey"] == f"{event['Properties']['Method']} {event['Properties']['Path']}", sample.name
+        assert request["rawPath"].startswith("/auth/"), sample.name

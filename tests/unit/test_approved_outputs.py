@@ -110,8 +110,11 @@ RECORDS["stopped before going live, requested"] = record(status=Status.STOPPED, 
                                                          stopped_at=NOW + 9)
 # Address mode: the host is the address from the launch on.
 ADDRESS = dict(host="shop-mr3-p14.review.example.com", url="https://shop-mr3-p14.review.example.com",
-               health_check_path="/healthz", target_group_arn="tg", rule_arn="rule")
+               health_check_path="/healthz", target_group_arn="tg", rule_arn="rule", viewers="members:20")
 RECORDS["address mode, deploying"] = record(**ADDRESS)
+RECORDS["address mode, live, anyone may open it"] = record(**{**LIVE, **ADDRESS, "viewers": "public"})
+RECORDS["address mode, live, developers only"] = record(**{**LIVE, **ADDRESS, "viewers": "members:30",
+                                                            "project_path": "acme/shop"})
 RECORDS["address mode, deploying, replacing"] = record(**ADDRESS, replaced_commit=SHA2)
 RECORDS["address mode, live"] = record(**{**LIVE, **ADDRESS, "routed_target": "10.0.0.7:8000"})
 RECORDS["address mode, live, no route"] = record(**{**LIVE, **ADDRESS, "url_note": "The load balancer is full."})
@@ -416,7 +419,7 @@ def test_every_record_transition():
     }
     # Address mode: the host from the claim on, the route kept by a replacement and not by a relaunch.
     host = "shop-mr3-p14.review.example.com"
-    routed_claim = lifecycle.claim_launch(None, MR, launch, NOW, (), compute, host=host)
+    routed_claim = lifecycle.claim_launch(None, MR, launch, NOW, (), compute, host=host, viewers="members:20")
     routed = lifecycle.launched(routed_claim, task_arn=TASK, task_definition_arn="td:1", container="web", port=8000,
                                 target_group_arn="tg", rule_arn="rule")
     routed_live = lifecycle.went_live(routed, task_event("RUNNING"), url=routed.url, url_note="", now=NOW + 45,
