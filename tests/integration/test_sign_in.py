@@ -333,3 +333,20 @@ def test_every_auth_sample_gets_a_clear_answer(signin_world, sample, status, say
 
     answer = signin_world.auth_handler(load_sample(sample), LambdaContext(function_name="AuthFunction"))
     assert answer["statusCode"] == status and says in answer["body"]
+
+
+def test_turning_sign_in_on_secures_the_rules_of_apps_already_running(make_world):
+    world = make_world(alb=True, REVIEW_APP_ACCESS="public")
+    host = live_app(world, 1)
+    assert [a["Type"] for a in world.route(host)["rule"]["Actions"]] == ["forward"]
+    world.redeploy(REVIEW_APP_ACCESS="members")  # the operator changes ReviewAppAccess
+    summary = world.reconcile()
+    assert summary["rules_resigned"] == 1
+    route = world.route(host)
+    assert [a["Type"] for a in route["rule"]["Actions"]] == ["authenticate-oidc", "forward"]
+    assert route["target_group"] == world.record(1)["target_group_arn"]  # still forwards to the app
+    assert "/users/sign_in" in world.edge().session().get(f"https://{host}/", timeout=20).url
+    assert "rules_resigned" not in world.reconcile()  # once is enough
+    world.redeploy(REVIEW_APP_ACCESS="public")  # and back
+    assert world.reconcile()["rules_resigned"] == 1
+    assert [a["Type"] for a in world.route(host)["rule"]["Actions"]] == ["forward"]

@@ -168,6 +168,17 @@ def test_a_second_rule_for_one_app_is_deleted_keeping_the_recorded_one():
     assert plan.extra_rules == [] and [r.mr_iid for r in plan.repair] == [1]
 
 
+def test_kept_rules_whose_sign_in_differs_are_rewritten_where_they_forward():
+    records = [record(1, Status.LIVE, target_group_arn="tg1", rule_arn="r1"),
+               record(2, Status.ASLEEP, target_group_arn="tg2", rule_arn="r2"),
+               record(3, Status.STOPPED, stopped_at=NOW - 600)]
+    routes = [Route("tg1", (14, 1), ("r1",), (("r1", "tg1"),)), Route("tg2", (14, 2), ("r2",), (("r2", "wake"),)),
+              Route("tg3", (14, 3), ("r3",), (("r3", "tg3"),))]
+    plan = plan_routes(routes, records, NOW)
+    assert plan.resign == [("r1", "tg1"), ("r2", "wake")]  # the removed route's rule goes, not resigned
+    assert [r.mr for r in plan.remove] == [(14, 3)]
+
+
 def test_has_app():
     assert not has_app(None, NOW)
     assert has_app(record(1, Status.QUEUED), NOW)  # woken by a visit, waiting for a slot: keep its address

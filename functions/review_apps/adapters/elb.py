@@ -182,6 +182,8 @@ class Elb:
         for rule in self._ours(same_host):  # another team's rule for this host is theirs, not ours to take
             if not keep_forward and target_group not in _forwards_to(rule):
                 self.forward(rule["RuleArn"], target_group)
+            elif not self._sign_in_as_set(rule) and _forwards_to(rule):
+                self.forward(rule["RuleArn"], _forwards_to(rule)[0])
             return str(rule["RuleArn"])
         for priority in addresses.priorities(self._settings.install_id, project_id, mr_iid):
             try:
@@ -201,6 +203,17 @@ class Elb:
                 raise
             return str(created["Rules"][0]["RuleArn"])
         raise ListenerFull("every rule priority review apps may use is taken")
+
+    def _sign_in_as_set(self, rule: dict[str, Any]) -> bool:
+        """The rule signs visitors in exactly when the install does, against this install's issuer."""
+        issuers = [
+            a.get("AuthenticateOidcConfig", {}).get("Issuer")
+            for a in rule.get("Actions", [])
+            if a.get("Type") == "authenticate-oidc"
+        ]
+        if self._oidc_client is None:
+            return not issuers
+        return issuers == [self._settings.oidc_issuer]
 
     def forward(self, rule_arn: str, target_group_arn: str) -> None:
         """Send the host's visits to `target_group_arn`: the app's own, or the wake function's."""
@@ -295,19 +308,26 @@ class Elb:
                     named[group["TargetGroupArn"]] = mr
         ours = {g["TargetGroupArn"] for g in self._ours([{"TargetGroupArn": arn} for arn in named], "TargetGroupArn")}
         rules: dict[str, list[str]] = {arn: [] for arn in ours}
+        unlike: dict[str, list[tuple[str, str]]] = {arn: [] for arn in ours}
         by_mr = {named[arn]: arn for arn in ours}
         wake = self._settings.wake_target_group_arn
         if ours:
             for rule in self._rules():
                 for target in _forwards_to(rule):
-                    if target in rules:
-                        rules[target].append(rule["RuleArn"])
-                    elif target == wake and wake:  # a sleeping app's rule: its host says whose
+                    group = target if target in rules else None
+                    if target == wake and wake:  # a sleeping app's rule: its host says whose
                         for host in _hosts(rule):
                             mr = addresses.parse_host(host, self._settings.review_domain)
-                            if mr in by_mr:
-                                rules[by_mr[mr]].append(rule["RuleArn"])
-        return [addresses.Route(arn, named[arn], tuple(sorted(rules[arn]))) for arn in sorted(ours)]
+                            group = by_mr.get(mr) if mr else group
+                    if group is None:
+                        continue
+                    rules[group].append(rule["RuleArn"])
+                    if not self._sign_in_as_set(rule):
+                        unlike[group].append((rule["RuleArn"], target))
+        return [
+            addresses.Route(arn, named[arn], tuple(sorted(rules[arn])), tuple(sorted(unlike[arn])))
+            for arn in sorted(ours)
+        ]
 
 
 def _hosts(rule: dict[str, Any]) -> list[str]:

@@ -155,6 +155,10 @@ def _sweep_routes(deployer: Deployer, records: list[Record], now: int) -> dict[s
         logger.info("removed a route whose merge request has no app", extra={"mr": route.mr})
     for rule in plan.extra_rules:
         elb.delete_rule(rule)
+    for rule, target in plan.resign:  # the install's sign-in changed: every kept rule follows it
+        if rule not in plan.extra_rules:
+            elb.forward(rule, target)
+            counts["rules_resigned"] = counts.get("rules_resigned", 0) + 1
     for record in plan.repair:
         try:
             made = elb.ensure_route(

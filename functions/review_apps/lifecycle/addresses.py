@@ -126,6 +126,8 @@ class Route:
     target_group_arn: str
     mr: tuple[int, int]
     rule_arns: tuple[str, ...]
+    # (rule, where it forwards) for rules whose sign-in is not the install's (ReviewAppAccess changed).
+    unlike_sign_in: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -133,6 +135,8 @@ class RoutePlan:
     remove: list[Route]  # rule(s) then target group: their MR has no app
     repair: list[Record]  # active apps whose route is missing: ensure it again
     extra_rules: list[str]  # a second rule for the same app (two launches raced): delete
+    # (rule, forward target): rewrite with the install's sign-in, forwarding where it does now
+    resign: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
 
 def has_app(record: Record | None, now: int) -> bool:
@@ -155,6 +159,7 @@ def plan_routes(routes: list[Route], records: list[Record], now: int) -> RoutePl
             plan.remove.append(route)
             continue
         routed[route.mr] = route
+        plan.resign += [(rule, target) for rule, target in route.unlike_sign_in if rule in route.rule_arns]
         if record is not None and record.rule_arn in route.rule_arns:
             plan.extra_rules += [arn for arn in route.rule_arns if arn != record.rule_arn]
     for record in records:
