@@ -97,6 +97,7 @@ class Edge:
         self.pending: dict[str, dict[str, Any]] = {}  # the ALB's sign-ins under way, by state
         self.lock = threading.Lock()
         self.calls: list[str] = []  # every request the edge served: "<host> <path>"
+        self.secrets_seen: list[str] = []  # codes and tokens the ALB handled (tests check no log shows them)
         self._dir = tempfile.TemporaryDirectory()
         cert, key = _certificate(Path(self._dir.name), [f"*.{world.review_domain}", SIGNIN_HOST])
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -224,6 +225,7 @@ class Edge:
         if token.status_code != 200:
             return failed
         tokens = token.json()
+        self.secrets_seen += [params["code"], tokens.get("access_token", ""), tokens.get("id_token", "")]
         try:
             claims = jwt.decode(
                 tokens["id_token"],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from functools import cached_property
 from typing import Any
 
@@ -21,6 +22,12 @@ from review_apps.settings import Settings
 from review_apps.signin.gitlab_oauth import OAuthApp
 
 SECRET_CACHE_SECONDS = 300  # a rotated secret takes effect within five minutes
+
+# At DEBUG these libraries print what they carry: botocore the SSM and Secrets Manager answers,
+# urllib3 the URLs (sign-in codes are in query strings), Authlib the tokens it issues. A DEBUG log
+# level (POWERTOOLS_LOG_LEVEL, or Lambda's application log level) shows our lines, never those.
+for _library in ("botocore", "urllib3", "authlib"):
+    logging.getLogger(_library).setLevel(logging.INFO)
 
 
 class Services:

@@ -350,3 +350,35 @@ def test_turning_sign_in_on_secures_the_rules_of_apps_already_running(make_world
     world.redeploy(REVIEW_APP_ACCESS="public")  # and back
     assert world.reconcile()["rules_resigned"] == 1
     assert [a["Type"] for a in world.route(host)["rule"]["Actions"]] == ["forward"]
+
+
+def test_no_secret_code_or_token_of_a_sign_in_reaches_a_log_line_or_a_note(make_world, capfd):
+    import io
+    import logging
+
+    from local.world import OAUTH_APP
+
+    world = make_world(alb=True, POWERTOOLS_LOG_LEVEL="DEBUG")
+    buffer = io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    root, level = logging.getLogger(), logging.getLogger().level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)  # everything, Authlib's and urllib3's debug lines included
+    try:
+        host = live_app(world, 1)
+        browser = world.edge().session()
+        assert open_as(world, browser, host, "dana").status_code == 200
+        assert open_as(world, world.edge().session(), host, "mallory").status_code == 403
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+    logs = capfd.readouterr()
+    text = buffer.getvalue() + logs.out + logs.err
+    assert "sign-in granted" in text and "sign-in refused" in text  # it did log
+    secrets = [ALB_CLIENT["client_secret"], OAUTH_APP["secret"], *world.edge().secrets_seen,
+               *world.gitlab.state.oauth_tokens, *(c.value for c in browser.cookies)]
+    assert len(secrets) >= 7
+    notes = "\n".join(n["body"] for n in world.notes(1))
+    for secret in secrets:
+        assert secret and secret not in text, f"in the logs: {secret[:6]}…"
+        assert secret not in notes
