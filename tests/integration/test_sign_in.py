@@ -360,18 +360,25 @@ def test_no_secret_code_or_token_of_a_sign_in_reaches_a_log_line_or_a_note(make_
 
     world = make_world(alb=True, POWERTOOLS_LOG_LEVEL="DEBUG")
     buffer = io.StringIO()
-    handler = logging.StreamHandler(buffer)
-    root, level = logging.getLogger(), logging.getLogger().level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)  # everything, Authlib's and urllib3's debug lines included
+    names = ["", "review-apps-auth", "review-apps-webhook", "review-apps-task-events", "review-apps-wake"]
+    attached = []
+    for name in names:  # every function's logger and the root (libraries), all at DEBUG
+        logger = logging.getLogger(name)
+        handler = logging.StreamHandler(buffer)
+        if logger.handlers and name:
+            handler.setFormatter(logger.handlers[0].formatter)  # as in Lambda: JSON with every extra key
+        logger.addHandler(handler)
+        attached.append((logger, handler, logger.level))
+        logger.setLevel(logging.DEBUG)
     try:
         host = live_app(world, 1)
         browser = world.edge().session()
         assert open_as(world, browser, host, "dana").status_code == 200
         assert open_as(world, world.edge().session(), host, "mallory").status_code == 403
     finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
+        for logger, handler, level in attached:
+            logger.removeHandler(handler)
+            logger.setLevel(level)
     logs = capfd.readouterr()
     text = buffer.getvalue() + logs.out + logs.err
     assert "sign-in granted" in text and "sign-in refused" in text  # it did log
