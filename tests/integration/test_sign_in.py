@@ -172,6 +172,7 @@ def test_the_way_to_gitlab_carries_our_own_state_and_pkce(signin_world):
     assert params["state"] != "alb-state" and len(params["state"]) >= 32
     cookie = answer.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "Secure" in cookie and "SameSite=Lax" in cookie and params["state"] in cookie
+    assert cookie.startswith("review_apps_signin_")
 
 
 def test_a_callback_from_another_browser_or_replayed_is_refused(signin_world):
@@ -389,3 +390,14 @@ def test_no_secret_code_or_token_of_a_sign_in_reaches_a_log_line_or_a_note(make_
     for secret in secrets:
         assert secret and secret not in text, f"in the logs: {secret[:6]}…"
         assert secret not in notes
+
+
+def test_two_tabs_signing_in_at_once_both_get_in(signin_world):
+    world = signin_world
+    first, second = live_app(world, 1), live_app(world, 2)
+    browser = world.edge().session()  # one browser, two tabs opened before either signs in
+    tab1 = browser.get(f"https://{first}/", timeout=20)
+    tab2 = browser.get(f"https://{second}/", timeout=20)
+    assert "/users/sign_in" in tab1.url and "/users/sign_in" in tab2.url
+    assert sign_in_at_gitlab(browser, tab1, "dana", PEOPLE["dana"][2]).url == f"https://{first}/"
+    assert sign_in_at_gitlab(browser, tab2, "dana", PEOPLE["dana"][2]).url == f"https://{second}/"

@@ -10,6 +10,7 @@ callback on a review host of this install that has an app (review_apps.lifecycle
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 from functools import cached_property
@@ -25,11 +26,16 @@ from review_apps.services import Services
 from review_apps.signin import gitlab_oauth, pages
 from review_apps.signin.provider import HttpRequest, LoadBalancer, Provider, Response, User
 
-PENDING_COOKIE = "review_apps_signin"  # binds a sign-in to the browser that started it
+PENDING_COOKIE = "review_apps_signin"  # binds a sign-in to the browser that started it (one per sign-in)
 SESSION_COOKIE = "review_apps_session"
 PENDING_SECONDS = 600
 SESSION_SECONDS = 12 * 3600  # one GitLab sign-in lasts at most a working day
 _SECRET_MAX = 200
+
+
+def _pending_cookie(state: str) -> str:
+    """Each sign-in under way has its own cookie, so two tabs signing in at once don't undo each other."""
+    return f"{PENDING_COOKIE}_{hashlib.sha256(state.encode()).hexdigest()[:16]}"
 
 
 def _cookie(name: str, value: str, max_age: int) -> str:
@@ -87,10 +93,11 @@ class SignIn:
 
     def callback(self, request: HttpRequest, cookies: dict[str, str]) -> Response:
         params = request.params
-        clear = _cookie(PENDING_COOKIE, "", 0)
         if "error" in params:
             return pages.bad_request("GitLab did not sign you in: the sign-in was declined or cancelled.")
-        state, bound = params.get("state", ""), cookies.get(PENDING_COOKIE, "")
+        state = params.get("state", "")[:_SECRET_MAX]
+        bound = cookies.get(_pending_cookie(state), "")
+        clear = _cookie(_pending_cookie(state), "", 0)
         if not (state and bound and len(state) <= _SECRET_MAX and hmac.compare_digest(state.encode(), bound.encode())):
             return pages.bad_request("This sign-in was started in another browser, or its cookie has expired.")
         pending = self.services.signin_store.take(PENDING, state)
@@ -140,7 +147,8 @@ class SignIn:
         url = gitlab_oauth.authorization_url(
             self.settings.gitlab_url, self.services.gitlab_oauth_app(), self.callback_url, state, verifier
         )
-        return Response(302, "", {"Location": url, "Cache-Control": "no-store"}, [_cookie(PENDING_COOKIE, state, 600)])
+        cookie = _cookie(_pending_cookie(state), state, PENDING_SECONDS)
+        return Response(302, "", {"Location": url, "Cache-Control": "no-store"}, [cookie])
 
     def _grant(self, grant: Any, user: User, cookies: list[str]) -> Response:
         """Back to the load balancer with a code, if GitLab says this user may see this MR's app."""
