@@ -52,10 +52,11 @@ build: $(SAM_VENV)/.installed
 mutants: $(VENV)/.installed
 	$(PY) -m tools.mutants
 
-# The webhook token for one project's own hook: make project-token PROJECT=42
+# The webhook token for one project's own hook: make project-token PROJECT=42 [ROTATE=1]
+# (TABLE_NAME: the stack output RecordsTableName; ROTATE=1 revokes the old token at once).
 project-token: $(VENV)/.installed
-	@test -n "$(PROJECT)" || { echo "usage: make project-token PROJECT=<numeric project id>" >&2; exit 2; }
-	@$(PY) -m tools.project_token $(PROJECT) $(if $(SECRET_PARAMETER),--secret-parameter $(SECRET_PARAMETER))
+	@test -n "$(PROJECT)" || { echo "usage: make project-token PROJECT=<numeric project id> [ROTATE=1] (with TABLE_NAME set)" >&2; exit 2; }
+	@$(PY) -m tools.project_token $(PROJECT) $(if $(SECRET_PARAMETER),--secret-parameter $(SECRET_PARAMETER)) $(if $(ROTATE),--rotate)
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .mutation .aws-sam .pytest_cache .hypothesis

@@ -33,11 +33,17 @@ CLUSTER = "review-apps"
 TABLE = "review-apps-records"
 INSTALL_ID = "review-apps-local"
 SCHEDULE_GROUP = INSTALL_ID
-SCHEDULER_ROLE = "arn:aws:iam::123456789012:role/review-apps-local-deadlines"
+# The emulated account (MOTO_ACCOUNT_ID): the one the team's images, roles and ECR repositories are in.
+ACCOUNT = "111122223333"
+SCHEDULER_ROLE = f"arn:aws:iam::{ACCOUNT}:role/review-apps-local-deadlines"
 # The roles the platform team lets review apps use (the install's two role lists).
 TASK_ROLE = "arn:aws:iam::111122223333:role/shop-review-task"
 EXECUTION_ROLE = "arn:aws:iam::111122223333:role/shop-review-execution"
 BASE_FAMILY = "shop-web"
+# ECR repositories of the team (this account, tagged for its projects) and the images every
+# project may use (SharedImagePrefixes).
+TEAM_REPOSITORIES = ("shop", "shop-backend")
+SHARED_IMAGES = "docker.io/library/nginx"
 PROJECT_ID = 14
 PROJECT_PATH = "awesome_space/awesome_project"
 
@@ -180,6 +186,7 @@ class World:
         self.gitlab.state.__init__(GITLAB_TOKEN)  # type: ignore[misc]
         os.environ.update(
             {
+                "MOTO_ACCOUNT_ID": ACCOUNT,
                 "AWS_ENDPOINT_URL": self.aws_endpoint,
                 "AWS_DEFAULT_REGION": REGION,
                 "AWS_ACCESS_KEY_ID": "testing",
@@ -212,6 +219,7 @@ class World:
         self.ssm.put_parameter(Name="/review-apps/webhook-secret", Value=WEBHOOK_SECRET, Type="SecureString")
         self.ssm.put_parameter(Name="/review-apps/signing-secret", Value=SIGNING_SECRET, Type="SecureString")
         self.register_base_task_definition()
+        self._roles_and_repositories()
         address_mode = self._load_balancer(vpc, subnet) if self.alb else {}
         for name in (
             "ALB_LISTENER_ARN",
@@ -240,6 +248,8 @@ class World:
                 "SCHEDULER_ROLE_ARN": SCHEDULER_ROLE,
                 "TASK_ROLE_ARNS": TASK_ROLE,
                 "EXECUTION_ROLE_ARNS": EXECUTION_ROLE,
+                "ACCOUNT_ID": ACCOUNT,
+                "SHARED_IMAGE_PREFIXES": SHARED_IMAGES,
                 "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
                 **address_mode,
                 **self.settings,
@@ -257,6 +267,33 @@ class World:
             )
         self.cold_start()
         return self
+
+    def _roles_and_repositories(self) -> None:
+        """The team's roles and ECR repositories, tagged (as a team must) for the projects that may
+        use them in review apps."""
+        self.iam = boto3.client("iam", region_name=REGION)
+        self.ecr = boto3.client("ecr", region_name=REGION)
+        trust = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                                     "Principal": {"Service": "ecs-tasks.amazonaws.com"}}]})
+        for arn in (TASK_ROLE, EXECUTION_ROLE):
+            self.iam.create_role(RoleName=arn.rsplit("/", 1)[-1], AssumeRolePolicyDocument=trust,
+                                 Tags=[{"Key": "review-apps:projects", "Value": "awesome_space/"}])
+        for repository in TEAM_REPOSITORIES:
+            self.ecr.create_repository(repositoryName=repository,
+                                       tags=[{"Key": "review-apps:projects", "Value": "awesome_space/"}])
+
+    def tag_role(self, arn: str, projects: str | None) -> None:
+        """Set (or, with None, remove) a role's `review-apps:projects` tag."""
+        name = arn.rsplit("/", 1)[-1]
+        if projects is None:
+            self.iam.untag_role(RoleName=name, TagKeys=["review-apps:projects"])
+        else:
+            self.iam.tag_role(RoleName=name, Tags=[{"Key": "review-apps:projects", "Value": projects}])
+
+    def repository(self, name: str, projects: str | None) -> str:
+        """Another ECR repository of the account, tagged for `projects` (None: untagged); its URI."""
+        tags = [{"Key": "review-apps:projects", "Value": projects}] if projects is not None else []
+        return self.ecr.create_repository(repositoryName=name, tags=tags)["repository"]["repositoryUri"]
 
     def _sign_in(self) -> dict[str, str]:
         """What the template's sign-in part makes: the ALB's generated client secret, and the
@@ -392,21 +429,11 @@ class World:
 
     def load_auth_handler(self) -> Any:
         """AuthFunction as the template configures it: without OIDC_ISSUER (its API names it)."""
-        saved = os.environ.pop("OIDC_ISSUER", None)
-        try:
-            return load_handler("AuthFunction")
-        finally:
-            if saved is not None:
-                os.environ["OIDC_ISSUER"] = saved
+        return _load_without("AuthFunction", "OIDC_ISSUER")
 
     def load_wake_handler(self) -> Any:
         """WakeFunction as the template configures it: without WAKE_TARGET_GROUP_ARN."""
-        saved = os.environ.pop("WAKE_TARGET_GROUP_ARN", None)
-        try:
-            return load_handler("WakeFunction")
-        finally:
-            if saved is not None:
-                os.environ["WAKE_TARGET_GROUP_ARN"] = saved
+        return _load_without("WakeFunction", "WAKE_TARGET_GROUP_ARN")
 
     def visit(self, host: str, path: str = "/", handler: Any = None) -> dict:
         """A browser opens https://<host><path> and the listener's rule sends it to the wake
@@ -666,6 +693,16 @@ class World:
             return None
         deserializer = TypeDeserializer()
         return {k: deserializer.deserialize(v) for k, v in item.items()}
+
+
+def _load_without(function: str, variable: str) -> Any:
+    """Load `function` with `variable` unset, as the template overrides it with an empty value."""
+    saved = os.environ.pop(variable, None)
+    try:
+        return load_handler(function)
+    finally:
+        if saved is not None:
+            os.environ[variable] = saved
 
 
 @contextmanager

@@ -23,10 +23,13 @@ def token_matches(given: str, expected: str) -> bool:
     return bool(given) and bool(expected) and hmac.compare_digest(given.encode(), expected.encode())
 
 
-def project_token(install_secret: str, project_id: int) -> str:
+def project_token(install_secret: str, project_id: int, version: int = 1) -> str:
     """The secret token for one project's own webhook: it proves the sender may speak for
-    that project only, so a project's maintainers never hold the install's secret."""
-    return hmac.new(install_secret.encode(), str(project_id).encode(), hashlib.sha256).hexdigest()
+    that project only, so a project's maintainers never hold the install's secret. Rotating the
+    project's version (make project-token ROTATE=1) revokes its old token alone; version 1 is
+    the token of installs from before versions existed, so nobody re-issues on upgrade."""
+    message = str(project_id) if version == 1 else f"{project_id}:v{version}"
+    return hmac.new(install_secret.encode(), message.encode(), hashlib.sha256).hexdigest()
 
 
 def signing_key(secret: str) -> bytes:

@@ -316,15 +316,7 @@ def _logging(value: Any, service: str, limits: Limits, out: _Collector) -> dict[
         text = out.scalar(raw, f"{where}.options.{plain(key, 40)}")
         if text is not None:
             options[str(key)] = text
-    group = options.get("awslogs-group")
-    if group is not None:
-        placed = install_limits.place_log_group(limits, group)
-        if placed != group:
-            out.notices.append(
-                f"`{where}`: log group {code(group)} is outside this install's log groups, so the app logs to "
-                f"{code(placed)} instead."
-            )
-            options["awslogs-group"] = placed
+    # Where the group really is (under the project's own prefix) is taskdef.derive's to decide.
     return {"logDriver": "awslogs", "options": options}
 
 

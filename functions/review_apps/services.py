@@ -14,6 +14,7 @@ from review_apps.adapters.ecs import Ecs
 from review_apps.adapters.elb import Elb
 from review_apps.adapters.gitlab import GitLab
 from review_apps.adapters.metrics import Metrics
+from review_apps.adapters.owners import Owners
 from review_apps.adapters.scheduler import Scheduler
 from review_apps.adapters.signin_store import SignInStore
 from review_apps.adapters.store import RecordStore
@@ -80,6 +81,10 @@ class Services:
     @cached_property
     def elb(self) -> Elb:
         return Elb(self.settings, self.aws("elbv2"), self.oidc_client if self.settings.sign_in else None)
+
+    @cached_property
+    def owners(self) -> Owners:
+        return Owners(lambda: self.aws("iam"), lambda: self.aws("ecr"), self.settings.image_rules)
 
     @cached_property
     def metrics(self) -> Metrics:

@@ -16,6 +16,7 @@ from review_apps import sizes
 from review_apps.cost import Prices, PriceTableError, load_prices
 from review_apps.durations import DurationError, parse_duration
 from review_apps.limits import Limits
+from review_apps.ownership import ImageRef, ImageRules, parse_image
 from review_apps.spec import SLEEP_AFTER_MIN
 
 # An ALB holds at most 100 target groups, and the quota cannot be raised: one per running app.
@@ -54,8 +55,12 @@ class Settings:
     # Roles a review app may run with, one list per kind; empty allows none of that kind.
     task_role_arns: tuple[str, ...] = ()
     execution_role_arns: tuple[str, ...] = ()
-    # Registry hosts or host/path prefixes every image must come from; empty allows any.
-    image_registries: tuple[str, ...] = ()
+    # Where images may come from besides the project's own tagged ECR repositories (this account
+    # and Region): the project's own path on the GitLab registry, and prefixes shared with everyone.
+    account_id: str = ""
+    region: str = ""
+    gitlab_registry_host: str = ""
+    shared_image_prefixes: tuple[str, ...] = ()
     # awslogs groups named in compose files are kept under this prefix.
     log_group_prefix: str = "/review-apps/"
     # SSM name of a `whsec_…` signing secret; when set, every request must be signed with it.
@@ -124,9 +129,12 @@ class Settings:
             execution_role_arns=self.execution_role_arns,
             max_cpu=self.max_cpu,
             max_memory=self.max_memory,
-            image_registries=self.image_registries,
             log_group_prefix=self.log_group_prefix,
         )
+
+    @property
+    def image_rules(self) -> ImageRules:
+        return ImageRules(self.account_id, self.region, self.gitlab_registry_host, self.shared_image_prefixes)
 
 
 def _required(env: Mapping[str, str], name: str) -> str:
@@ -221,7 +229,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         scheduler_role_arn=_required(env, "SCHEDULER_ROLE_ARN"),
         task_role_arns=_csv(env, "TASK_ROLE_ARNS", required=False),
         execution_role_arns=_csv(env, "EXECUTION_ROLE_ARNS", required=False),
-        image_registries=_csv(env, "ALLOWED_IMAGE_REGISTRIES", required=False),
+        **_images(env),
         log_group_prefix=log_prefix,
         webhook_signing_secret_parameter=env.get("WEBHOOK_SIGNING_SECRET_PARAMETER", "").strip(),
         allow_forks=_flag(env, "ALLOW_FORKS"),
@@ -296,6 +304,32 @@ def _addresses(env: Mapping[str, str], max_running: int) -> tuple[str, str, str]
             f"between 1 and {ALB_TARGET_GROUPS_MAX} (fewer if the ALB serves other target groups)"
         )
     return listener, domain, vpc
+
+
+_ACCOUNT = re.compile(r"\d{12}")
+_REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-\d")
+
+
+def _images(env: Mapping[str, str]) -> dict[str, Any]:
+    account = env.get("ACCOUNT_ID", "").strip()
+    if account and not _ACCOUNT.fullmatch(account):
+        raise SettingsError(f"ACCOUNT_ID must be a 12-digit AWS account id, got {account!r}")
+    region = (env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "").strip()
+    if region and not _REGION.fullmatch(region):
+        raise SettingsError(f"AWS_REGION must be a Region such as eu-west-1, got {region!r}")
+    registry = env.get("GITLAB_REGISTRY_HOST", "").strip().lower().rstrip("/")
+    if registry and parse_image(f"{registry}/x/y") != ImageRef(registry, "x/y"):
+        raise SettingsError(
+            f"GITLAB_REGISTRY_HOST must be a registry host such as registry.gitlab.com, got {registry!r}"
+        )
+    shared = _csv(env, "SHARED_IMAGE_PREFIXES", required=False)
+    for prefix in shared:
+        if parse_image(prefix) is None or ":" in prefix.rsplit("/", 1)[-1] or "@" in prefix:
+            raise SettingsError(
+                f"SHARED_IMAGE_PREFIXES: {prefix!r} is not a registry/repository prefix such as "
+                "public.ecr.aws/docker/library/postgres (no tag)"
+            )
+    return {"account_id": account, "region": region, "gitlab_registry_host": registry, "shared_image_prefixes": shared}
 
 
 def _prices(env: Mapping[str, str]) -> Prices:

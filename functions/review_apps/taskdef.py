@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from review_apps import limits as install_limits
-from review_apps import sizes
+from review_apps import ownership, sizes
 from review_apps.limits import Limits
 from review_apps.problems import Problems
 from review_apps.spec import Spec, fill_placeholders
@@ -37,7 +37,7 @@ _REGISTERABLE = (
 KILL_AFTER_SECONDS = 30
 # The tag on a base task definition revision that says which projects may build review apps
 # from it: project paths, numeric ids, or group prefixes ending in `/`, separated by spaces.
-PROJECTS_TAG = "review-apps:projects"
+PROJECTS_TAG = ownership.PROJECTS_TAG
 INSTALL_TAG = "review-apps:install"
 # Images known to have no `timeout` binary: wrapping their command would crash them.
 NO_TIMEOUT_IMAGES = ("gcr.io/distroless/", "cgr.dev/chainguard/", "docker.io/library/scratch")
@@ -54,6 +54,8 @@ class DerivedTaskDefinition:
     # Whether the app's command runs inside `timeout` (the in-container deadline), and if not, why.
     wrapped: bool = False
     unwrapped_because: str = ""
+    # The awslogs groups its containers log to, each under the project's own prefix.
+    log_groups: tuple[str, ...] = ()
 
 
 def family_prefix(install: str) -> str:
@@ -69,16 +71,7 @@ def review_family(install: str, project_id: int, mr_iid: int) -> str:
 def owned_by(tags: list[dict[str, str]], project_id: int, project_path: str) -> bool:
     """Whether a base revision's `review-apps:projects` tag lists this project."""
     listed = next((t.get("value") for t in tags if t.get("key") == PROJECTS_TAG), None)
-    if not isinstance(listed, str):
-        return False
-    path = project_path.casefold()
-    for entry in listed.split():
-        entry = entry.casefold()
-        if entry == str(project_id) or (path and entry == path):
-            return True
-        if path and entry.endswith("/") and len(entry) > 1 and path.startswith(entry):
-            return True
-    return False
+    return ownership.names_project(listed, project_id, project_path)
 
 
 def not_usable(name: str) -> str:
@@ -91,9 +84,17 @@ def not_usable(name: str) -> str:
     )
 
 
+def refused_by_ecs(reason: str) -> str:
+    """ECS's own words are about the project's files (container names, sizes): shown as inert code."""
+    return (
+        f"ECS refused this review app's task definition: `{plain(reason, 300)}`. Fix what it names in the task "
+        "definition, the compose or ecs-params file, or the spec's `cpu:` and `memory:`, and push again."
+    )
+
+
 def _known_without_timeout(image: str) -> bool:
-    location = install_limits.image_location(image)
-    return any(location.startswith(prefix) for prefix in NO_TIMEOUT_IMAGES)
+    ref = ownership.parse_image(image)
+    return ref is not None and any(f"{ref.host}/{ref.path}".startswith(prefix) for prefix in NO_TIMEOUT_IMAGES)
 
 
 def derive(
@@ -196,10 +197,18 @@ def derive(
         size_problem = install_limits.size_problem(limits, cpu, memory)
         if size_problem:
             problems.append(size_problem)
+    log_groups: list[str] = []
     for container in containers:
-        image_problem = install_limits.image_problem(limits, container.get("image"), str(container.get("name")))
+        image_problem = install_limits.image_problem(container.get("image"), str(container.get("name")))
         if image_problem:
             problems.append(image_problem)
+        options = (container.get("logConfiguration") or {}).get("options")
+        if isinstance(options, dict) and isinstance(options.get("awslogs-group"), str):
+            # Whatever the files say, a project logs only into its own groups.
+            options["awslogs-group"] = ownership.project_log_group(
+                limits.log_group_prefix, project_id, options["awslogs-group"]
+            )
+            log_groups.append(options["awslogs-group"])
     platform = base.get("runtimePlatform") or {}
     base_architecture = "arm64" if platform.get("cpuArchitecture") == "ARM64" else "x86_64"
     architecture = spec.architecture or base_architecture
@@ -232,6 +241,7 @@ def derive(
         architecture=architecture,
         wrapped=bool(wrapped),
         unwrapped_because=unwrapped_because,
+        log_groups=tuple(dict.fromkeys(log_groups)),
     )
 
 

@@ -105,7 +105,8 @@ def _authenticate(headers: dict[str, str], body: bytes, parsed: Callable[[], _Pa
     scope: int | None = None
     if not auth.token_matches(given, secret):
         claimed = _claimed_project(parsed()) if given else None
-        if claimed is None or not auth.token_matches(given, auth.project_token(secret, claimed)):
+        version = services.store.token_version(claimed) if claimed is not None else 0
+        if claimed is None or not auth.token_matches(given, auth.project_token(secret, claimed, version)):
             return (
                 "missing or wrong X-Gitlab-Token: use the install's secret (system and group hooks) or "
                 "this project's own token (README, Security)"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from local.edge import SIGNIN_HOST
-from local.world import PEOPLE, PROJECT_ID, PROJECT_PATH
+from local.world import PEOPLE, PROJECT_PATH
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 if not (CHROMIUM and DRIVER):
@@ -26,6 +26,8 @@ from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as seen  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+from tests.integration.test_sign_in import live_app  # noqa: E402
 
 SHOTS = Path(os.environ.get("BROWSER_SCREENSHOTS", "/tmp/review-apps-browser"))
 
@@ -41,16 +43,6 @@ def browser(edge_port: int, review_domain: str) -> webdriver.Chrome:
     driver = webdriver.Chrome(options=options, service=Service(DRIVER))
     driver.set_page_load_timeout(30)
     return driver
-
-
-def live_app(world, iid: int) -> str:
-    sha = f"{iid:040x}"
-    world.commit(sha)
-    world.open_mr(iid, sha, branch=f"feature/{iid}")
-    world.pipeline(iid)
-    task = next(t for t in world.tasks() if t["group"] == f"review-app:{PROJECT_ID}:{iid}")
-    world.task_event(task["taskArn"], "RUNNING")
-    return world.record(iid)["host"]
 
 
 def sign_in(driver: webdriver.Chrome, username: str) -> None:

@@ -12,7 +12,7 @@ import pytest
 from local import world as world_module
 from local.lambda_runtime import LambdaContext, load_handler
 from local.events import api_event, merge_request_hook
-from local.world import PROJECT_ID, PROJECT_PATH, REVIEW_DOMAIN, WEBHOOK_SECRET, World
+from local.world import ACCOUNT, PROJECT_ID, PROJECT_PATH, REVIEW_DOMAIN, WEBHOOK_SECRET, World
 
 SHA1 = "1" * 40
 SHA2 = "2" * 40
@@ -126,6 +126,8 @@ def test_two_projects_with_the_same_branch_get_two_hosts(alb_world: World):
     world = alb_world
     other_id, other_path = 77, "payments/awesome_project"
     world.gitlab.state.add_project(other_id, other_path)
+    world.ecr.tag_resource(resourceArn=f"arn:aws:ecr:us-east-1:{ACCOUNT}:repository/shop",  # a shared repository
+                           tags=[{"Key": "review-apps:projects", "Value": "awesome_space/ payments/"}])
     open_and_run(world)
     world.register_base_task_definition(family="pay-web", projects="payments/")
     world.gitlab.state.add_commit(other_id, SHA2, {".gitlab/review-app.yml": ON_OPEN.replace("shop-web", "pay-web")})
@@ -267,19 +269,3 @@ def test_a_bad_health_check_is_a_problem_on_the_mr_and_routes_nothing(alb_world:
     world.open_mr(1, SHA1)
     assert "`health_check:`" in world.note(1) and "not deployed" in world.note(1)
     assert world.rules() == [] and world.target_groups() == [] and world.tasks() == []
-
-
-def test_another_teams_rule_for_the_same_host_is_never_taken_over(alb_world: World):
-    world = alb_world
-    vpc = world.elbv2.describe_load_balancers()["LoadBalancers"][0]["VpcId"]
-    theirs = world.elbv2.create_target_group(Name="their-app", Protocol="HTTP", Port=80, VpcId=vpc,
-                                             TargetType="ip")["TargetGroups"][0]["TargetGroupArn"]
-    their_rule = world.elbv2.create_rule(
-        ListenerArn=world.listener_arn, Priority=5,
-        Conditions=[{"Field": "host-header", "HostHeaderConfig": {"Values": [HOST]}}],
-        Actions=[{"Type": "forward", "TargetGroupArn": theirs}],
-    )["Rules"][0]["RuleArn"]
-    open_and_run(world)
-    rules = {r["RuleArn"]: r for r in world.rules()}
-    assert rules[their_rule]["Actions"][0]["TargetGroupArn"] == theirs  # untouched
-    assert world.record(1)["rule_arn"] != their_rule and world.record(1)["rule_arn"] in rules

@@ -77,7 +77,8 @@ def test_configuration_contract_is_what_the_functions_get():
     settings_source = (ROOT / "functions/review_apps/settings.py").read_text()
     read = set(re.findall(r'(?:env, |env\.get\()"([A-Z_]+)"', settings_source))
     assert CONTRACT <= read
-    assert read <= variables, f"settings read variables the template does not set: {read - variables}"
+    lambda_sets = {"AWS_REGION", "AWS_DEFAULT_REGION"}  # the Lambda runtime's own
+    assert read - lambda_sets <= variables, f"settings read variables the template does not set: {read - variables}"
 
 
 def test_every_function_has_samples_for_what_it_accepts():
@@ -245,7 +246,24 @@ def test_deadline_schedules_live_in_the_installs_own_group():
     assert group["Name"] == {"Ref": "AWS::StackName"}
     trust = RESOURCES["DeadlineSchedulerRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]
     assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
-    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+    assert trust["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
+    # Only this install's schedule group may have Scheduler assume it, not any schedule in the account.
+    assert trust["Condition"]["StringEquals"]["aws:SourceArn"] == {
+        "Sub": "arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule-group/${DeadlineScheduleGroup}"}
+
+
+def test_registering_is_bound_to_the_installs_tag_and_tags_are_read_only_where_they_can_be():
+    launch = {s["Sid"]: s for s in RESOURCES[LAUNCH_POLICY]["Properties"]["PolicyDocument"]["Statement"]}
+    register = launch["RegisterOnlyTaggedAsOurs"]
+    assert register["Action"] == "ecs:RegisterTaskDefinition"
+    assert register["Condition"] == {"StringEquals": {"aws:RequestTag/review-apps:install": {"Ref": "AWS::StackName"}}}
+    assert "ecs:RegisterTaskDefinition" not in str(launch["TaskDefinitions"]["Action"])
+    assert launch["ReadWhoOwnsRepositories"]["Action"] == "ecr:ListTagsForResource"
+    assert ":repository/*" in launch["ReadWhoOwnsRepositories"]["Resource"]["Sub"]
+    assert launch["ReadWhoOwnsTheListedRoles"]["Resource"] == launch["PassOnlyReviewAppRoles"]["Resource"]
+    parameters = TEMPLATE["Parameters"]
+    assert "AllowedImageRegistries" not in parameters  # replaced by ownership by tag
+    assert {"GitLabRegistryHost", "SharedImagePrefixes"} <= set(parameters)
 
 
 def test_address_mode_is_optional_and_its_policy_touches_only_what_the_install_made():

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from review_apps import compose, lifecycle, pages, taskdef
+from review_apps import compose, lifecycle, ownership, pages, taskdef
 from review_apps.lifecycle import addresses, sleep
 from review_apps.lifecycle import reconcile as plans
 from review_apps.events import MergeRequestEvent, NoteEvent, OtherEvent, PipelineEvent
@@ -356,7 +356,7 @@ DERIVE = {
     "roles swapped": (base_td(taskRoleArn=EXEC_ROLE, executionRoleArn=TASK_ROLE), spec()),
     "too big": (base_td(cpu="8192", memory="32768"), spec()),
     "not a fargate size": (base_td(), spec(cpu=256, memory=8192)),
-    "registry limits": (two_containers(), spec(container="app")),
+    "two containers": (two_containers(), spec(container="app")),
     "base architecture arm": (base_td(runtimePlatform={"cpuArchitecture": "ARM64",
                                                        "operatingSystemFamily": "LINUX"}), spec()),
 }
@@ -366,12 +366,40 @@ def test_every_derived_task_definition():
     cases = {}
     for name, (td, the_spec) in DERIVE.items():
         limits = LIMITS
-        if name == "registry limits":
-            limits = dataclasses.replace(LIMITS, image_registries=("reg", "docker.io/library"))
         cases[name] = taskdef.derive(td, the_spec, project_id=14, mr_iid=3, install="review-apps-test",
                                      placeholders=placeholder_values(SHA, "feature/x", 3, "g/p"), limits=limits,
                                      max_ttl=4 * 3600)
     check("derived", cases)
+
+
+def test_every_ownership_answer():
+    rules = ownership.ImageRules("111122223333", "us-east-1", "registry.gitlab.example",
+                                 ("public.ecr.aws/docker/library/postgres", "docker.io/library/nginx"))
+    ecr = "111122223333.dkr.ecr.us-east-1.amazonaws.com"
+    images = [f"{ecr}/shop:1", f"{ecr}/theirs:1", f"{ecr}/missing:1", f"{ecr}/shop@sha256:" + "a" * 64,
+              "111122223333.dkr.ecr.eu-west-1.amazonaws.com/shop:1", "999988887777.dkr.ecr.us-east-1.amazonaws.com/shop",
+              f"{ecr}.evil.com/shop:1", "registry.gitlab.example/g/p/web:1", "registry.gitlab.example/g/p-evil/web",
+              "registry.gitlab.example/g/p", "public.ecr.aws/docker/library/postgres:16",
+              "public.ecr.aws/docker/library/postgres-evil:16", "nginx:1.27", "nginx-evil", "busybox", "",
+              "Nginx", "nginx:", "a b", "nginx@sha256:short", "localhost:5000/x", 42]
+    repository_tags = {"shop": "g/", "theirs": "team_b/"}
+    role_tags = {"arn:aws:iam::111122223333:role/ok": "g/p", "arn:aws:iam::111122223333:role/theirs": "team_b/",
+                 "arn:aws:iam::111122223333:role/everyone": "*"}
+    kwargs = {"taskRoleArn": "arn:aws:iam::111122223333:role/theirs",
+              "executionRoleArn": "arn:aws:iam::111122223333:role/everyone",
+              "containerDefinitions": [{"name": "web", "image": f"{ecr}/theirs:1"}, {"name": "db", "image": "busybox"}]}
+    cases = {
+        "parsed": {str(i): ownership.parse_image(i) for i in images},
+        "allowed for g/p (id 14)": {str(i): ownership.image_allowed(i, 14, "g/p", rules, repository_tags)
+                                    for i in images},
+        "needs": ownership.needs(kwargs, rules),
+        "problems": ownership.problems(kwargs, 14, "g/p", rules, role_tags, repository_tags),
+        "tag values naming g/p (14)": {v: ownership.names_project(v, 14, "g/p") for v in (
+            "*", "14", "g/p", "g/", "G/P", "g", "g/p2", "g/p/", "team_b/ 14", "", "  ", "141", "/")},
+        "log groups": {g: ownership.project_log_group("/review-apps/", 14, g) for g in (
+            "web", "/web", "/review-apps/web", "/review-apps/14/web", "/review-apps/15/web", "/ecs/x")},
+    }
+    check("ownership", cases)
 
 
 # --------------------------------------------------------------------------- a review app's life, step by step

@@ -218,8 +218,19 @@ def test_running_event_makes_the_app_live():
     assert lifecycle.on_task_event(task_event("RUNNING"), record()) == lifecycle.WentLive()
 
 
-def test_event_found_by_started_by_before_the_task_arn_is_recorded():
-    assert lifecycle.on_task_event(task_event("RUNNING"), record(task_arn="")) == lifecycle.WentLive()
+def test_event_found_by_started_by_before_the_task_arn_is_recorded_if_the_task_is_tagged_ours():
+    event, unrecorded = task_event("RUNNING"), record(task_arn="")
+    assert lifecycle.needs_tag_check(event, unrecorded)
+    assert lifecycle.on_task_event(event, unrecorded, tagged=True) == lifecycle.WentLive()
+    # Anyone who may run tasks in the cluster can give one the MR's group and startedBy.
+    assert "not the merge request's current" in lifecycle.on_task_event(event, unrecorded, tagged=False).reason
+
+
+def test_once_the_record_holds_a_task_only_that_task_speaks_for_the_mr():
+    other = task_event("RUNNING", task_arn=TASK + "-other")  # same group and startedBy: computable by anyone
+    assert not lifecycle.needs_tag_check(other, record())
+    assert "not the merge request's current" in lifecycle.on_task_event(other, record(), tagged=True).reason
+    assert not lifecycle.needs_tag_check(task_event("RUNNING"), record())  # its own task: no tag check needed
 
 
 def test_foreign_task_is_ignored():

@@ -24,6 +24,10 @@ def _retryable(failure: str) -> bool:
     return "capacity" in text or "throttl" in text or "rate exceeded" in text
 
 
+class DefinitionRefused(Exception):
+    """ECS would not register the derived task definition; str() is its reason."""
+
+
 class TaskDefinitionNotFound(Exception):
     pass
 
@@ -57,7 +61,13 @@ class Ecs:
         return answer["taskDefinition"], answer.get("tags") or []
 
     def register(self, kwargs: dict[str, Any]) -> str:
-        return self._ecs.register_task_definition(**kwargs)["taskDefinition"]["taskDefinitionArn"]
+        try:
+            return str(self._ecs.register_task_definition(**kwargs)["taskDefinition"]["taskDefinitionArn"])
+        except ClientError as exc:
+            # ECS checks what we can't (a container larger than its task, say): the project's to fix.
+            if exc.response.get("Error", {}).get("Code") in ("ClientException", "InvalidParameterException"):
+                raise DefinitionRefused(_error_text(exc)) from None
+            raise
 
     def retire(self, task_definition_arn: str) -> None:
         """Deregister a derived revision and ask ECS to delete it, so nothing is left behind."""
@@ -113,6 +123,16 @@ class Ecs:
         """The task as ECS describes it, or None once ECS has forgotten it (about an hour after it stops)."""
         described = self._ecs.describe_tasks(cluster=self._settings.cluster, tasks=[task_arn])
         return described["tasks"][0] if described.get("tasks") else None
+
+    def tagged_for(self, task_arn: str, mr: tuple[int, int]) -> bool:
+        """Whether the task carries this install's tag and the MR's (only RunTask of ours sets them)."""
+        described = self._ecs.describe_tasks(cluster=self._settings.cluster, tasks=[task_arn], include=["TAGS"])
+        tasks = described.get("tasks") or []
+        tags = {t.get("key"): t.get("value") for t in (tasks[0].get("tags") or [])} if tasks else {}
+        return tags.get(INSTALL_TAG) == self._settings.install_id and (
+            tags.get("review-app:project"),
+            tags.get("review-app:mr"),
+        ) == (str(mr[0]), str(mr[1]))
 
     def run(self, record: Record, task_definition_arn: str) -> RunResult:
         """RunTask, tried again on the answers that say "try again" (throttling is retried by

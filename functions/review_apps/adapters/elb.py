@@ -35,8 +35,22 @@ _TAG_BATCH = 20
 SESSION_COOKIE = "ReviewAppsSession"  # DescribeTags takes at most 20 ARNs
 
 
-class ListenerFull(Exception):
+class NoRoute(Exception):
+    """The MR's route can't be made; `problem()` says why, for the MR."""
+
+    def problem(self, consequence: str = "") -> str:
+        return addresses.listener_full_problem(str(self), consequence)
+
+
+class ListenerFull(NoRoute):
     """The load balancer has no room for another MR's route; str() says which quota."""
+
+
+class RouteTaken(NoRoute):
+    """Something of the MR's route exists and is not this install's: str() says what."""
+
+    def problem(self, consequence: str = "") -> str:
+        return addresses.route_taken_problem(str(self), consequence)
 
 
 class TargetGroupGone(Exception):
@@ -120,6 +134,9 @@ class Elb:
     def _target_group(self, project_id: int, mr_iid: int, port: int, health_check: str) -> str:
         name = addresses.target_group_name(self._settings.install_id, project_id, mr_iid)
         existing = self._find_target_group(name)
+        if existing and not self._ours([existing], "TargetGroupArn"):
+            # Names are the account's, not ours: someone else's group is never routed to.
+            raise RouteTaken(f"a target group named `{name}` exists in this account and is not this install's")
         if existing:
             if existing.get("HealthCheckPath") != health_check:
                 self._client.modify_target_group(
@@ -179,7 +196,13 @@ class Elb:
 
     def _rule(self, project_id: int, mr_iid: int, host: str, target_group: str, keep_forward: bool) -> str:
         same_host = [rule for rule in self._rules() if host in _hosts(rule)]
-        for rule in self._ours(same_host):  # another team's rule for this host is theirs, not ours to take
+        ours = self._ours(same_host) if same_host else []
+        if same_host and not ours:
+            # Another team's (or another install's) rule for this host decides where it goes: it is
+            # theirs, never taken over, and a second rule of ours would never be reached.
+            self._delete_target_group(target_group)
+            raise RouteTaken(f"`{host}` is already routed by a load balancer rule this install did not make")
+        for rule in ours:
             if not keep_forward and target_group not in _forwards_to(rule):
                 self.forward(rule["RuleArn"], target_group)
             elif not self._sign_in_as_set(rule) and _forwards_to(rule):

@@ -32,6 +32,9 @@ class SlotsTaken(Exception):
         self.scope, self.cap = scope, cap
 
 
+TOKEN_VERSION = "project-token#"  # a project's webhook token version: not an MR record (scans skip it)
+
+
 def _key(project_id: int, mr_iid: int) -> dict[str, Any]:
     return {"pk": {"S": f"mr#{project_id}/{mr_iid}"}}
 
@@ -130,6 +133,25 @@ class RecordStore:
         except self._db.exceptions.TransactionCanceledException:
             return False
         return True
+
+    def token_version(self, project_id: int) -> int:
+        """The project's webhook token version (1 until a rotation), read consistently: a rotated
+        token stops working at once."""
+        item = self._db.get_item(
+            TableName=self._table, Key={"pk": {"S": f"{TOKEN_VERSION}{project_id}"}}, ConsistentRead=True
+        ).get("Item")
+        return int(item["version"]["N"]) if item else 1
+
+    def rotate_token(self, project_id: int) -> int:
+        """The project's next token version (the old token is refused from now on)."""
+        answer = self._db.update_item(
+            TableName=self._table,
+            Key={"pk": {"S": f"{TOKEN_VERSION}{project_id}"}},
+            UpdateExpression="SET version = if_not_exists(version, :one) + :one",
+            ExpressionAttributeValues={":one": {"N": "1"}},
+            ReturnValues="UPDATED_NEW",
+        )
+        return int(answer["Attributes"]["version"]["N"])
 
     def holders(self, scope: str) -> set[str]:
         """The MRs holding a slot of `scope` (for the queue's cheap "is there room?" look)."""

@@ -11,9 +11,9 @@ import dataclasses
 import time
 from typing import Any
 
-from review_apps import compose, cost, lifecycle, taskdef
-from review_apps.adapters.ecs import TaskDefinitionNotFound
-from review_apps.adapters.elb import ListenerFull, RouteArns
+from review_apps import compose, cost, lifecycle, ownership, taskdef
+from review_apps.adapters.ecs import DefinitionRefused, TaskDefinitionNotFound
+from review_apps.adapters.elb import NoRoute, RouteArns
 from review_apps.adapters.gitlab import NoAccess
 from review_apps.adapters.store import Conflict, SlotsTaken
 from review_apps.flows.outcome import Outcome, Result
@@ -91,6 +91,10 @@ class Deployer:
         )
         if isinstance(derived, Problems):
             return self._reject(record, ask, derived.problems, fresh)
+        not_owned = self._not_owned(derived, mr)
+        if not_owned:
+            return self._reject(record, ask, not_owned, fresh)
+        notices += tuple(f"Its logs go to CloudWatch log group {code(group)}." for group in derived.log_groups)
         compute = lifecycle.Compute(
             cpu=derived.cpu,
             memory=derived.memory,
@@ -134,6 +138,21 @@ class Deployer:
             place = self.renumber_queue(waiting.key)
         self.logger.info("queued", extra={"scope": why, "place": place})
         return Outcome(Result.QUEUED, f"queued: {waiting.queue_detail}", {"place": place})
+
+    def _not_owned(self, derived: taskdef.DerivedTaskDefinition, mr: MergeRequestRef) -> tuple[str, ...]:
+        """What the task definition uses that the project does not own: roles and images by tag."""
+        rules, owners = self.services.settings.image_rules, self.services.owners
+        needs = ownership.needs(derived.register_kwargs, rules)
+        return tuple(
+            ownership.problems(
+                derived.register_kwargs,
+                mr.project_id,
+                mr.project_path,
+                rules,
+                owners.role_tags(needs.roles),
+                owners.repository_tags(needs.repositories),
+            )
+        )
 
     def _spec(self, mr: MergeRequestRef, sha: str) -> Spec | Problems | None:
         settings = self.services.settings
@@ -198,6 +217,10 @@ class Deployer:
 
     def _launch(self, record: Record, derived: taskdef.DerivedTaskDefinition, fresh: bool) -> Outcome:
         ecs, store = self.services.ecs, self.services.store
+        try:
+            td_arn = ecs.register(derived.register_kwargs)
+        except DefinitionRefused as refused:
+            return self._launch_failed(record, (taskdef.refused_by_ecs(str(refused)),), fresh)
         route = RouteArns("", "")
         if record.host:
             try:
@@ -210,9 +233,9 @@ class Deployer:
                     RouteArns(record.target_group_arn, record.rule_arn),
                     keep_forward=record.rule_to_wake,
                 )
-            except ListenerFull as full:
-                return self._launch_failed(record, (addresses.listener_full_problem(str(full)),), fresh)
-        td_arn = ecs.register(derived.register_kwargs)
+            except NoRoute as refused:
+                ecs.retire(td_arn)
+                return self._launch_failed(record, (refused.problem(),), fresh)
         run = ecs.run(record, td_arn)
         if run.task_arn is None:
             ecs.retire(td_arn)

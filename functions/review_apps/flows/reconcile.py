@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from review_apps import lifecycle
-from review_apps.adapters.elb import ListenerFull
+from review_apps.adapters.elb import NoRoute
 from review_apps.adapters.store import Conflict
 from review_apps.events import task_from_description
 from review_apps.flows.deploy import Deployer
@@ -164,8 +164,10 @@ def _sweep_routes(deployer: Deployer, records: list[Record], now: int) -> dict[s
             made = elb.ensure_route(
                 record.project_id, record.mr_iid, record.host, record.port, record.health_check_path or "/", None
             )
-        except ListenerFull:
-            logger.warning("a running app's route is missing and the load balancer is full", extra={"mr": record.key})
+        except NoRoute as refused:
+            logger.warning(
+                "a running app's route is missing and can't be made", extra={"mr": record.key, "why": str(refused)}
+            )
             continue
         target = record.routed_target or _live_target(deployer, record)
         if target:

@@ -8,7 +8,7 @@ import dataclasses
 import time
 
 from review_apps import lifecycle
-from review_apps.adapters.elb import ListenerFull, TargetGroupGone
+from review_apps.adapters.elb import NoRoute, TargetGroupGone
 from review_apps.events import TaskEvent
 from review_apps.flows.deploy import Deployer
 from review_apps.flows.outcome import Outcome, Result
@@ -26,7 +26,8 @@ def on_task_event(deployer: Deployer, task: TaskEvent, mr: tuple[int, int]) -> O
 def _once(deployer: Deployer, task: TaskEvent, mr: tuple[int, int]) -> Outcome:
     services = deployer.services
     record = services.store.get(*mr)
-    decision = lifecycle.on_task_event(task, record)
+    tagged = lifecycle.needs_tag_check(task, record) and services.ecs.tagged_for(task.task_arn, mr)
+    decision = lifecycle.on_task_event(task, record, tagged)
     if isinstance(decision, lifecycle.Ignore):
         if record is not None:
             _publish(deployer, record)  # heal an MR update that failed on an earlier delivery
@@ -90,9 +91,9 @@ def _route_live_app(deployer: Deployer, record: Record, task: TaskEvent, now: in
             route = elb.ensure_route(
                 record.project_id, record.mr_iid, record.host, record.port, record.health_check_path or "/", None
             )
-        except ListenerFull as full:
-            caveat = addresses.listener_full_problem(
-                str(full), "so the app runs but its address has no route; the reconciler tries again every minute"
+        except NoRoute as refused:
+            caveat = refused.problem(
+                "so the app runs but its address has no route; the reconciler tries again every minute"
             )
             return lifecycle.went_live(record, task, url=record.url, url_note=caveat, now=now)
         record = dataclasses.replace(record, target_group_arn=route.target_group_arn, rule_arn=route.rule_arn)

@@ -111,6 +111,15 @@ def listener_full_problem(what: str, consequence: str = "") -> str:
     )
 
 
+def route_taken_problem(what: str, consequence: str = "") -> str:
+    consequence = consequence or "so this app was not started"
+    return (
+        f"This merge request's address could not be given to its app: {what}, {consequence}. Ask the platform "
+        "team to remove it or to give this install a domain of its own; this install never takes over what it "
+        "did not make."
+    )
+
+
 def unrouted(record: Record) -> Record:
     """The record once its route is deleted (MR merged or closed, or swept): the host stays."""
     return dataclasses.replace(record, target_group_arn="", rule_arn="", routed_target="")

@@ -31,10 +31,24 @@ class Stopped:
     pass
 
 
-def on_task_event(event: TaskEvent, record: Record | None) -> Ignore | WentLive | Stopped:
+def needs_tag_check(event: TaskEvent, record: Record | None) -> bool:
+    """An event for a task the record does not hold yet (its launch is being recorded) is believed
+    only if the task carries this install's tags: anyone who may run tasks in the cluster can
+    give one the MR's group and startedBy."""
+    return (
+        record is not None
+        and not record.task_arn
+        and bool(event.started_by)
+        and event.started_by == record.launch_id
+        and event.task_arn != record.task_arn
+    )
+
+
+def on_task_event(event: TaskEvent, record: Record | None, tagged: bool = False) -> Ignore | WentLive | Stopped:
+    """`tagged`: the task carries this install's and this MR's tags (asked only when needs_tag_check)."""
     if record is None:
         return Ignore("no review app is recorded for this task's merge request")
-    if event.task_arn != record.task_arn and (not event.started_by or event.started_by != record.launch_id):
+    if event.task_arn != record.task_arn and not (needs_tag_check(event, record) and tagged):
         return Ignore("task is not the merge request's current review app")
     if record.status not in ACTIVE:
         return Ignore(f"review app is already {record.status}")
