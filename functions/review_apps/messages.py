@@ -90,16 +90,6 @@ def cost_total_line(record: Record) -> str:
     return f"It ran for {format_duration(seconds)} and cost about {dollars(spent)} ({_compute(record)})."
 
 
-def deadline_line(record: Record) -> str:
-    """Which clocks end this app: the schedule always, `timeout` inside it only where safe."""
-    line = "At its deadline an EventBridge schedule stops the task (the reconciler checks every minute too)."
-    if record.timeout_wrapped:
-        return line + " Its command also runs inside `timeout`, which ends it even if both fail."
-    if record.unwrapped_because:
-        return line + f" No `timeout` wrapper inside the container: {record.unwrapped_because}."
-    return line
-
-
 def sleep_line(record: Record) -> str:
     if not record.sleep_after:
         return ""
@@ -174,8 +164,6 @@ def render_note(record: Record) -> str:
             ]
         if record.replaced_commit:
             lines.append(f"It replaces the app for commit {_commit(record.replaced_commit)}, which is being stopped.")
-        if record.task_arn:
-            lines.append(deadline_line(record))
         if record.history:
             lines.append(history_line(record))
     elif record.status == Status.ASLEEP or (
@@ -210,7 +198,6 @@ def render_note(record: Record) -> str:
         if cost_rate_line(record):
             lines.append(cost_rate_line(record))
         if record.status == Status.LIVE:
-            lines.append(deadline_line(record))
             lines += [line for line in (sleep_line(record), awake_cost_line(record), history_line(record)) if line]
         if record.url_note:
             lines.append(f"\n:warning: {record.url_note}")

@@ -151,7 +151,7 @@ def _statements(name: str) -> list[dict]:
     statements = []
     for policy in RESOURCES[name]["Properties"]["Policies"]:
         if policy == {"Ref": LAUNCH_POLICY}:
-            statements += RESOURCES[LAUNCH_POLICY]["Properties"]["PolicyDocument"]["Statement"]
+            statements += _policy_statements(LAUNCH_POLICY)
         elif policy in (ADDRESS_MODE_ONLY, {"Ref": ROUTE_POLICY}):  # its sign-in statement: {"If": [SignInOn, …]}
             statements += _route_statements()
         else:  # a statement only in address mode is {"If": ["UseAddresses", statement, NoValue]}
@@ -159,8 +159,13 @@ def _statements(name: str) -> list[dict]:
     return statements
 
 
+def _policy_statements(policy: str) -> list[dict]:
+    """A managed policy's statements, a conditional one ({"If": [condition, statement, NoValue]}) as its statement."""
+    return [st["If"][1] if "If" in st else st for st in RESOURCES[policy]["Properties"]["PolicyDocument"]["Statement"]]
+
+
 def _route_statements() -> list[dict]:
-    return [st["If"][1] if "If" in st else st for st in RESOURCES[ROUTE_POLICY]["Properties"]["PolicyDocument"]["Statement"]]
+    return _policy_statements(ROUTE_POLICY)
 
 
 def _actions(name: str) -> set[str]:
@@ -172,8 +177,8 @@ def test_no_wildcard_actions_and_scoped_conditions():
         for statement in _statements(name):
             actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
             assert all("*" not in action for action in actions), statement
-    launch = {s["Sid"]: s for s in RESOURCES[LAUNCH_POLICY]["Properties"]["PolicyDocument"]["Statement"]}
-    assert launch["PassOnlyReviewAppRoles"]["Condition"] == {
+    launch = {s["Sid"]: s for s in _policy_statements(LAUNCH_POLICY)}
+    assert launch["PassOnlyListedTaskRoles"]["Condition"] == launch["PassOnlyListedExecutionRoles"]["Condition"] == {
         "StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
     }
     assert launch["TagOnCreate"]["Condition"]["StringEquals"]["ecs:CreateAction"] == ["RunTask", "RegisterTaskDefinition"]
@@ -253,14 +258,28 @@ def test_deadline_schedules_live_in_the_installs_own_group():
 
 
 def test_registering_is_bound_to_the_installs_tag_and_tags_are_read_only_where_they_can_be():
-    launch = {s["Sid"]: s for s in RESOURCES[LAUNCH_POLICY]["Properties"]["PolicyDocument"]["Statement"]}
+    launch = {s["Sid"]: s for s in _policy_statements(LAUNCH_POLICY)}
     register = launch["RegisterOnlyTaggedAsOurs"]
     assert register["Action"] == "ecs:RegisterTaskDefinition"
     assert register["Condition"] == {"StringEquals": {"aws:RequestTag/review-apps:install": {"Ref": "AWS::StackName"}}}
     assert "ecs:RegisterTaskDefinition" not in str(launch["TaskDefinitions"]["Action"])
     assert launch["ReadWhoOwnsRepositories"]["Action"] == "ecr:ListTagsForResource"
     assert ":repository/*" in launch["ReadWhoOwnsRepositories"]["Resource"]["Sub"]
-    assert launch["ReadWhoOwnsTheListedRoles"]["Resource"] == launch["PassOnlyReviewAppRoles"]["Resource"]
+    assert launch["ReadWhoOwnsTheListedTaskRoles"]["Resource"] == {"Ref": "ReviewAppTaskRoleArns"}
+    assert launch["ReadWhoOwnsTheListedExecutionRoles"]["Resource"] == {"Ref": "ReviewAppExecutionRoleArns"}
+
+
+def test_an_empty_role_list_makes_no_pass_role_statement():
+    """IAM refuses an empty resource: each list's statements exist only when it has roles."""
+    statements = RESOURCES[LAUNCH_POLICY]["Properties"]["PolicyDocument"]["Statement"]
+    conditional = {st["If"][1]["Sid"]: st["If"][0] for st in statements if "If" in st}
+    assert conditional == {"PassOnlyListedTaskRoles": "HasTaskRoles", "PassOnlyListedExecutionRoles": "HasExecutionRoles",
+                           "ReadWhoOwnsTheListedTaskRoles": "HasTaskRoles",
+                           "ReadWhoOwnsTheListedExecutionRoles": "HasExecutionRoles"}
+    conditions = TEMPLATE["Conditions"]
+    assert conditions["HasTaskRoles"] == {"Not": [{"Equals": [{"Join": ["", {"Ref": "ReviewAppTaskRoleArns"}]}, ""]}]}
+    assert TEMPLATE["Parameters"]["ReviewAppTaskRoleArns"]["Default"] == ""
+    assert not any("iam:PassRole" in str(st) for st in statements if "If" not in st and "Deadline" not in st["Sid"])
     parameters = TEMPLATE["Parameters"]
     assert "AllowedImageRegistries" not in parameters  # replaced by ownership by tag
     assert {"GitLabRegistryHost", "SharedImagePrefixes"} <= set(parameters)

@@ -262,7 +262,16 @@ class Deployer:
         self._stop_replaced(launched)
         self.set_deadline(launched, new=not launched.replaced_task_arn)
         self.publish(launched, fresh=fresh)
-        self.logger.info("launched", extra={"task_arn": run.task_arn, "commit": launched.commit_sha})
+        # How it ends on time is the operator's business (README), not the reviewer's: logged, not noted.
+        self.logger.info(
+            "launched",
+            extra={
+                "task_arn": run.task_arn,
+                "commit": launched.commit_sha,
+                "ends_by": "deadline schedule and timeout" if launched.timeout_wrapped else "deadline schedule",
+                "not_wrapped_because": launched.unwrapped_because,
+            },
+        )
         return Outcome(Result.DEPLOYING, "deploying", {"task": run.task_arn})
 
     def _launch_failed(self, record: Record, problems: tuple[str, ...], fresh: bool) -> Outcome:
