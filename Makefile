@@ -10,17 +10,20 @@ CHECKOV_VENV := .venv-checkov
 .PHONY: test demo bench lint build clean project-token mutants
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
+	@echo "== installing the functions' and tests' Python packages into $(VENV) (a minute or two, once)"
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
 # aws-sam-cli pins its own boto3, so it gets a virtualenv of its own.
 $(SAM_VENV)/.installed: requirements-sam.txt
+	@echo "== installing aws-sam-cli into $(SAM_VENV) (a minute or two, once)"
 	$(PYTHON) -m venv $(SAM_VENV)
 	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-sam.txt
 	touch $@
 
 test: $(VENV)/.installed $(SAM_VENV)/.installed
+	@echo "== running the tests on 2 workers (about 6 minutes on 2 cores)"
 	SAM_CLI=$(abspath $(SAM)) $(PY) -m pytest -n 2
 
 demo: $(VENV)/.installed
@@ -31,14 +34,16 @@ bench: $(VENV)/.installed $(SAM_VENV)/.installed
 
 # checkov pins an old boto3, so it too gets a virtualenv of its own.
 $(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	@echo "== installing checkov into $(CHECKOV_VENV) (a minute or two, once)"
 	$(PYTHON) -m venv $(CHECKOV_VENV)
 	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
 	touch $@
 
 # Every checkov skip is justified where it is made (Metadata.checkov in template.yaml).
 lint: $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed
-	$(VENV)/bin/ruff check functions
-	$(VENV)/bin/ruff format --check functions
+	@echo "== lint: ruff over all the repository's Python, mypy (functions, tools), cfn-lint, sam validate, checkov"
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/cfn-lint template.yaml
 	SAM_CLI_TELEMETRY=0 $(SAM) validate --lint

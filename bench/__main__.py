@@ -10,7 +10,7 @@ import logging
 import os
 import platform
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import burst, cold, size, sleep, warm
@@ -65,7 +65,7 @@ READING = """## Reading these numbers
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
+    line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"  # noqa: E731
     return "\n".join([line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
 
 
@@ -76,7 +76,8 @@ def ms(seconds: float) -> str:
 def machine() -> str:
     memory = ""
     try:
-        kb = int(next(l for l in open("/proc/meminfo") if l.startswith("MemTotal")).split()[1])
+        with open("/proc/meminfo") as meminfo:
+            kb = int(next(line for line in meminfo if line.startswith("MemTotal")).split()[1])
         memory = f", {kb / 1024 / 1024:.0f} GiB"
     except (OSError, StopIteration):
         pass
@@ -86,23 +87,36 @@ def machine() -> str:
 def main() -> None:
     logging.getLogger().setLevel(logging.ERROR)
     os.environ["POWERTOOLS_LOG_LEVEL"] = "ERROR"
-    sections = [f"# Benchmarks\n\nMeasured by `make bench` on {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}, "
-                f"{machine()}, Python {platform.python_version()} (tests) against moto and the GitLab stand-in "
-                "on 127.0.0.1. Figures are from one run; ratios compare subjects measured in that same run."]
+    sections = [
+        f"# Benchmarks\n\nMeasured by `make bench` on {datetime.now(UTC):%Y-%m-%d %H:%M UTC}, "
+        f"{machine()}, Python {platform.python_version()} (tests) against moto and the GitLab stand-in "
+        "on 127.0.0.1. Figures are from one run; ratios compare subjects measured in that same run."
+    ]
 
     print("cold init …", file=sys.stderr)
     c = cold.measure()
-    rows = [[name, ms(t), f"{t / c['floor']:.2f}×", ms(c["with_clients"][name]),
-             f"{c['with_clients'][name] / c['floor']:.2f}×"] for name, t in c["functions"].items()]
-    heaviest = "\n".join(f"- {name}: " + ", ".join(f"{mod} {ms(sec)}" for mod, sec in mods)
-                         for name, mods in c["heaviest"].items())
+    rows = [
+        [
+            name,
+            ms(t),
+            f"{t / c['floor']:.2f}×",
+            ms(c["with_clients"][name]),
+            f"{c['with_clients'][name] / c['floor']:.2f}×",
+        ]
+        for name, t in c["functions"].items()
+    ]
+    heaviest = "\n".join(
+        f"- {name}: " + ", ".join(f"{mod} {ms(sec)}" for mod, sec in mods) for name, mods in c["heaviest"].items()
+    )
     sections.append(
         f"## Cold init\n\nImporting each handler module in a fresh process ({c['python']}, a virtualenv with only "
         f"`requirements.txt` and boto3: no sam-cli, no awscrt), median of {c['runs']} runs, against the floor "
-        f"`import boto3; boto3.client(\"ecs\")` = **{ms(c['floor'])}** in the same run. Handlers build their clients "
+        f'`import boto3; boto3.client("ecs")` = **{ms(c["floor"])}** in the same run. Handlers build their clients '
         "on first use, so the last two columns add the clients each function creates.\n\n"
         + table(["function", "import", "× floor", "import + its clients", "× floor"], rows)
-        + "\n\nThe handler module's own imports, by cumulative time (one `-X importtime` run):\n\n" + heaviest)
+        + "\n\nThe handler module's own imports, by cumulative time (one `-X importtime` run):\n\n"
+        + heaviest
+    )
 
     with running_world() as world:
         print("warm latency …", file=sys.stderr)
@@ -115,32 +129,47 @@ def main() -> None:
         f"## Warm latency per event kind\n\n{warm.ITERATIONS} events of each kind through the real handler, "
         "against the bare API calls that step needs made directly with boto3 and python-gitlab, both against the "
         "same moto server and GitLab stand-in in the same run.\n\n"
-        + table(["event", "handler p50", "handler p99", "bare calls p50", "p50 ratio"], rows))
+        + table(["event", "handler p50", "handler p99", "bare calls p50", "p50 ratio"], rows)
+    )
 
     # The bench leaves records active, so a low cap would turn launches into queueing; what a
     # cap costs does not depend on its value.
     with running_world(MAX_RUNNING_APPS="100000") as world:
         print("warm latency with caps on …", file=sys.stderr)
         capped = warm.latency(world)
-    rows = [[name, ms(lat[name]["p50"]), ms(capped[name]["p50"]), f"{capped[name]['p50'] / lat[name]['p50']:.2f}×"]
-            for name in lat if lat[name]["bare_p50"]]  # the comment step makes no call to compare
+    rows = [
+        [name, ms(lat[name]["p50"]), ms(capped[name]["p50"]), f"{capped[name]['p50'] / lat[name]['p50']:.2f}×"]
+        for name in lat
+        if lat[name]["bare_p50"]
+    ]  # the comment step makes no call to compare
     sections.append(
         "## With caps on\n\nThe same steps with a cap on running apps (the template's default is "
         "`MaxRunningApps=20`; here a cap these runs never reach, since what a cap costs does not depend on its "
         "value). A write that starts or ends an app becomes a DynamoDB transaction with the cap scope's slot "
         "set; the other writes do not change. moto copies the whole table for every transaction (so that it "
-        "can roll back), which DynamoDB does not: against moto the difference is an upper bound.\n\n" + table(["event", "p50 without caps", "p50 with caps", "ratio"], rows))
+        "can roll back), which DynamoDB does not: against moto the difference is an upper bound.\n\n"
+        + table(["event", "p50 without caps", "p50 with caps", "ratio"], rows)
+    )
 
     with running_world() as world:
         print("API calls per step …", file=sys.stderr)
         steps = warm.calls_per_step(world)
-    rows = [[name, str(sum(a.values())), ", ".join(f"{k.split(':', 1)[1]}×{v}" if v > 1 else k.split(":", 1)[1]
-                                                   for k, v in sorted(a.items())) or "—",
-             str(sum(g.values())), ", ".join(f"{k}×{v}" if v > 1 else k for k, v in sorted(g.items())) or "—"]
-            for name, a, g in steps]
-    sections.append("## API calls per step\n\nA full lifecycle (open → pipeline → running → push → pipeline → "
-                    "running → TTL), counted by instrumenting the handlers' boto3 clients and the GitLab stand-in.\n\n"
-                    + table(["step", "AWS", "AWS operations", "GitLab", "GitLab calls"], rows))
+    rows = [
+        [
+            name,
+            str(sum(a.values())),
+            ", ".join(f"{k.split(':', 1)[1]}×{v}" if v > 1 else k.split(":", 1)[1] for k, v in sorted(a.items()))
+            or "—",
+            str(sum(g.values())),
+            ", ".join(f"{k}×{v}" if v > 1 else k for k, v in sorted(g.items())) or "—",
+        ]
+        for name, a, g in steps
+    ]
+    sections.append(
+        "## API calls per step\n\nA full lifecycle (open → pipeline → running → push → pipeline → "
+        "running → TTL), counted by instrumenting the handlers' boto3 clients and the GitLab stand-in.\n\n"
+        + table(["step", "AWS", "AWS operations", "GitLab", "GitLab calls"], rows)
+    )
 
     with running_world() as world:
         print("burst …", file=sys.stderr)
@@ -151,7 +180,8 @@ def main() -> None:
         f"**{b['seconds']:.1f} s** ({b['deliveries'] / b['seconds']:.0f} deliveries/s). Answers: {b['statuses']}.\n\n"
         f"- most tasks running for one MR: **{b['max_tasks_per_mr']}** (MRs with a task: {b['mrs_running']})\n"
         f"- most review-app notes on one MR: **{b['max_notes_per_mr']}**\n"
-        f"- MRs whose app runs the latest commit: **{b['mrs_on_latest_commit']} of {b['mrs']}**")
+        f"- MRs whose app runs the latest commit: **{b['mrs_on_latest_commit']} of {b['mrs']}**"
+    )
 
     with running_world(alb=True) as world:
         print("wake latency …", file=sys.stderr)
@@ -159,33 +189,61 @@ def main() -> None:
     sections.append(
         f"## Wake\n\nAddress mode, {sleep.ITERATIONS} sleeping apps, each visited twice through the real WakeFunction "
         "(warm), in the same run as the webhook's launch for an opened MR and a bare DynamoDB `GetItem`:\n\n"
-        + table(["step", "p50", "compared with", "ratio"], [
-            ["visit that wakes the app (launch + page)", ms(w["relaunch"]), f"MR open through the webhook, "
-             f"{ms(w['opened'])}", f"{w['relaunch'] / w['opened']:.2f}×"],
-            ["visit while it wakes (page only)", ms(w["waking"]), f"bare GetItem, {ms(w['bare_read'])}",
-             f"{w['waking'] / w['bare_read']:.2f}×"],
-        ]) + f"\n\nWakeFunction's cold init is in the first table (`WakeFunction`).")
+        + table(
+            ["step", "p50", "compared with", "ratio"],
+            [
+                [
+                    "visit that wakes the app (launch + page)",
+                    ms(w["relaunch"]),
+                    f"MR open through the webhook, {ms(w['opened'])}",
+                    f"{w['relaunch'] / w['opened']:.2f}×",
+                ],
+                [
+                    "visit while it wakes (page only)",
+                    ms(w["waking"]),
+                    f"bare GetItem, {ms(w['bare_read'])}",
+                    f"{w['waking'] / w['bare_read']:.2f}×",
+                ],
+            ],
+        )
+        + "\n\nWakeFunction's cold init is in the first table (`WakeFunction`)."
+    )
 
     with running_world(alb=True, MAX_RUNNING_APPS="100") as world:
         print("reconciler with 100 live apps …", file=sys.stderr)
         r = sleep.reconciler_with_live_apps(world)
 
     def calls(counted: dict) -> str:
-        return ", ".join(f"{k.split(':', 1)[1]}×{v}" if v > 1 else k.split(":", 1)[1] for k, v in sorted(counted.items()))
+        return ", ".join(
+            f"{k.split(':', 1)[1]}×{v}" if v > 1 else k.split(":", 1)[1] for k, v in sorted(counted.items())
+        )
 
     sections.append(
         f"## Reconciler with {r['apps']} live apps (address mode)\n\n"
-        + table(["run", "time", "AWS calls", "operations"], [
-            [f"steady ({r['steady_summary'].get('sleep_candidates', 0)} candidates, all visited)", ms(r["steady_seconds"]), str(sum(r["steady_calls"].values())),
-             calls(r["steady_calls"])],
-            [f"puts {r['summary'].get('put_to_sleep', 0)} idle apps to sleep", ms(r["sleep_seconds"]),
-             str(sum(r["sleep_calls"].values())), calls(r["sleep_calls"])],
-        ]) + f"\n\n`GetMetricData` calls per run: **{r['steady_calls'].get('cloudwatch:GetMetricData', 0)}** and "
+        + table(
+            ["run", "time", "AWS calls", "operations"],
+            [
+                [
+                    f"steady ({r['steady_summary'].get('sleep_candidates', 0)} candidates, all visited)",
+                    ms(r["steady_seconds"]),
+                    str(sum(r["steady_calls"].values())),
+                    calls(r["steady_calls"]),
+                ],
+                [
+                    f"puts {r['summary'].get('put_to_sleep', 0)} idle apps to sleep",
+                    ms(r["sleep_seconds"]),
+                    str(sum(r["sleep_calls"].values())),
+                    calls(r["sleep_calls"]),
+                ],
+            ],
+        )
+        + f"\n\n`GetMetricData` calls per run: **{r['steady_calls'].get('cloudwatch:GetMetricData', 0)}** and "
         f"**{r['sleep_calls'].get('cloudwatch:GetMetricData', 0)}** for {r['summary'].get('sleep_candidates', 0)} "
         "candidates. The second run is 20 minutes later on a moved clock (time-machine), with only half the apps "
         "visited since. GitLab calls (one note edit, commit status and environment per app put to sleep) are not "
         "counted here. `ListTaskDefinitions` is one call per derived family: ECS filters it by a whole family name "
-        "only, and the reconciler retires unused revisions family by family.")
+        "only, and the reconciler retires unused revisions family by family."
+    )
 
     print("package size …", file=sys.stderr)
     sam = os.environ.get("SAM_CLI") or str(ROOT / ".venv-sam" / "bin" / "sam")
@@ -194,8 +252,10 @@ def main() -> None:
         sections.append(f"## Package size\n\nSkipped: {s['skipped']}.")
     else:
         rows = [[name, f"{s['unzipped'][name]:.1f} MB", f"{s['zipped'][name]:.1f} MB"] for name in s["unzipped"]]
-        sections.append(f"## Package size\n\nAfter `sam build` ({s['python']}, arm64):\n\n"
-                        + table(["function", "unzipped", "zipped"], rows))
+        sections.append(
+            f"## Package size\n\nAfter `sam build` ({s['python']}, arm64):\n\n"
+            + table(["function", "unzipped", "zipped"], rows)
+        )
 
     sections.append(READING)
     report = "\n\n".join(sections) + "\n"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from local import events
 from local.lambda_runtime import LambdaContext, load_handler
@@ -19,7 +19,7 @@ ON_OPEN = "task_definition: shop-web\ntrigger: merge_request\n"
 
 def run(world: World) -> dict:
     rng = random.Random("burst")
-    opened_at = datetime.now(timezone.utc) - timedelta(minutes=5)
+    opened_at = datetime.now(UTC) - timedelta(minutes=5)
     deliveries = []
     for iid in range(1, MRS + 1):
         first, second = f"{iid:020d}{1:020d}", f"{iid:020d}{2:020d}"
@@ -28,8 +28,9 @@ def run(world: World) -> dict:
         world.gitlab.state.open_merge_request(PROJECT_ID, iid, sha=second, source_branch=f"burst/{iid}")
         common = {"project_id": PROJECT_ID, "iid": iid, "source_branch": f"burst/{iid}", "project_path": PROJECT_PATH}
         open_ = events.merge_request_hook("open", sha=first, updated_at=opened_at, **common)
-        push = events.merge_request_hook("update", sha=second, oldrev=first,
-                                         updated_at=opened_at + timedelta(minutes=1), **common)
+        push = events.merge_request_hook(
+            "update", sha=second, oldrev=first, updated_at=opened_at + timedelta(minutes=1), **common
+        )
         edit = events.merge_request_hook("update", sha=second, updated_at=opened_at + timedelta(minutes=2), **common)
         for body, key in ((open_, f"{iid}-open"), (push, f"{iid}-push")):
             request = events.api_event(body, "Merge Request Hook", WEBHOOK_SECRET, {"idempotency-key": key})

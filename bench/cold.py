@@ -43,7 +43,8 @@ ENV = {
     "SCHEDULE_GROUP": "review-apps",
     "SCHEDULER_ROLE_ARN": "arn:aws:iam::111122223333:role/review-apps-deadlines",
     # Address mode, so every function (and WakeFunction at all) starts as it would with an ALB.
-    "ALB_LISTENER_ARN": "arn:aws:elasticloadbalancing:us-east-1:111122223333:listener/app/shared/50dc6c495c0c9188/f2f7dc8efc522ab2",
+    "ALB_LISTENER_ARN": "arn:aws:elasticloadbalancing:us-east-1:111122223333:"
+    "listener/app/shared/50dc6c495c0c9188/f2f7dc8efc522ab2",
     "REVIEW_DOMAIN": "review.example.com",
     "VPC_ID": "vpc-0a1b2c3d",
     "MAX_RUNNING_APPS": "20",
@@ -70,8 +71,20 @@ def runtime_venv() -> Path:
     wanted = (ROOT / "requirements.txt").read_text() + _boto3_pin()
     if not stamp.exists() or stamp.read_text() != wanted:
         subprocess.run([lambda_python(), "-m", "venv", "--clear", str(VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                        "-r", str(ROOT / "requirements.txt"), _boto3_pin()], check=True)
+        subprocess.run(
+            [
+                str(python),
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "-r",
+                str(ROOT / "requirements.txt"),
+                _boto3_pin(),
+            ],
+            check=True,
+        )
         stamp.write_text(wanted)
     return python
 
@@ -85,8 +98,12 @@ def _boto3_pin() -> str:
 
 def _time(python: Path, statement: str) -> float:
     code = f"import time; t = time.perf_counter(); {statement}; print(time.perf_counter() - t)"
-    env = {**ENV, "PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT / "functions"),
-           "PYTHONDONTWRITEBYTECODE": "0"}
+    env = {
+        **ENV,
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": str(ROOT / "functions"),
+        "PYTHONDONTWRITEBYTECODE": "0",
+    }
     out = subprocess.run([str(python), "-c", code], env=env, capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
 
@@ -95,8 +112,9 @@ def heaviest_imports(python: Path, module: str, top: int = 6) -> list[tuple[str,
     """What the handler module's own imports cost (cumulative), from one `-X importtime` run.
     importtime prints children before their parent, indented two more spaces."""
     env = {**ENV, "PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT / "functions")}
-    result = subprocess.run([str(python), "-X", "importtime", "-c", f"import {module}"], env=env,
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [str(python), "-X", "importtime", "-c", f"import {module}"], env=env, capture_output=True, text=True, check=True
+    )
     entries = []
     for line in result.stderr.splitlines():
         match = re.match(r"import time:\s+(\d+) \|\s+(\d+) \|( +)(\S+)", line)

@@ -25,8 +25,13 @@ def measure(sam: str) -> dict:
         env = {**os.environ, "PATH": f"{Path(python).parent}:{os.environ['PATH']}", "SAM_CLI_TELEMETRY": "0"}
         env.pop("AWS_ENDPOINT_URL", None)
         build = Path(scratch) / "build"
-        result = subprocess.run([sam, "build", "--build-dir", str(build), "--cache-dir", str(Path(scratch) / "cache")],
-                                cwd=ROOT, env=env, capture_output=True, text=True)
+        result = subprocess.run(
+            [sam, "build", "--build-dir", str(build), "--cache-dir", str(Path(scratch) / "cache")],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         if result.returncode != 0:
             return {"skipped": f"sam build failed: {result.stderr.strip().splitlines()[-1:]}"}
         sizes = {d.name: _megabytes(d) for d in sorted(build.iterdir()) if d.is_dir()}

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from local.aws_calls import AwsCallCounter
 from local.world import PROJECT_ID, REVIEW_DOMAIN, TABLE, World
@@ -29,8 +29,9 @@ def _asleep(world: World, iid: int) -> None:
     task = world.record(iid)["task_arn"]
     world.live_for(iid, 20)
     world.reconcile()
-    world.task_event(task, "STOPPED", exit_codes={"web": 143}, stop_code="UserInitiated",
-                     stopped_reason="Review app asleep")
+    world.task_event(
+        task, "STOPPED", exit_codes={"web": 143}, stop_code="UserInitiated", stopped_reason="Review app asleep"
+    )
 
 
 def _timed(call) -> float:  # type: ignore[no-untyped-def]
@@ -52,12 +53,15 @@ def wake_latency(world: World) -> dict[str, float]:
         _asleep(world, iid)
         relaunch.append(_timed(lambda: world.visit(_host(iid))))
         waking.append(_timed(lambda: world.visit(_host(iid))))
-        bare.append(_timed(lambda: world.dynamodb.get_item(
-            TableName=TABLE, Key={"pk": {"S": f"mr#{PROJECT_ID}/{iid}"}})))
+        bare.append(
+            _timed(lambda: world.dynamodb.get_item(TableName=TABLE, Key={"pk": {"S": f"mr#{PROJECT_ID}/{iid}"}}))
+        )
         world.task_event(world.record(iid)["task_arn"], "RUNNING")  # awake again: the next MR starts clean
         world.send_mr(iid, "close")
-    return {name: statistics.median(values) for name, values in
-            (("relaunch", relaunch), ("waking", waking), ("opened", opened), ("bare_read", bare))}
+    return {
+        name: statistics.median(values)
+        for name, values in (("relaunch", relaunch), ("waking", waking), ("opened", opened), ("bare_read", bare))
+    }
 
 
 def reconciler_with_live_apps(world: World) -> dict:
@@ -72,7 +76,7 @@ def reconciler_with_live_apps(world: World) -> dict:
         world.send_mr(iid, "open")
         world.task_event(world.record(iid)["task_arn"], "RUNNING")
         world.live_for(iid, 30)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     groups = {iid: world.record(iid)["target_group_arn"] for iid in range(1, APPS + 1)}
     for iid, group in groups.items():
         world.requests_served(group, 4, now - timedelta(minutes=2))

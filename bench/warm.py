@@ -7,9 +7,8 @@ from __future__ import annotations
 import statistics
 import time
 from collections import Counter
-from typing import Callable
+from collections.abc import Callable
 
-import boto3
 import gitlab
 
 from local import events
@@ -61,12 +60,21 @@ class Bare:
         self.ddb.get_item(TableName=TABLE, Key={"pk": {"S": f"bare#{iid}"}})
         base = self.ecs.describe_task_definition(taskDefinition="shop-web")["taskDefinition"]
         arn = self.ecs.register_task_definition(
-            family=f"bare-{iid}", networkMode="awsvpc", requiresCompatibilities=["FARGATE"], cpu="256",
-            memory="512", containerDefinitions=base["containerDefinitions"])["taskDefinition"]["taskDefinitionArn"]
+            family=f"bare-{iid}",
+            networkMode="awsvpc",
+            requiresCompatibilities=["FARGATE"],
+            cpu="256",
+            memory="512",
+            containerDefinitions=base["containerDefinitions"],
+        )["taskDefinition"]["taskDefinitionArn"]
         task = self.ecs.run_task(
-            cluster=CLUSTER, taskDefinition=arn, launchType="FARGATE", group=f"bare:{iid}",
-            networkConfiguration={"awsvpcConfiguration": {"subnets": [self.world.subnet],
-                                                          "securityGroups": [self.world.security_group]}},
+            cluster=CLUSTER,
+            taskDefinition=arn,
+            launchType="FARGATE",
+            group=f"bare:{iid}",
+            networkConfiguration={
+                "awsvpcConfiguration": {"subnets": [self.world.subnet], "securityGroups": [self.world.security_group]}
+            },
         )["tasks"][0]["taskArn"]
         self.ddb.put_item(TableName=TABLE, Item=self.item(iid))
         self.deadline(iid, task, "create")
@@ -79,10 +87,14 @@ class Bare:
         if how == "delete":
             self.world.scheduler.delete_schedule(Name=name, GroupName=SCHEDULE_GROUP)
             return
-        request = {"Name": name, "GroupName": SCHEDULE_GROUP, "ScheduleExpression": "at(2030-01-01T00:00:00)",
-                   "FlexibleTimeWindow": {"Mode": "OFF"}, "ActionAfterCompletion": "DELETE",
-                   "Target": {"Arn": "arn:aws:scheduler:::aws-sdk:ecs:stopTask", "RoleArn": SCHEDULER_ROLE,
-                              "Input": task}}
+        request = {
+            "Name": name,
+            "GroupName": SCHEDULE_GROUP,
+            "ScheduleExpression": "at(2030-01-01T00:00:00)",
+            "FlexibleTimeWindow": {"Mode": "OFF"},
+            "ActionAfterCompletion": "DELETE",
+            "Target": {"Arn": "arn:aws:scheduler:::aws-sdk:ecs:stopTask", "RoleArn": SCHEDULER_ROLE, "Input": task},
+        }
         getattr(self.world.scheduler, f"{how}_schedule")(**request)
 
     def existing_note(self, iid: int) -> int:
@@ -102,8 +114,9 @@ class Bare:
         else:
             mr.notes.create({"body": "bare"})
         if deployment:
-            self.project.deployments.create({"environment": f"bare/{iid}", "sha": _sha(iid), "ref": "b",
-                                             "tag": False, "status": deployment})
+            self.project.deployments.create(
+                {"environment": f"bare/{iid}", "sha": _sha(iid), "ref": "b", "tag": False, "status": deployment}
+            )
         self.project.commits.get(_sha(iid), lazy=True).statuses.create({"state": status, "name": f"bare-{iid}"})
 
 
@@ -130,9 +143,18 @@ def latency(world: World) -> dict[str, dict]:
         return events.api_event(body, kind, WEBHOOK_SECRET)
 
     def mr_hook(iid: int, action: str, sha: str, **kwargs) -> dict:
-        return webhook(events.merge_request_hook(action, project_id=PROJECT_ID, iid=iid, sha=sha,
-                                                 source_branch=f"feature/{iid}", project_path=PROJECT_PATH,
-                                                 **kwargs), "Merge Request Hook")
+        return webhook(
+            events.merge_request_hook(
+                action,
+                project_id=PROJECT_ID,
+                iid=iid,
+                sha=sha,
+                source_branch=f"feature/{iid}",
+                project_path=PROJECT_PATH,
+                **kwargs,
+            ),
+            "Merge Request Hook",
+        )
 
     def call_webhook(request: dict) -> None:
         assert world.webhook_handler(request, context)["statusCode"] < 500
@@ -153,7 +175,8 @@ def latency(world: World) -> dict[str, dict]:
                 args = setup()
                 bare_times.append(_timed(lambda: floor(*args)))
         results[name] = {
-            "p50": statistics.median(handler_times), "p99": percentile(handler_times, 0.99),
+            "p50": statistics.median(handler_times),
+            "p99": percentile(handler_times, 0.99),
             "bare_p50": statistics.median(bare_times) if floor else None,
         }
         for task in world.tasks():  # keep the cluster small: moto's list/describe grow with it
@@ -164,10 +187,16 @@ def latency(world: World) -> dict[str, dict]:
         _mr(world, iid, spec)
         return iid, mr_hook(iid, "open", _sha(iid))
 
-    step("MR open", opened,
-         lambda iid, request: call_webhook(request),
-         lambda iid, _: (bare.read_spec(_sha(iid)), bare.launch(iid, _sha(iid)),
-                         bare.tell(iid, False, "running", "running")))
+    step(
+        "MR open",
+        opened,
+        lambda iid, request: call_webhook(request),
+        lambda iid, _: (
+            bare.read_spec(_sha(iid)),
+            bare.launch(iid, _sha(iid)),
+            bare.tell(iid, False, "running", "running"),
+        ),
+    )
 
     def pushed() -> tuple:
         iid, task = running_mr()
@@ -201,8 +230,14 @@ def latency(world: World) -> dict[str, dict]:
     def piped() -> tuple:
         iid = next(next_iid)
         _mr(world, iid, ON_PIPELINE)
-        body = events.pipeline_hook("success", project_id=PROJECT_ID, iid=iid, sha=_sha(iid),
-                                    source_branch=f"feature/{iid}", project_path=PROJECT_PATH)
+        body = events.pipeline_hook(
+            "success",
+            project_id=PROJECT_ID,
+            iid=iid,
+            sha=_sha(iid),
+            source_branch=f"feature/{iid}",
+            project_path=PROJECT_PATH,
+        )
         return iid, webhook(body, "Pipeline Hook")
 
     def bare_pipeline(iid: int, _: dict) -> None:
@@ -215,8 +250,14 @@ def latency(world: World) -> dict[str, dict]:
 
     def commented() -> tuple:
         iid = next(next_iid)
-        body = events.note_hook("looks good", project_id=PROJECT_ID, iid=iid, sha=_sha(iid),
-                                source_branch=f"feature/{iid}", project_path=PROJECT_PATH)
+        body = events.note_hook(
+            "looks good",
+            project_id=PROJECT_ID,
+            iid=iid,
+            sha=_sha(iid),
+            source_branch=f"feature/{iid}",
+            project_path=PROJECT_PATH,
+        )
         return (webhook(body, "Note Hook"),)
 
     step("comment", commented, call_webhook, None)
@@ -230,8 +271,9 @@ def latency(world: World) -> dict[str, dict]:
         bare.deadline(iid, "task", "update")
         bare.tell(iid, True, None, "success")
         bare.project.environments.create({"name": f"bare-env/{iid}", "external_url": "http://10.0.0.1:8000"})
-        deployment = bare.project.deployments.create({"environment": f"bare/{iid}", "sha": _sha(iid), "ref": "b",
-                                                      "tag": False, "status": "running"})
+        deployment = bare.project.deployments.create(
+            {"environment": f"bare/{iid}", "sha": _sha(iid), "ref": "b", "tag": False, "status": "running"}
+        )
         deployment.status = "success"
         deployment.save()
         world.dynamodb.put_item(TableName=TABLE, Item=bare.item(iid))
@@ -242,8 +284,9 @@ def latency(world: World) -> dict[str, dict]:
         iid, task = running_mr()
         world.task_event(task["taskArn"], "RUNNING")
         world.ecs.stop_task(cluster=CLUSTER, task=task["taskArn"], reason="Essential container in task exited")
-        event = events.task_state_change(world.task(task["taskArn"]), last_status="STOPPED", version=9,
-                                         exit_codes={"web": 124})
+        event = events.task_state_change(
+            world.task(task["taskArn"]), last_status="STOPPED", version=9, exit_codes={"web": 124}
+        )
         return iid, event
 
     def bare_stopped(iid: int, _: dict) -> None:

@@ -102,7 +102,7 @@ def show_tasks(world: World) -> None:
         print("  • none")
 
 
-def visit(browser, url: str, who: str):  # noqa: ANN001, ANN201
+def visit(browser, url: str, who: str):
     """Open `url` in `browser`; sign in as `who` if GitLab asks. Prints each hop of the way."""
     page = browser.get(url, timeout=20)
     if "/users/sign_in" in page.url:
@@ -121,7 +121,7 @@ def _hop(url: str) -> str:
     return f"{parts.hostname}{parts.path}"
 
 
-def show_sign_in(world: World):  # noqa: ANN201
+def show_sign_in(world: World):
     """Who may open the app: members sign in once with GitLab; anyone else is refused."""
     heading(6, "Who can open it: project members, signed in with GitLab (the install's OIDC provider)")
     world.commit(SHA3)
@@ -144,8 +144,16 @@ def show_sign_in(world: World):  # noqa: ANN201
         for line in textwrap.wrap(paragraph.replace("&#x27;", "'"), WIDTH - 6):
             print(f"  │ {line}")
     world.send_mr(2, "close")
-    task_event(world.task_event(second["task_arn"], "STOPPED", exit_codes={"web": 143}, stop_code="UserInitiated",
-                                stopped_reason="Review app stopped: merge request closed"), "MR !2 closed: STOPPED")
+    task_event(
+        world.task_event(
+            second["task_arn"],
+            "STOPPED",
+            exit_codes={"web": 143},
+            stop_code="UserInitiated",
+            stopped_reason="Review app stopped: merge request closed",
+        ),
+        "MR !2 closed: STOPPED",
+    )
     show_mr(world, 1, SHA2)
     return dana
 

@@ -324,5 +324,8 @@ def sign_in_at_gitlab(client: requests.Session, page: requests.Response, usernam
     if found is None or "/users/sign_in" not in page.url:
         raise AssertionError(f"not GitLab's sign-in form: {page.url}")
     base = page.url.split("/users/sign_in")[0]
-    return client.post(f"{base}/users/sign_in", timeout=20,
-                       data={"username": username, "password": password, "return_to": html.unescape(found.group(1))})
+    return client.post(
+        f"{base}/users/sign_in",
+        timeout=20,
+        data={"username": username, "password": password, "return_to": html.unescape(found.group(1))},
+    )

@@ -273,14 +273,24 @@ class World:
         use them in review apps."""
         self.iam = boto3.client("iam", region_name=REGION)
         self.ecr = boto3.client("ecr", region_name=REGION)
-        trust = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                                                                     "Principal": {"Service": "ecs-tasks.amazonaws.com"}}]})
+        trust = json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"Service": "ecs-tasks.amazonaws.com"}}
+                ],
+            }
+        )
         for arn in (TASK_ROLE, EXECUTION_ROLE):
-            self.iam.create_role(RoleName=arn.rsplit("/", 1)[-1], AssumeRolePolicyDocument=trust,
-                                 Tags=[{"Key": "review-apps:projects", "Value": "awesome_space/"}])
+            self.iam.create_role(
+                RoleName=arn.rsplit("/", 1)[-1],
+                AssumeRolePolicyDocument=trust,
+                Tags=[{"Key": "review-apps:projects", "Value": "awesome_space/"}],
+            )
         for repository in TEAM_REPOSITORIES:
-            self.ecr.create_repository(repositoryName=repository,
-                                       tags=[{"Key": "review-apps:projects", "Value": "awesome_space/"}])
+            self.ecr.create_repository(
+                repositoryName=repository, tags=[{"Key": "review-apps:projects", "Value": "awesome_space/"}]
+            )
 
     def tag_role(self, arn: str, projects: str | None) -> None:
         """Set (or, with None, remove) a role's `review-apps:projects` tag."""

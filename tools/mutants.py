@@ -52,8 +52,9 @@ def main() -> int:
     env = {**os.environ, "HOSTILE_EXAMPLES": os.environ.get("HOSTILE_EXAMPLES", "25")}
     mutmut = str(Path(sys.executable).with_name("mutmut"))
     subprocess.run([mutmut, "run", "--max-children", str(os.cpu_count() or 2)], cwd=SCRATCH, env=env, check=False)
-    results = subprocess.run([mutmut, "results", "--all", "true"], cwd=SCRATCH, env=env, capture_output=True,
-                             text=True, check=False).stdout
+    results = subprocess.run(
+        [mutmut, "results", "--all", "true"], cwd=SCRATCH, env=env, capture_output=True, text=True, check=False
+    ).stdout
     counts: dict[str, int] = {}
     survivors = []
     for line in results.splitlines():
@@ -68,7 +69,9 @@ def main() -> int:
     (SCRATCH / "survivors.txt").write_text("\n".join(survivors) + "\n")
     print(f"mutants: {total}, " + ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
     if total:
-        print(f"mutation score: {killed / total:.1%} killed ({killed} of {total}); survivors in .mutation/survivors.txt")
+        print(
+            f"mutation score: {killed / total:.1%} killed ({killed} of {total}); survivors in .mutation/survivors.txt"
+        )
     return 0
 
 

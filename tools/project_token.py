@@ -31,11 +31,17 @@ NEEDS_AWS = (
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="project-token", description=__doc__.split("\n\n")[0])
     parser.add_argument("project_id", type=int, help="the project's numeric id (Settings > General)")
-    parser.add_argument("--secret-parameter", default="/review-apps/webhook-secret",
-                        help="SSM SecureString with the install's webhook secret")
+    parser.add_argument(
+        "--secret-parameter",
+        default="/review-apps/webhook-secret",
+        help="SSM SecureString with the install's webhook secret",
+    )
     parser.add_argument("--secret-stdin", action="store_true", help="read the install secret from standard input")
-    parser.add_argument("--table", default=os.environ.get("TABLE_NAME", ""),
-                        help="the install's records table (stack output RecordsTableName; default $TABLE_NAME)")
+    parser.add_argument(
+        "--table",
+        default=os.environ.get("TABLE_NAME", ""),
+        help="the install's records table (stack output RecordsTableName; default $TABLE_NAME)",
+    )
     parser.add_argument("--rotate", action="store_true", help="revoke the project's token and print the new one")
     parser.add_argument("--version", type=int, default=0, help="print this version's token (no table needed)")
     args = parser.parse_args(argv)
@@ -61,7 +67,8 @@ def _print(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         import boto3
 
         secret = boto3.client("ssm").get_parameter(Name=args.secret_parameter, WithDecryption=True)["Parameter"][
-            "Value"]
+            "Value"
+        ]
     if not secret:
         parser.error("the install secret is empty")
     version = args.version
@@ -73,11 +80,16 @@ def _print(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         store = RecordStore(args.table, boto3.client("dynamodb"))
         version = store.rotate_token(args.project_id) if args.rotate else store.token_version(args.project_id)
         if args.rotate:
-            print(f"project {args.project_id}: token version {version}; the old token is refused from now on",
-                  file=sys.stderr)
+            print(
+                f"project {args.project_id}: token version {version}; the old token is refused from now on",
+                file=sys.stderr,
+            )
     elif not version:
-        print("project-token: no --table (or TABLE_NAME): printing the version-1 token, which is the project's "
-              "unless it was rotated", file=sys.stderr)
+        print(
+            "project-token: no --table (or TABLE_NAME): printing the version-1 token, which is the project's "
+            "unless it was rotated",
+            file=sys.stderr,
+        )
         version = 1
     print(project_token(secret, args.project_id, version))
     return 0

@@ -99,8 +99,9 @@ def test_the_per_project_cap_leaves_other_projects_alone(make_world):
     world.gitlab.state.add_project(OTHER_PROJECT, OTHER_PATH)
     world.commit(sha(9), spec=ON_OPEN, project=OTHER_PROJECT)
     world.gitlab.state.open_merge_request(OTHER_PROJECT, 1, sha=sha(9), source_branch="feature/9")
-    body = events.merge_request_hook("open", project_id=OTHER_PROJECT, iid=1, sha=sha(9), source_branch="feature/9",
-                                     project_path=OTHER_PATH)
+    body = events.merge_request_hook(
+        "open", project_id=OTHER_PROJECT, iid=1, sha=sha(9), source_branch="feature/9", project_path=OTHER_PATH
+    )
     assert world.deliver(body, "Merge Request Hook")["status"] == 202
     assert task_of(world, 1, OTHER_PROJECT) is not None and task_of(world, 2) is None
     assert world.running_slots(f"project/{PROJECT_ID}") == {f"{PROJECT_ID}/1"}
@@ -133,8 +134,14 @@ def test_concurrent_events_never_exceed_the_cap_and_nobody_is_dropped(make_world
     for iid in range(1, MRS + 1):
         world.commit(sha(iid), spec=ON_OPEN)
         world.gitlab.state.open_merge_request(PROJECT_ID, iid, sha=sha(iid), source_branch=f"feature/{iid}")
-        body = events.merge_request_hook("open", project_id=PROJECT_ID, iid=iid, sha=sha(iid),
-                                         source_branch=f"feature/{iid}", project_path=PROJECT_PATH)
+        body = events.merge_request_hook(
+            "open",
+            project_id=PROJECT_ID,
+            iid=iid,
+            sha=sha(iid),
+            source_branch=f"feature/{iid}",
+            project_path=PROJECT_PATH,
+        )
         requests.append(events.api_event(body, "Merge Request Hook", WEBHOOK_SECRET))
     webhooks = [load_handler("WebhookFunction") for _ in range(CONTAINERS)]
 
@@ -165,10 +172,18 @@ def test_concurrent_events_never_exceed_the_cap_and_nobody_is_dropped(make_world
         old = world.mr(pusher)["sha"]
         world.mr(pusher)["sha"] = sha(100 + rounds)
         push = events.api_event(
-            events.merge_request_hook("update", project_id=PROJECT_ID, iid=pusher, sha=sha(100 + rounds),
-                                      source_branch=f"feature/{pusher}", project_path=PROJECT_PATH,
-                                      oldrev=old),
-            "Merge Request Hook", WEBHOOK_SECRET)
+            events.merge_request_hook(
+                "update",
+                project_id=PROJECT_ID,
+                iid=pusher,
+                sha=sha(100 + rounds),
+                source_branch=f"feature/{pusher}",
+                project_path=PROJECT_PATH,
+                oldrev=old,
+            ),
+            "Merge Request Hook",
+            WEBHOOK_SECRET,
+        )
         with ThreadPoolExecutor(3) as pool:
             jobs = [pool.submit(r, {}, LambdaContext(function_name="ReconcileFunction")) for r in reconcilers]
             jobs.append(pool.submit(webhooks[0], push, LambdaContext(function_name="WebhookFunction")))
@@ -195,8 +210,12 @@ def test_caps_turned_on_while_apps_run_count_them_after_one_reconcile(make_world
     assert world.running_slots() == set()
     world.redeploy(MAX_RUNNING_APPS="2")
     # A stale member too: an MR whose app is long gone (a hand-edited table, say).
-    world.dynamodb.update_item(TableName=TABLE, Key={"pk": {"S": "slots#all"}},
-                               UpdateExpression="ADD holders :h", ExpressionAttributeValues={":h": {"SS": ["14/77"]}})
+    world.dynamodb.update_item(
+        TableName=TABLE,
+        Key={"pk": {"S": "slots#all"}},
+        UpdateExpression="ADD holders :h",
+        ExpressionAttributeValues={":h": {"SS": ["14/77"]}},
+    )
     summary = world.reconcile()
     assert summary["slots_corrected"] == 3
     assert world.running_slots() == {f"{PROJECT_ID}/1", f"{PROJECT_ID}/2"}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from local.world import PROJECT_ID, TABLE, World
 from review_apps.durations import format_utc
@@ -104,12 +104,14 @@ def test_extend_moves_the_end_time_on_the_note_and_the_reconciler_keeps_to_it(wo
     assert world.record(1)["deadline"] == first_deadline + 5400
     assert [s["description"] for s in world.commit_statuses(SHA1)][-1] == f"Review app live until {later}"
     # The deadline's schedule moved with it: Scheduler stops the app at the new time.
-    moved = datetime.fromtimestamp(first_deadline + 5400, tz=timezone.utc).strftime("at(%Y-%m-%dT%H:%M:%S)")
+    moved = datetime.fromtimestamp(first_deadline + 5400, tz=UTC).strftime("at(%Y-%m-%dT%H:%M:%S)")
     assert world.schedules()[f"mr-{PROJECT_ID}-1"]["ScheduleExpression"] == moved
 
     # The old end time passing changes nothing; the new one ends the app.
     world.dynamodb.update_item(  # an hour later (the functions read the real clock)
-        TableName=TABLE, Key={"pk": {"S": f"mr#{PROJECT_ID}/1"}}, UpdateExpression="SET deadline = :d",
+        TableName=TABLE,
+        Key={"pk": {"S": f"mr#{PROJECT_ID}/1"}},
+        UpdateExpression="SET deadline = :d",
         ExpressionAttributeValues={":d": {"N": str(int(time.time()) + 1800)}},
     )
     assert world.reconcile()["stopped"] == 0

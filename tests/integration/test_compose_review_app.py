@@ -45,5 +45,7 @@ def test_unsupported_compose_keys_are_listed_and_nothing_launches(world: World):
 def test_a_missing_compose_file_is_explained(world: World):
     world.commit(SHA1, spec=SPEC, extra_files={"ecs-params.yml": ECS_PARAMS})
     world.open_mr(1, SHA1)
-    assert "`docker-compose.yml` (named in `.gitlab/review-app.yml`) does not exist at commit `cccccccc`" in world.note(1)
+    assert "`docker-compose.yml` (named in `.gitlab/review-app.yml`) does not exist at commit `cccccccc`" in world.note(
+        1
+    )
     assert world.tasks() == []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from local import events
 from local.world import World
@@ -11,8 +11,11 @@ SHA1 = "5" * 40
 
 
 def test_spot_on_arm_with_a_chosen_size(world: World):
-    world.commit(SHA1, spec="task_definition: shop-web\ntrigger: merge_request\ncpu: 512\nmemory: 1GB\n"
-                             "capacity: spot\narchitecture: arm64\n")
+    world.commit(
+        SHA1,
+        spec="task_definition: shop-web\ntrigger: merge_request\ncpu: 512\nmemory: 1GB\n"
+        "capacity: spot\narchitecture: arm64\n",
+    )
     assert world.open_mr(1, SHA1)["status"] == 202
     [task] = world.tasks()
     assert task["capacityProviderName"] == "FARGATE_SPOT"
@@ -22,8 +25,13 @@ def test_spot_on_arm_with_a_chosen_size(world: World):
     world.task_event(task["taskArn"], "RUNNING")
     # (0.5 vCPU × $0.03238 + 1 GB × $0.00356) × 0.30 = $0.0059/hour
     assert "Costs about $0.0059/hour (0.5 vCPU, 1 GB, arm64, Fargate Spot (AWS may interrupt it))." in world.note(1)
-    world.task_event(task["taskArn"], "STOPPED", exit_codes={"web": 143}, stop_code="SpotInterruption",
-                     stopped_reason="Your Spot Task was interrupted.")
+    world.task_event(
+        task["taskArn"],
+        "STOPPED",
+        exit_codes={"web": 143},
+        stop_code="SpotInterruption",
+        stopped_reason="Your Spot Task was interrupted.",
+    )
     assert "AWS reclaimed the Fargate Spot capacity it ran on" in world.note(1)
 
 
@@ -31,14 +39,22 @@ def test_the_cost_of_a_known_run(world: World):
     world.commit(SHA1, spec="task_definition: shop-web\ntrigger: merge_request\n")
     world.open_mr(1, SHA1)
     [task] = world.tasks()
-    started = datetime(2026, 11, 26, 9, 0, tzinfo=timezone.utc)
+    started = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
     description = world.task(task["taskArn"])
-    world.deliver_task_event(events.task_state_change(description, last_status="RUNNING", version=4,
-                                                      started_at=started))
+    world.deliver_task_event(
+        events.task_state_change(description, last_status="RUNNING", version=4, started_at=started)
+    )
     assert "Costs about $0.0123/hour (0.25 vCPU, 0.5 GB, x86_64, on demand)." in world.note(1)
-    world.deliver_task_event(events.task_state_change(description, last_status="STOPPED", version=8,
-                                                      started_at=started, stopped_at=started + timedelta(minutes=30),
-                                                      exit_codes={"web": 124}))
+    world.deliver_task_event(
+        events.task_state_change(
+            description,
+            last_status="STOPPED",
+            version=8,
+            started_at=started,
+            stopped_at=started + timedelta(minutes=30),
+            exit_codes={"web": 124},
+        )
+    )
     assert "It ran for 30m and cost about $0.0062 (0.25 vCPU, 0.5 GB, x86_64, on demand)." in world.note(1)
 
 

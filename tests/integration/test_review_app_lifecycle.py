@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from local.aws_calls import AwsCallCounter
 from local.events import task_state_change
@@ -41,7 +41,8 @@ def test_mr_opened_with_trigger_merge_request_launches_one_task_with_its_deadlin
     definition = world.ecs.describe_task_definition(taskDefinition=task["taskDefinitionArn"])["taskDefinition"]
     assert definition["family"] == f"review-app_review-apps-local_{PROJECT_ID}-1"
     assert {"key": "review-apps:install", "value": "review-apps-local"} in world.ecs.list_tags_for_resource(
-        resourceArn=task["taskDefinitionArn"])["tags"]
+        resourceArn=task["taskDefinitionArn"]
+    )["tags"]
     web = definition["containerDefinitions"][0]
     # The definition names no entrypoint (it is in the image), so wrapping the command in
     # `timeout` would replace it: the app runs as the team runs it, and a schedule ends it.
@@ -62,19 +63,25 @@ def test_mr_opened_with_trigger_merge_request_launches_one_task_with_its_deadlin
 
 
 def at(epoch) -> str:
-    return "at(" + datetime.fromtimestamp(int(epoch), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S") + ")"
+    return "at(" + datetime.fromtimestamp(int(epoch), tz=UTC).strftime("%Y-%m-%dT%H:%M:%S") + ")"
 
 
 def test_a_known_entrypoint_is_wrapped_in_timeout_as_a_second_deadline(world: World):
-    container = {"name": "web", "image": "111122223333.dkr.ecr.us-east-1.amazonaws.com/shop:latest", "memory": 512,
-                 "entryPoint": ["/docker-entrypoint.sh"], "command": ["gunicorn", "shop.wsgi"],
-                 "portMappings": [{"containerPort": 8000}]}
+    container = {
+        "name": "web",
+        "image": "111122223333.dkr.ecr.us-east-1.amazonaws.com/shop:latest",
+        "memory": 512,
+        "entryPoint": ["/docker-entrypoint.sh"],
+        "command": ["gunicorn", "shop.wsgi"],
+        "portMappings": [{"containerPort": 8000}],
+    }
     world.register_base_task_definition(family="shop-entry", containerDefinitions=[container])
     world.commit(SHA1, spec="task_definition: shop-entry\ntrigger: merge_request\nttl: 45m\n")
     world.open_mr(1, SHA1)
     [task] = world.tasks()
     web = world.ecs.describe_task_definition(taskDefinition=task["taskDefinitionArn"])["taskDefinition"][
-        "containerDefinitions"][0]
+        "containerDefinitions"
+    ][0]
     # `timeout` at the install's MAX_TTL (4h): the furthest any deadline can move.
     assert web["entryPoint"] == ["timeout", "-k", "30", "14400"]
     assert web["command"] == ["/docker-entrypoint.sh", "gunicorn", "shop.wsgi"]
@@ -92,8 +99,14 @@ def test_the_deadline_schedule_stops_the_app_and_the_note_says_its_time_ran_out(
     request = world.fire_schedule(f"mr-{PROJECT_ID}-1")
     stopped = world.task(task["taskArn"])
     assert stopped["lastStatus"] == "STOPPED" and request["Task"] == task["taskArn"]
-    event = task_state_change(stopped, last_status="STOPPED", version=9, stop_code="UserInitiated",
-                              stopped_reason=request["Reason"], exit_codes={"web": 143})
+    event = task_state_change(
+        stopped,
+        last_status="STOPPED",
+        version=9,
+        stop_code="UserInitiated",
+        stopped_reason=request["Reason"],
+        exit_codes={"web": 143},
+    )
     world.deliver_task_event(event)
     assert "its time to live (45m) ran out" in world.note(1)
 
@@ -222,8 +235,10 @@ def test_task_definition_problems_are_explained(world: World):
     world.commit(SHA1, spec="task_definition: no-such-family\ntrigger: merge_request\n")
     world.open_mr(1, SHA1)
     assert "Task definition `no-such-family` cannot be used by this project" in world.note(1)
-    world.register_base_task_definition(family="no-command", containerDefinitions=[
-        {"name": "web", "image": "shop", "memory": 512, "portMappings": [{"containerPort": 80}]}])
+    world.register_base_task_definition(
+        family="no-command",
+        containerDefinitions=[{"name": "web", "image": "shop", "memory": 512, "portMappings": [{"containerPort": 80}]}],
+    )
     world.commit(SHA2, spec="task_definition: no-command\ntrigger: merge_request\nwrap_in_timeout: true\n")
     world.push(1, SHA2)
     assert "the command to wrap in `timeout` is unknown" in world.note(1)
@@ -242,7 +257,9 @@ def test_crash_and_failed_start_are_explained(world: World):
     world.open_mr(1, SHA1)
     [task] = world.tasks()
     world.task_event(
-        task["taskArn"], "STOPPED", stop_code="TaskFailedToStart",
+        task["taskArn"],
+        "STOPPED",
+        stop_code="TaskFailedToStart",
         stopped_reason="CannotPullContainerError: pull image manifest: not found",
     )
     note = world.note(1)
@@ -254,8 +271,13 @@ def test_crash_and_failed_start_are_explained(world: World):
     world.push(1, SHA2)
     [task] = world.tasks()
     world.task_event(task["taskArn"], "RUNNING")
-    world.task_event(task["taskArn"], "STOPPED", exit_codes={"web": 1}, stop_code="EssentialContainerExited",
-                     stopped_reason="Essential container in task exited")
+    world.task_event(
+        task["taskArn"],
+        "STOPPED",
+        exit_codes={"web": 1},
+        stop_code="EssentialContainerExited",
+        stopped_reason="Essential container in task exited",
+    )
     assert "the app crashed: container `web` exited with code 1" in world.note(1)
 
 
@@ -318,18 +340,33 @@ def test_events_of_other_clusters_and_groups_are_ignored(world: World):
 
 
 def test_a_late_open_event_does_not_bring_back_an_older_commit(world: World):
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from local.events import merge_request_hook
 
     world.commit(SHA1, spec=ON_OPEN)
     world.commit(SHA2, spec=ON_OPEN)
     world.gitlab.state.open_merge_request(PROJECT_ID, 1, sha=SHA2, source_branch="feature/checkout")
-    now = datetime.now(timezone.utc)
-    push = merge_request_hook("update", project_id=PROJECT_ID, iid=1, sha=SHA2, source_branch="feature/checkout",
-                              project_path="awesome_space/awesome_project", oldrev=SHA1, updated_at=now)
-    late_open = merge_request_hook("open", project_id=PROJECT_ID, iid=1, sha=SHA1, source_branch="feature/checkout",
-                                   project_path="awesome_space/awesome_project", updated_at=now - timedelta(minutes=1))
+    now = datetime.now(UTC)
+    push = merge_request_hook(
+        "update",
+        project_id=PROJECT_ID,
+        iid=1,
+        sha=SHA2,
+        source_branch="feature/checkout",
+        project_path="awesome_space/awesome_project",
+        oldrev=SHA1,
+        updated_at=now,
+    )
+    late_open = merge_request_hook(
+        "open",
+        project_id=PROJECT_ID,
+        iid=1,
+        sha=SHA1,
+        source_branch="feature/checkout",
+        project_path="awesome_space/awesome_project",
+        updated_at=now - timedelta(minutes=1),
+    )
     assert world.deliver(push, "Merge Request Hook")["status"] == 202
     answer = world.deliver(late_open, "Merge Request Hook")
     assert answer["status"] == 200 and "older than one already applied" in answer["body"]["message"]
@@ -341,8 +378,10 @@ def test_events_that_change_nothing_make_no_gitlab_call(world: World):
     world.commit(SHA1, spec=ON_OPEN)
     world.open_mr(1, SHA1)
     [task] = world.tasks()
-    events_ = [task_state_change(world.task(task["taskArn"]), last_status=s, version=v)
-               for v, s in ((2, "PROVISIONING"), (3, "PENDING"), (4, "ACTIVATING"))]
+    events_ = [
+        task_state_change(world.task(task["taskArn"]), last_status=s, version=v)
+        for v, s in ((2, "PROVISIONING"), (3, "PENDING"), (4, "ACTIVATING"))
+    ]
     world.cold_start()  # a fresh container: nothing cached, clients made on first use
     calls = len(world.gitlab.state.requests)
     with AwsCallCounter() as aws:

@@ -61,11 +61,17 @@ def test_a_member_signs_in_once_and_opens_two_apps(signin_world):
     assert any(r.url.startswith(AUTHORIZE) for r in other.history)  # …but the provider was (membership)
 
 
-@pytest.mark.parametrize(("username", "says"), [
-    ("mallory", "You are not a member of awesome_space/awesome_project. Ask a maintainer of "
-                "awesome_space/awesome_project for Reporter access or more"),
-    ("gus", "You are a Guest of awesome_space/awesome_project; review apps need Reporter or more."),
-])
+@pytest.mark.parametrize(
+    ("username", "says"),
+    [
+        (
+            "mallory",
+            "You are not a member of awesome_space/awesome_project. Ask a maintainer of "
+            "awesome_space/awesome_project for Reporter access or more",
+        ),
+        ("gus", "You are a Guest of awesome_space/awesome_project; review apps need Reporter or more."),
+    ],
+)
 def test_anyone_else_gets_a_page_that_says_why_and_what_to_ask_for(signin_world, username, says):
     host = live_app(signin_world, 1)
     page = open_as(signin_world, signin_world.edge().session(), host, username)
@@ -109,21 +115,31 @@ def test_a_blocked_member_never_gets_in(signin_world):
 
 
 def authorize(world, redirect_uri: str, **extra: str) -> requests.Response:
-    params = {"client_id": ALB_CLIENT["client_id"], "redirect_uri": redirect_uri, "response_type": "code",
-              "scope": "openid", "state": "alb-state", "nonce": "n-1", **extra}
+    params = {
+        "client_id": ALB_CLIENT["client_id"],
+        "redirect_uri": redirect_uri,
+        "response_type": "code",
+        "scope": "openid",
+        "state": "alb-state",
+        "nonce": "n-1",
+        **extra,
+    }
     return world.edge().session().get(f"{AUTHORIZE}?{urlencode(params)}", allow_redirects=False, timeout=20)
 
 
-@pytest.mark.parametrize("redirect", [
-    "https://evil.example.com/oauth2/idpresponse",
-    "http://{host}/oauth2/idpresponse",
-    "https://{host}/elsewhere",
-    "https://{host}:8443/oauth2/idpresponse",
-    "https://someone@{host}/oauth2/idpresponse",
-    "https://{host}.evil.com/oauth2/idpresponse",
-    "https://awesome-project-mr99-p14.review.example.test/oauth2/idpresponse",  # no such MR
-    "https://other-mr1-p14.review.example.test/oauth2/idpresponse",  # MR 1, but not its host
-])
+@pytest.mark.parametrize(
+    "redirect",
+    [
+        "https://evil.example.com/oauth2/idpresponse",
+        "http://{host}/oauth2/idpresponse",
+        "https://{host}/elsewhere",
+        "https://{host}:8443/oauth2/idpresponse",
+        "https://someone@{host}/oauth2/idpresponse",
+        "https://{host}.evil.com/oauth2/idpresponse",
+        "https://awesome-project-mr99-p14.review.example.test/oauth2/idpresponse",  # no such MR
+        "https://other-mr1-p14.review.example.test/oauth2/idpresponse",  # MR 1, but not its host
+    ],
+)
 def test_no_redirect_outside_this_installs_live_review_hosts(signin_world, redirect):
     host = live_app(signin_world, 1)
     answer = authorize(signin_world, redirect.format(host=host))
@@ -143,11 +159,14 @@ def test_a_closed_mrs_host_gets_no_redirect(signin_world):
     assert answer.status_code == 400 and "Location" not in answer.headers
 
 
-@pytest.mark.parametrize(("change", "says"), [
-    ({"client_id": "someone-else"}, "does not come from this install&#x27;s load balancer"),
-    ({"response_type": "token"}, "something other than a sign-in code"),
-    ({"scope": "openid api"}, "asks for more than this install gives"),
-])
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        ({"client_id": "someone-else"}, "does not come from this install&#x27;s load balancer"),
+        ({"response_type": "token"}, "something other than a sign-in code"),
+        ({"scope": "openid api"}, "asks for more than this install gives"),
+    ],
+)
 def test_other_bad_authorization_requests_get_a_page_not_a_redirect(signin_world, change, says):
     host = live_app(signin_world, 1)
     answer = authorize(signin_world, f"https://{host}/oauth2/idpresponse", **change)
@@ -156,8 +175,14 @@ def test_other_bad_authorization_requests_get_a_page_not_a_redirect(signin_world
 
 def test_a_repeated_parameter_is_refused(signin_world):
     host = live_app(signin_world, 1)
-    query = urlencode([("client_id", ALB_CLIENT["client_id"]), ("redirect_uri", f"https://{host}/oauth2/idpresponse"),
-                       ("redirect_uri", "https://evil.example.com/oauth2/idpresponse"), ("response_type", "code")])
+    query = urlencode(
+        [
+            ("client_id", ALB_CLIENT["client_id"]),
+            ("redirect_uri", f"https://{host}/oauth2/idpresponse"),
+            ("redirect_uri", "https://evil.example.com/oauth2/idpresponse"),
+            ("response_type", "code"),
+        ]
+    )
     answer = signin_world.edge().session().get(f"{AUTHORIZE}?{query}", allow_redirects=False, timeout=20)
     assert answer.status_code == 400 and "Location" not in answer.headers
 
@@ -181,9 +206,16 @@ def test_a_callback_from_another_browser_or_replayed_is_refused(signin_world):
     starter = world.edge().session()
     at_gitlab = starter.get(f"https://{host}/", timeout=20)
     # The person signs in, but the way back is opened in another browser (no binding cookie).
-    signed = starter.post(at_gitlab.url.split("/users/sign_in")[0] + "/users/sign_in", allow_redirects=False,
-                          timeout=20, data={"username": "dana", "password": PEOPLE["dana"][2],
-                                            "return_to": parse_qs(urlsplit(at_gitlab.url).query)["return_to"][0]})
+    signed = starter.post(
+        at_gitlab.url.split("/users/sign_in")[0] + "/users/sign_in",
+        allow_redirects=False,
+        timeout=20,
+        data={
+            "username": "dana",
+            "password": PEOPLE["dana"][2],
+            "return_to": parse_qs(urlsplit(at_gitlab.url).query)["return_to"][0],
+        },
+    )
     at_authorize = urljoin(at_gitlab.url, signed.headers["Location"])
     to_callback = starter.get(at_authorize, allow_redirects=False, timeout=20).headers["Location"]
     stranger = world.edge().session().get(to_callback, allow_redirects=False, timeout=20)
@@ -205,8 +237,14 @@ def code_for(world, username: str = "dana") -> tuple[str, str]:
     assert page.status_code == 200
     answer = authorize(world, f"https://{host}/oauth2/idpresponse")  # a fresh browser would be sent to GitLab…
     session_cookie = browser.cookies.get("review_apps_session", domain=SIGNIN_HOST)
-    params = {"client_id": ALB_CLIENT["client_id"], "redirect_uri": f"https://{host}/oauth2/idpresponse",
-              "response_type": "code", "scope": "openid", "state": "s", "nonce": "nonce-42"}
+    params = {
+        "client_id": ALB_CLIENT["client_id"],
+        "redirect_uri": f"https://{host}/oauth2/idpresponse",
+        "response_type": "code",
+        "scope": "openid",
+        "state": "s",
+        "nonce": "nonce-42",
+    }
     answer = browser.get(f"{AUTHORIZE}?{urlencode(params)}", allow_redirects=False, timeout=20)  # …this one isn't
     assert session_cookie and answer.status_code == 302
     location = urlsplit(answer.headers["Location"])
@@ -227,12 +265,20 @@ def test_a_code_gives_a_signed_id_token_and_userinfo_once(signin_world):
     answer = redeem(world, code, redirect)
     assert answer.status_code == 200 and answer.headers["Cache-Control"] == "no-store"
     tokens = answer.json()
-    claims = jwt.decode(tokens["id_token"], ALB_CLIENT["client_secret"], algorithms=["HS256"],
-                        audience=ALB_CLIENT["client_id"], issuer=SIGNIN_ISSUER)
+    claims = jwt.decode(
+        tokens["id_token"],
+        ALB_CLIENT["client_secret"],
+        algorithms=["HS256"],
+        audience=ALB_CLIENT["client_id"],
+        issuer=SIGNIN_ISSUER,
+    )
     assert claims["sub"] == str(PEOPLE["dana"][0]) and claims["nonce"] == "nonce-42"
     assert 0 < claims["exp"] - time.time() <= 300
-    info = world.edge().session().get(f"{SIGNIN_ISSUER}/userinfo", timeout=20,
-                                      headers={"Authorization": f"Bearer {tokens['access_token']}"})
+    info = (
+        world.edge()
+        .session()
+        .get(f"{SIGNIN_ISSUER}/userinfo", timeout=20, headers={"Authorization": f"Bearer {tokens['access_token']}"})
+    )
     assert info.json() == {"sub": "61", "preferred_username": "dana", "name": "Dana Developer"}
     assert redeem(world, code, redirect).json()["error"] == "invalid_grant"  # replayed
 
@@ -273,7 +319,8 @@ def test_discovery_names_the_endpoints(signin_world):
     doc = signin_world.edge().session().get(f"{SIGNIN_ISSUER}/.well-known/openid-configuration", timeout=20).json()
     assert doc["issuer"] == SIGNIN_ISSUER
     assert [doc[k] for k in ("authorization_endpoint", "token_endpoint", "userinfo_endpoint", "jwks_uri")] == [
-        f"{SIGNIN_ISSUER}/{p}" for p in ("authorize", "token", "userinfo", "jwks")]
+        f"{SIGNIN_ISSUER}/{p}" for p in ("authorize", "token", "userinfo", "jwks")
+    ]
     assert doc["id_token_signing_alg_values_supported"] == ["HS256"]
 
 
@@ -303,8 +350,7 @@ def test_a_sleeping_app_wakes_only_for_a_member(make_world):
     stranger = world.edge().session().get(f"https://{host}/", timeout=20)
     assert "/users/sign_in" in stranger.url and world.tasks() == []  # nothing woke
     outsider = world.edge().session()
-    refused = sign_in_at_gitlab(outsider, outsider.get(f"https://{host}/", timeout=20), "mallory",
-                                PEOPLE["mallory"][2])
+    refused = sign_in_at_gitlab(outsider, outsider.get(f"https://{host}/", timeout=20), "mallory", PEOPLE["mallory"][2])
     assert refused.status_code == 403 and world.tasks() == []
     member = open_as(world, world.edge().session(), host, "dana")
     assert member.status_code == 503 and "Waking up the review app for !1" in member.text
@@ -320,13 +366,16 @@ def test_public_access_has_no_sign_in(make_world):
     assert "Anyone with the address can open it" in world.note(1)
 
 
-@pytest.mark.parametrize(("sample", "status", "says"), [
-    ("auth_discovery.json", 200, '"issuer": "https://abc123def4.execute-api.eu-west-1.amazonaws.com/auth"'),
-    ("auth_authorize.json", 400, "This sign-in request is not valid"),  # no such app in this install
-    ("auth_callback.json", 400, "This sign-in has expired or was already used."),
-    ("auth_token.json", 401, '"error": "invalid_client"'),
-    ("auth_userinfo.json", 401, '"error": "invalid_token"'),
-])
+@pytest.mark.parametrize(
+    ("sample", "status", "says"),
+    [
+        ("auth_discovery.json", 200, '"issuer": "https://abc123def4.execute-api.eu-west-1.amazonaws.com/auth"'),
+        ("auth_authorize.json", 400, "This sign-in request is not valid"),  # no such app in this install
+        ("auth_callback.json", 400, "This sign-in has expired or was already used."),
+        ("auth_token.json", 401, '"error": "invalid_client"'),
+        ("auth_userinfo.json", 401, '"error": "invalid_token"'),
+    ],
+)
 def test_every_auth_sample_gets_a_clear_answer(signin_world, sample, status, says):
     """The events/ samples, as `sam local invoke AuthFunction -e events/<sample>` sends them."""
     from local.events import load_sample
@@ -383,8 +432,13 @@ def test_no_secret_code_or_token_of_a_sign_in_reaches_a_log_line_or_a_note(make_
     logs = capfd.readouterr()
     text = buffer.getvalue() + logs.out + logs.err
     assert "sign-in granted" in text and "sign-in refused" in text  # it did log
-    secrets = [ALB_CLIENT["client_secret"], OAUTH_APP["secret"], *world.edge().secrets_seen,
-               *world.gitlab.state.oauth_tokens, *(c.value for c in browser.cookies)]
+    secrets = [
+        ALB_CLIENT["client_secret"],
+        OAUTH_APP["secret"],
+        *world.edge().secrets_seen,
+        *world.gitlab.state.oauth_tokens,
+        *(c.value for c in browser.cookies),
+    ]
     assert len(secrets) >= 7
     notes = "\n".join(n["body"] for n in world.notes(1))
     for secret in secrets:

@@ -18,8 +18,9 @@ CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 if not (CHROMIUM and DRIVER):
     if os.environ.get("CI"):
         raise RuntimeError("CI must run the browser tests: apt-get install chromium chromium-driver (.ci/run does)")
-    pytest.skip("no Chromium here: apt-get install chromium chromium-driver to run the browser tests",
-                allow_module_level=True)
+    pytest.skip(
+        "no Chromium here: apt-get install chromium chromium-driver to run the browser tests", allow_module_level=True
+    )
 
 from selenium import webdriver  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
@@ -35,10 +36,14 @@ SHOTS = Path(os.environ.get("BROWSER_SCREENSHOTS", "/tmp/review-apps-browser"))
 def browser(edge_port: int, review_domain: str) -> webdriver.Chrome:
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--ignore-certificate-errors",
-                     "--window-size=1000,700",
-                     f"--host-resolver-rules=MAP *.{review_domain} 127.0.0.1:{edge_port}, "
-                     f"MAP {SIGNIN_HOST} 127.0.0.1:{edge_port}"):
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--ignore-certificate-errors",
+        "--window-size=1000,700",
+        f"--host-resolver-rules=MAP *.{review_domain} 127.0.0.1:{edge_port}, MAP {SIGNIN_HOST} 127.0.0.1:{edge_port}",
+    ):
         options.add_argument(argument)
     driver = webdriver.Chrome(options=options, service=Service(DRIVER))
     driver.set_page_load_timeout(30)

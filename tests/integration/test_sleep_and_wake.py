@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
-from local import world as world_module
 from local.aws_calls import AwsCallCounter
 from local.world import PROJECT_ID, REVIEW_DOMAIN, World
 
@@ -33,7 +32,7 @@ def awake_for(world: World, iid: int, minutes: int) -> None:
 
 def visited(world: World, iid: int, minutes_ago: int, count: int = 3) -> None:
     group = world.record(iid)["target_group_arn"]
-    world.requests_served(group, count, datetime.now(timezone.utc) - timedelta(minutes=minutes_ago))
+    world.requests_served(group, count, datetime.now(UTC) - timedelta(minutes=minutes_ago))
 
 
 def forwards_to(world: World, host: str = HOST) -> str:
@@ -45,8 +44,13 @@ def fall_asleep(world: World, iid: int = 1) -> str:
     awake_for(world, iid, 20)
     summary = world.reconcile()
     assert summary["put_to_sleep"] >= 1
-    world.task_event(task, "STOPPED", exit_codes={"web": 143}, stop_code="UserInitiated",
-                     stopped_reason="Review app asleep: no visit for 15 minutes")
+    world.task_event(
+        task,
+        "STOPPED",
+        exit_codes={"web": 143},
+        stop_code="UserInitiated",
+        stopped_reason="Review app asleep: no visit for 15 minutes",
+    )
     return task
 
 
@@ -64,15 +68,25 @@ def test_an_idle_app_sleeps_frees_its_slot_and_its_address_wakes_it(make_world):
     assert "falling asleep" in world.note(1)
     assert world.schedules() == {}  # its deadline went with it
 
-    world.task_event(task, "STOPPED", exit_codes={"web": 143}, stop_code="UserInitiated",
-                     stopped_reason="Review app asleep: no visit for 15 minutes")
+    world.task_event(
+        task,
+        "STOPPED",
+        exit_codes={"web": 143},
+        stop_code="UserInitiated",
+        stopped_reason="Review app asleep: no visit for 15 minutes",
+    )
     record = world.record(1)
     assert record["status"] == "asleep" and record["stop_reason"] == "asleep" and not record.get("expires_at")
     assert world.running_slots() == set()
     note = world.note(1)
     assert "Review app: asleep" in note and f"**https://{HOST}**" in note and "nobody visited it for 15m" in note
     assert "has been asleep since" in note and "Opening the address wakes it" in note
-    assert "slept at" in note and "after 15m idle" in note and "it was awake 20m" in note and "running the whole time would have cost" in note
+    assert (
+        "slept at" in note
+        and "after 15m idle" in note
+        and "it was awake 20m" in note
+        and "running the whole time would have cost" in note
+    )
     # Its address stays: the target group is kept (empty), the rule forwards to the wake function.
     assert world.route(HOST)["target_group"] == world.wake_target_group
     assert app_group in [g["TargetGroupArn"] for g in world.target_groups()] and world.targets(app_group) == []
@@ -208,9 +222,13 @@ def test_only_the_host_is_trusted(alb_world: World):
     world = alb_world
     live_app(world)
     fall_asleep(world)
-    for host in (f"other-mr1-p{PROJECT_ID}.{REVIEW_DOMAIN}",  # right ids, not this MR's host
-                 f"awesome-project-mr1-p{PROJECT_ID}.evil.example",
-                 f"awesome-project-mr2-p{PROJECT_ID}.{REVIEW_DOMAIN}", "", "x" * 5000):
+    for host in (
+        f"other-mr1-p{PROJECT_ID}.{REVIEW_DOMAIN}",  # right ids, not this MR's host
+        f"awesome-project-mr1-p{PROJECT_ID}.evil.example",
+        f"awesome-project-mr2-p{PROJECT_ID}.{REVIEW_DOMAIN}",
+        "",
+        "x" * 5000,
+    ):
         assert world.visit(host)["statusCode"] == 404, host
     assert world.tasks() == []
     assert world.visit(HOST.upper() + ":443")["statusCode"] == 503  # case and port don't matter

@@ -10,8 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from local import world as world_module
-from local.lambda_runtime import LambdaContext, load_handler
 from local.events import api_event, merge_request_hook
+from local.lambda_runtime import LambdaContext, load_handler
 from local.world import ACCOUNT, PROJECT_ID, PROJECT_PATH, REVIEW_DOMAIN, WEBHOOK_SECRET, World
 
 SHA1 = "1" * 40
@@ -44,7 +44,9 @@ def test_open_routes_the_host_to_the_app_and_shows_https_from_launch_on(alb_worl
     assert route is not None and route["targets"] == []
     [group] = world.elbv2.describe_target_groups(TargetGroupArns=[route["target_group"]])["TargetGroups"]
     assert group["TargetType"] == "ip" and group["Port"] == 8000 and group["HealthCheckPath"] == "/healthz"
-    assert group["Matcher"] == {"HttpCode": "200-399"} and group["VpcId"] == world.settings.get("VPC_ID", group["VpcId"])
+    assert group["Matcher"] == {"HttpCode": "200-399"} and group["VpcId"] == world.settings.get(
+        "VPC_ID", group["VpcId"]
+    )
     attributes = world.elbv2.describe_target_group_attributes(TargetGroupArn=route["target_group"])["Attributes"]
     assert {"Key": "deregistration_delay.timeout_seconds", "Value": "5"} in attributes
     tags = world.elbv2.describe_tags(ResourceArns=[route["target_group"], route["rule"]["RuleArn"]])
@@ -110,8 +112,10 @@ def test_a_stopped_app_leaves_its_address_and_the_sweep_removes_the_route(alb_wo
     # Within the grace a relaunch may still reuse it; past it the reconciler removes it.
     world.time_passes(1, past_deadline=60)
     world.dynamodb.update_item(
-        TableName=world_module.TABLE, Key={"pk": {"S": f"mr#{PROJECT_ID}/1"}},
-        UpdateExpression="SET stopped_at = :t", ExpressionAttributeValues={":t": {"N": "1000"}},
+        TableName=world_module.TABLE,
+        Key={"pk": {"S": f"mr#{PROJECT_ID}/1"}},
+        UpdateExpression="SET stopped_at = :t",
+        ExpressionAttributeValues={":t": {"N": "1000"}},
     )
     summary = world.reconcile()
     assert summary["routes_removed"] == 1 and world.rules() == [] and world.target_groups() == []
@@ -126,14 +130,17 @@ def test_two_projects_with_the_same_branch_get_two_hosts(alb_world: World):
     world = alb_world
     other_id, other_path = 77, "payments/awesome_project"
     world.gitlab.state.add_project(other_id, other_path)
-    world.ecr.tag_resource(resourceArn=f"arn:aws:ecr:us-east-1:{ACCOUNT}:repository/shop",  # a shared repository
-                           tags=[{"Key": "review-apps:projects", "Value": "awesome_space/ payments/"}])
+    world.ecr.tag_resource(
+        resourceArn=f"arn:aws:ecr:us-east-1:{ACCOUNT}:repository/shop",  # a shared repository
+        tags=[{"Key": "review-apps:projects", "Value": "awesome_space/ payments/"}],
+    )
     open_and_run(world)
     world.register_base_task_definition(family="pay-web", projects="payments/")
     world.gitlab.state.add_commit(other_id, SHA2, {".gitlab/review-app.yml": ON_OPEN.replace("shop-web", "pay-web")})
     world.gitlab.state.open_merge_request(other_id, 1, sha=SHA2, source_branch="feature/checkout")
-    body = merge_request_hook("open", project_id=other_id, iid=1, sha=SHA2, source_branch="feature/checkout",
-                              project_path=other_path)
+    body = merge_request_hook(
+        "open", project_id=other_id, iid=1, sha=SHA2, source_branch="feature/checkout", project_path=other_path
+    )
     assert world.deliver(body, "Merge Request Hook")["status"] == 202
     hosts = sorted(v for r in world.rules() for c in r["Conditions"] for v in c["HostHeaderConfig"]["Values"])
     assert hosts == [f"awesome-project-mr1-p{PROJECT_ID}.{REVIEW_DOMAIN}", f"awesome-project-mr1-p77.{REVIEW_DOMAIN}"]
@@ -147,8 +154,9 @@ def test_a_hundred_mrs_opened_at_once_get_a_hundred_distinct_priorities(make_wor
     bodies = []
     for iid in range(1, 101):
         world.gitlab.state.open_merge_request(PROJECT_ID, iid, sha=SHA1, source_branch=f"feature/{iid}")
-        body = merge_request_hook("open", project_id=PROJECT_ID, iid=iid, sha=SHA1, source_branch=f"feature/{iid}",
-                                  project_path=PROJECT_PATH)
+        body = merge_request_hook(
+            "open", project_id=PROJECT_ID, iid=iid, sha=SHA1, source_branch=f"feature/{iid}", project_path=PROJECT_PATH
+        )
         bodies.append(api_event(body, "Merge Request Hook", WEBHOOK_SECRET, {}))
     lock = threading.Lock()
     statuses = []
@@ -172,10 +180,16 @@ def test_a_full_listener_is_a_clear_answer_on_the_mr_and_starts_nothing(alb_worl
     world = alb_world
     monkeypatch.setitem(world_module.ALB_QUOTAS, "rules", 2)
     for n in range(2):  # two other teams' rules fill the listener
-        group = world.elbv2.create_target_group(Name=f"other-{n}", Protocol="HTTP", Port=80, VpcId=world.settings.get(
-            "VPC_ID") or world.elbv2.describe_load_balancers()["LoadBalancers"][0]["VpcId"], TargetType="ip")
+        group = world.elbv2.create_target_group(
+            Name=f"other-{n}",
+            Protocol="HTTP",
+            Port=80,
+            VpcId=world.settings.get("VPC_ID") or world.elbv2.describe_load_balancers()["LoadBalancers"][0]["VpcId"],
+            TargetType="ip",
+        )
         world.elbv2.create_rule(
-            ListenerArn=world.listener_arn, Priority=n + 1,
+            ListenerArn=world.listener_arn,
+            Priority=n + 1,
             Conditions=[{"Field": "host-header", "HostHeaderConfig": {"Values": [f"other-{n}.example.test"]}}],
             Actions=[{"Type": "forward", "TargetGroupArn": group["TargetGroups"][0]["TargetGroupArn"]}],
         )
@@ -208,7 +222,8 @@ def test_a_priority_another_team_holds_is_skipped(alb_world: World):
     group = world.elbv2.create_target_group(Name="other-team", Protocol="HTTP", Port=80, VpcId=vpc, TargetType="ip")
     for n, priority in enumerate(wanted[:2]):  # the first two priorities our MR would try are taken
         world.elbv2.create_rule(
-            ListenerArn=world.listener_arn, Priority=priority,
+            ListenerArn=world.listener_arn,
+            Priority=priority,
             Conditions=[{"Field": "host-header", "HostHeaderConfig": {"Values": [f"team-{n}.example.test"]}}],
             Actions=[{"Type": "forward", "TargetGroupArn": group["TargetGroups"][0]["TargetGroupArn"]}],
         )
@@ -225,8 +240,10 @@ def test_the_reconciler_makes_a_running_apps_missing_route_again(alb_world: Worl
     assert world.route(HOST) is None
     record = world.record(1)
     world.dynamodb.update_item(  # launched long enough ago that no launch is routing it right now
-        TableName=world_module.TABLE, Key={"pk": {"S": f"mr#{PROJECT_ID}/1"}},
-        UpdateExpression="SET launched_at = :t", ExpressionAttributeValues={":t": {"N": str(record["launched_at"] - 600)}},
+        TableName=world_module.TABLE,
+        Key={"pk": {"S": f"mr#{PROJECT_ID}/1"}},
+        UpdateExpression="SET launched_at = :t",
+        ExpressionAttributeValues={":t": {"N": str(record["launched_at"] - 600)}},
     )
     summary = world.reconcile()
     assert summary["routes_repaired"] == 1
@@ -242,10 +259,14 @@ def test_the_sweep_touches_only_this_installs_routes(alb_world: World):
     vpc = world.elbv2.describe_load_balancers()["LoadBalancers"][0]["VpcId"]
     ours = addresses.target_group_name("review-apps-local", PROJECT_ID, 9)  # our name, but made by someone else
     theirs = addresses.target_group_name("review-apps-staging", PROJECT_ID, 9)
-    for name, tags in ((ours, []), (theirs, [{"Key": "review-apps:install", "Value": "review-apps-staging"}]),
-                       ("shop-prod", [])):
-        world.elbv2.create_target_group(Name=name, Protocol="HTTP", Port=80, VpcId=vpc, TargetType="ip",
-                                        **({"Tags": tags} if tags else {}))
+    for name, tags in (
+        (ours, []),
+        (theirs, [{"Key": "review-apps:install", "Value": "review-apps-staging"}]),
+        ("shop-prod", []),
+    ):
+        world.elbv2.create_target_group(
+            Name=name, Protocol="HTTP", Port=80, VpcId=vpc, TargetType="ip", **({"Tags": tags} if tags else {})
+        )
     task = open_and_run(world)
     world.send_mr(1, "close")
     world.task_event(task, "STOPPED", stop_code="UserInitiated", stopped_reason="Review app stopped")

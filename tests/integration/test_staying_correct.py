@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -14,8 +14,16 @@ from local.lambda_runtime import LambdaContext, load_handler
 from local.world import CLUSTER, INSTALL_ID, PROJECT_ID, TABLE, World
 
 ON_OPEN = "task_definition: shop-web\ntrigger: merge_request\nttl: 30m\n"
-LIFECYCLE = ("PROVISIONING", "PENDING", "ACTIVATING", "RUNNING", "DEACTIVATING", "STOPPING", "DEPROVISIONING",
-             "STOPPED")
+LIFECYCLE = (
+    "PROVISIONING",
+    "PENDING",
+    "ACTIVATING",
+    "RUNNING",
+    "DEACTIVATING",
+    "STOPPING",
+    "DEPROVISIONING",
+    "STOPPED",
+)
 SHUFFLED_MRS = 30
 
 
@@ -46,12 +54,16 @@ def test_shuffled_and_duplicated_events_always_end_the_same(world: World, tally,
     rng = random.Random(f"review-apps-{ending}")
     for iid in range(1, SHUFFLED_MRS + 1):
         task = world.task(launch(world, iid)["taskArn"])
-        started_at = datetime(2026, 11, 26, 9, 0, tzinfo=timezone.utc) + timedelta(minutes=iid)
+        started_at = datetime(2026, 11, 26, 9, 0, tzinfo=UTC) + timedelta(minutes=iid)
         stopped_at = started_at + timedelta(minutes=30 if ending == "ttl" else 3)
         exit_code = 124 if ending == "ttl" else 3
         lifecycle = [
             events.task_state_change(
-                task, last_status=status, version=version + 1, started_at=started_at, stopped_at=stopped_at,
+                task,
+                last_status=status,
+                version=version + 1,
+                started_at=started_at,
+                stopped_at=stopped_at,
                 exit_codes={"web": exit_code} if status == "STOPPED" else None,
             )
             for version, status in enumerate(LIFECYCLE)
@@ -105,8 +117,13 @@ def test_reconciler_ends_an_app_at_its_deadline(world: World, tally):
     assert world.reconcile()["stopped"] == 0  # asked once: the record says it is stopping
     stopped = world.task(task["taskArn"])
     assert stopped["lastStatus"] == "STOPPED" and "end of its time to live" in stopped["stoppedReason"]
-    world.task_event(task["taskArn"], "STOPPED", exit_codes={"web": 143}, stop_code="UserInitiated",
-                     stopped_reason=stopped["stoppedReason"])
+    world.task_event(
+        task["taskArn"],
+        "STOPPED",
+        exit_codes={"web": 143},
+        stop_code="UserInitiated",
+        stopped_reason=stopped["stoppedReason"],
+    )
     note = world.note(1)
     assert "Review app: stopped" in note and "its time to live (30m) ran out." in note
     tally["overdue tasks stopped"] += 1
@@ -117,21 +134,36 @@ def test_reconciler_stops_orphans_and_finishes_interrupted_launches(world: World
     definition = task["taskDefinitionArn"]
     # An orphan: a task this install started (its tag says so) that no record owns.
     orphan = world.ecs.run_task(
-        cluster=CLUSTER, taskDefinition=definition, launchType="FARGATE", group=f"review-app:{PROJECT_ID}:99",
-        networkConfiguration={"awsvpcConfiguration": {"subnets": [world.subnet],
-                                                      "securityGroups": [world.security_group]}},
+        cluster=CLUSTER,
+        taskDefinition=definition,
+        launchType="FARGATE",
+        group=f"review-app:{PROJECT_ID}:99",
+        networkConfiguration={
+            "awsvpcConfiguration": {"subnets": [world.subnet], "securityGroups": [world.security_group]}
+        },
         tags=[{"key": "review-apps:install", "value": INSTALL_ID}],
     )["tasks"][0]["taskArn"]
     # An interrupted launch: claimed, then the Lambda died before RunTask.
     world.commit(sha(2), spec=ON_OPEN)
     world.gitlab.state.open_merge_request(PROJECT_ID, 2, sha=sha(2), source_branch="feature/2")
-    world.dynamodb.put_item(TableName=TABLE, Item={
-        "pk": {"S": f"mr#{PROJECT_ID}/2"}, "project_id": {"N": str(PROJECT_ID)}, "mr_iid": {"N": "2"},
-        "rev": {"N": "1"}, "status": {"S": "deploying"}, "commit_sha": {"S": sha(2)},
-        "source_project_id": {"N": str(PROJECT_ID)}, "source_branch": {"S": "feature/2"},
-        "trigger": {"S": "merge_request"}, "ttl_seconds": {"N": "1800"}, "launched_at": {"N": "1000"},
-        "deadline": {"N": "2800"}, "problems": {"L": []},
-    })
+    world.dynamodb.put_item(
+        TableName=TABLE,
+        Item={
+            "pk": {"S": f"mr#{PROJECT_ID}/2"},
+            "project_id": {"N": str(PROJECT_ID)},
+            "mr_iid": {"N": "2"},
+            "rev": {"N": "1"},
+            "status": {"S": "deploying"},
+            "commit_sha": {"S": sha(2)},
+            "source_project_id": {"N": str(PROJECT_ID)},
+            "source_branch": {"S": "feature/2"},
+            "trigger": {"S": "merge_request"},
+            "ttl_seconds": {"N": "1800"},
+            "launched_at": {"N": "1000"},
+            "deadline": {"N": "2800"},
+            "problems": {"L": []},
+        },
+    )
     summary = world.reconcile()
     assert summary["stopped"] == 1 and summary["finished"] == 1
     assert world.task(orphan)["lastStatus"] == "STOPPED" and world.task(task["taskArn"])["lastStatus"] != "STOPPED"
@@ -159,8 +191,9 @@ def test_two_reconcilers_at_once_are_harmless(world: World, tally):
         world.ecs.stop_task(cluster=CLUSTER, task=task["taskArn"], reason="Essential container in task exited")
     reconcilers = [load_handler("ReconcileFunction") for _ in range(2)]
     with ThreadPoolExecutor(2) as pool:
-        summaries = list(pool.map(
-            lambda handler: handler({}, LambdaContext(function_name="ReconcileFunction")), reconcilers))
+        summaries = list(
+            pool.map(lambda handler: handler({}, LambdaContext(function_name="ReconcileFunction")), reconcilers)
+        )
     assert sum(s["finished"] for s in summaries) == 5, summaries
     assert all(s["failed"] == 0 for s in summaries)
     for iid in range(1, 6):
@@ -214,8 +247,9 @@ def test_gitlab_errors_then_recovery(world: World, tally):
     world.task_event(task["taskArn"], "RUNNING")
     assert "Review app: live" in world.note(1)
     world.gitlab.state.fail_next(6, status=502)  # more than the retries: the event fails ...
-    stop = events.task_state_change(world.task(task["taskArn"]), last_status="STOPPED", version=9,
-                                    exit_codes={"web": 124})
+    stop = events.task_state_change(
+        world.task(task["taskArn"]), last_status="STOPPED", version=9, exit_codes={"web": 124}
+    )
     with pytest.raises(Exception):
         world.deliver_task_event(stop)
     world.gitlab.state.faults.clear()
@@ -245,9 +279,17 @@ def test_run_task_throttled_or_without_capacity_then_recovering(fault_world: Wor
 def test_throttled_dynamodb_and_ecs_describes_are_retried(fault_world: World, tally):
     world = fault_world
     task = launch(world, 1)
-    world.proxy.inject(fault_proxy.Fault("DynamoDB_20120810.GetItem", 1, 400,
-                                         {"__type": "com.amazonaws.dynamodb.v20120810#ThrottlingException",
-                                          "message": "Rate of requests exceeds the allowed throughput."}))
+    world.proxy.inject(
+        fault_proxy.Fault(
+            "DynamoDB_20120810.GetItem",
+            1,
+            400,
+            {
+                "__type": "com.amazonaws.dynamodb.v20120810#ThrottlingException",
+                "message": "Rate of requests exceeds the allowed throughput.",
+            },
+        )
+    )
     world.task_event(task["taskArn"], "RUNNING")
     assert "Review app: live" in world.note(1)
     tally["faults injected"] += sum(world.proxy.injected.values())

@@ -28,12 +28,16 @@ RUNS = {"mutated": 700, "arbitrary": 400}
 
 def fuzz_settings(examples: int) -> settings:
     return settings(
-        max_examples=examples, deadline=None, derandomize=True, database=None,
+        max_examples=examples,
+        deadline=None,
+        derandomize=True,
+        database=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
 
+
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-2**63, 2**63) | st.floats(allow_nan=False) | st.text(max_size=30),
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63) | st.floats(allow_nan=False) | st.text(max_size=30),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
     max_leaves=12,
 )
@@ -72,12 +76,28 @@ def mutated_sample(draw):
 
 @st.composite
 def arbitrary_request(draw):
-    raw = draw(st.binary(max_size=300) | st.text(max_size=300).map(str.encode) | json_values.map(
-        lambda v: json.dumps(v).encode()))
-    headers = draw(st.dictionaries(
-        st.sampled_from(["x-gitlab-event", "idempotency-key", "content-type", "webhook-id", "webhook-timestamp",
-                         "webhook-signature", "x-gitlab-event-uuid"]),
-        st.text(max_size=40), max_size=5))
+    raw = draw(
+        st.binary(max_size=300)
+        | st.text(max_size=300).map(str.encode)
+        | json_values.map(lambda v: json.dumps(v).encode())
+    )
+    headers = draw(
+        st.dictionaries(
+            st.sampled_from(
+                [
+                    "x-gitlab-event",
+                    "idempotency-key",
+                    "content-type",
+                    "webhook-id",
+                    "webhook-timestamp",
+                    "webhook-signature",
+                    "x-gitlab-event-uuid",
+                ]
+            ),
+            st.text(max_size=40),
+            max_size=5,
+        )
+    )
     token = draw(st.sampled_from([WEBHOOK_SECRET, "", None, draw(st.text(max_size=40))]))
     as_base64 = draw(st.booleans())
     return raw, headers, token, as_base64
@@ -92,10 +112,16 @@ def nothing_launched(world: World) -> bool:
     no derived task definition, no review app recorded as running. (A valid, authenticated
     `/review-app status` from a non-member may rightly leave a polite refusal in a note.)"""
     records = world.dynamodb.scan(TableName="review-apps-records")["Items"]
-    active = [r for r in records if r["pk"]["S"].startswith("mr#")
-              and r.get("status", {}).get("S") in ("deploying", "live", "stopping")]
-    tasks = [arn for status in ("RUNNING", "STOPPED")
-             for arn in world.ecs.list_tasks(cluster="review-apps", desiredStatus=status)["taskArns"]]
+    active = [
+        r
+        for r in records
+        if r["pk"]["S"].startswith("mr#") and r.get("status", {}).get("S") in ("deploying", "live", "stopping")
+    ]
+    tasks = [
+        arn
+        for status in ("RUNNING", "STOPPED")
+        for arn in world.ecs.list_tasks(cluster="review-apps", desiredStatus=status)["taskArns"]
+    ]
     derived = [a for a in world.ecs.list_task_definitions()["taskDefinitionArns"] if "/review-app-" in a]
     return not active and not tasks and not derived
 
@@ -109,8 +135,9 @@ def send(world: World, request: dict) -> int:
 def test_mutated_gitlab_payloads(world: World):
     # The samples' MR exists, but its commit has no spec: any accepted event may look, never launch.
     world.commit("da1560886d4f094c3e6c9ef40349f7d38b5d27d7", spec=None)
-    world.gitlab.state.open_merge_request(PROJECT_ID, 1, sha="da1560886d4f094c3e6c9ef40349f7d38b5d27d7",
-                                          source_branch="ms-viewport")
+    world.gitlab.state.open_merge_request(
+        PROJECT_ID, 1, sha="da1560886d4f094c3e6c9ef40349f7d38b5d27d7", source_branch="ms-viewport"
+    )
     runs = {"count": 0, "statuses": set()}
 
     @fuzz_settings(RUNS["mutated"])

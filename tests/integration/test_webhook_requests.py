@@ -116,6 +116,12 @@ def test_other_routes_are_404(sample_mr: World):
 
 
 def test_task_samples_are_accepted_by_the_task_events_function(world: World):
-    for name in ("task_running.json", "task_stopped_ttl.json", "task_stopped_pull_error.json",
-                 "task_stopped_crash.json", "task_stopped_by_us.json", "task_stopped_spot.json"):
+    for name in (
+        "task_running.json",
+        "task_stopped_ttl.json",
+        "task_stopped_pull_error.json",
+        "task_stopped_crash.json",
+        "task_stopped_by_us.json",
+        "task_stopped_spot.json",
+    ):
         assert world.deliver_task_event(load_sample(name))["result"] == "ignored"  # another cluster's task

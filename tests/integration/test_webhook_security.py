@@ -9,7 +9,7 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -30,8 +30,14 @@ def running_tasks(world: World, iid: int = 1) -> list[dict]:
 
 def mr_open_body(world: World, iid: int = 1) -> dict:
     mr = world.mr(iid)
-    return events.merge_request_hook("open", project_id=PROJECT_ID, iid=iid, sha=mr["sha"],
-                                     source_branch=mr["source_branch"], project_path=PROJECT_PATH)
+    return events.merge_request_hook(
+        "open",
+        project_id=PROJECT_ID,
+        iid=iid,
+        sha=mr["sha"],
+        source_branch=mr["source_branch"],
+        project_path=PROJECT_PATH,
+    )
 
 
 # --------------------------------------------------------------------------- signing tokens
@@ -116,7 +122,7 @@ def deliver_concurrently(handlers: list, requests: list[dict]) -> list[int]:
         return handler(request, LambdaContext(function_name="WebhookFunction"))["statusCode"]
 
     with ThreadPoolExecutor(max_workers=len(requests)) as pool:
-        return list(pool.map(call, zip(handlers, requests)))
+        return list(pool.map(call, zip(handlers, requests, strict=True)))
 
 
 CONCURRENT = 10
@@ -136,15 +142,23 @@ def test_ten_concurrent_events_for_one_mr_leave_one_task_of_the_newest_commit(wo
     world.commit(SHA1, spec=ON_OPEN)
     world.gitlab.state.open_merge_request(PROJECT_ID, 1, sha=SHA1, source_branch="feature/a")
     handlers = containers(CONCURRENT)
-    start = datetime.now(timezone.utc)
+    start = datetime.now(UTC)
     for round_ in range(3):  # races are timing-dependent: several rounds make a leak likelier to show
         requests = []
         for index in range(CONCURRENT):
             sha = f"{round_:020d}{index:020d}"
             world.commit(sha, spec=ON_OPEN)
             pushed_at = start + timedelta(seconds=round_ * CONCURRENT + index)  # later index, newer push
-            body = events.merge_request_hook("update", project_id=PROJECT_ID, iid=1, sha=sha, updated_at=pushed_at,
-                                             source_branch="feature/a", project_path=PROJECT_PATH, oldrev=SHA1)
+            body = events.merge_request_hook(
+                "update",
+                project_id=PROJECT_ID,
+                iid=1,
+                sha=sha,
+                updated_at=pushed_at,
+                source_branch="feature/a",
+                project_path=PROJECT_PATH,
+                oldrev=SHA1,
+            )
             requests.append(events.api_event(body, "Merge Request Hook", WEBHOOK_SECRET))
         statuses = deliver_concurrently(handlers, requests)
         assert all(s in (200, 202, 502) for s in statuses), statuses
@@ -185,8 +199,9 @@ def test_forks_run_when_the_install_opts_in(make_world):
     assert len(world.tasks()) == 1
 
 
-@pytest.mark.parametrize(("allowlist", "admitted"), [
-    ("3,4", False), (f"3,{PROJECT_ID}", True), (PROJECT_PATH, True), ("", True)])
+@pytest.mark.parametrize(
+    ("allowlist", "admitted"), [("3,4", False), (f"3,{PROJECT_ID}", True), (PROJECT_PATH, True), ("", True)]
+)
 def test_project_allowlist(make_world, allowlist, admitted):
     world = make_world(PROJECT_ALLOWLIST=allowlist)
     world.commit(SHA1, spec=ON_OPEN)
@@ -250,8 +265,7 @@ def structured_logs():
 
 
 def test_no_secret_reaches_a_log_line_or_a_note(make_world, capfd):
-    world = make_world(WEBHOOK_SIGNING_SECRET_PARAMETER="/review-apps/signing-secret",
-                       POWERTOOLS_LOG_LEVEL="DEBUG")
+    world = make_world(WEBHOOK_SIGNING_SECRET_PARAMETER="/review-apps/signing-secret", POWERTOOLS_LOG_LEVEL="DEBUG")
     with structured_logs() as buffer:
         scenarios_with_secrets(world, capfd, buffer)
 

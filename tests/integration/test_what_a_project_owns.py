@@ -47,8 +47,14 @@ def refused(world: World, answer: dict, *says: str, iid: int = 1) -> str:
 
 
 def compose_with(image: str = f"{ECR}/shop:1", role: str = "", log_group: str = "") -> dict[str, str]:
-    logging = (f"    logging:\n      driver: awslogs\n      options:\n        awslogs-group: {log_group}\n"
-               "        awslogs-region: us-east-1\n        awslogs-stream-prefix: web\n") if log_group else ""
+    logging = (
+        (
+            f"    logging:\n      driver: awslogs\n      options:\n        awslogs-group: {log_group}\n"
+            "        awslogs-region: us-east-1\n        awslogs-stream-prefix: web\n"
+        )
+        if log_group
+        else ""
+    )
     compose = f"services:\n  web:\n    image: {image}\n    mem_limit: 256m\n    ports: ['80']\n{logging}"
     params = f"version: 1\ntask_definition:\n  task_execution_role: {EXECUTION_ROLE}\n"
     if role:
@@ -93,22 +99,26 @@ def test_another_teams_ecr_repository_reads_like_one_that_does_not_exist(world: 
     assert notes[0] == notes[1] == notes[2]  # nothing tells which exist, or whose they are
 
 
-@pytest.mark.parametrize("image", [
-    "evil.example/miner:1",
-    "nginx-evil:1",  # Docker Hub, not the shared nginx
-    "docker.io/library/nginx-evil:1",
-    f"{ACCOUNT}.dkr.ecr.eu-west-1.amazonaws.com/shop:1",  # this account, another Region
-    "999988887777.dkr.ecr.us-east-1.amazonaws.com/shop:1",  # another account
-    f"{ECR}.evil.com/shop:1",
-    f"{ECR}/shop-evil:1",
-    "busybox",
-])
+@pytest.mark.parametrize(
+    "image",
+    [
+        "evil.example/miner:1",
+        "nginx-evil:1",  # Docker Hub, not the shared nginx
+        "docker.io/library/nginx-evil:1",
+        f"{ACCOUNT}.dkr.ecr.eu-west-1.amazonaws.com/shop:1",  # this account, another Region
+        "999988887777.dkr.ecr.us-east-1.amazonaws.com/shop:1",  # another account
+        f"{ECR}.evil.com/shop:1",
+        f"{ECR}/shop-evil:1",
+        "busybox",
+    ],
+)
 def test_an_image_from_anywhere_else_is_refused(world: World, image):
     refused(world, open_with(world, ON_OPEN + f"image: {image}\n"), "which this project may not use")
 
 
-@pytest.mark.parametrize("image", [f"{ECR}/shop:${{CI_COMMIT_SHA}}", "nginx:1.27-alpine",
-                                   "docker.io/library/nginx@sha256:" + "a" * 64])
+@pytest.mark.parametrize(
+    "image", [f"{ECR}/shop:${{CI_COMMIT_SHA}}", "nginx:1.27-alpine", "docker.io/library/nginx@sha256:" + "a" * 64]
+)
 def test_an_owned_or_shared_image_runs(world: World, image):
     assert open_with(world, ON_OPEN + f"image: {image}\n")["status"] == 202
 
@@ -117,48 +127,81 @@ def test_the_projects_own_gitlab_registry(make_world):
     world = make_world(GITLAB_REGISTRY_HOST="registry.gitlab.example")
     ok = open_with(world, ON_OPEN + f"image: registry.gitlab.example/{PROJECT_PATH}/web:1\n")
     assert ok["status"] == 202
-    for iid, image in enumerate((f"registry.gitlab.example/{PROJECT_PATH}-evil/web:1",
-                                 "registry.gitlab.example/team_b/payments:1",
-                                 f"registry.gitlab.example.evil.com/{PROJECT_PATH}/web:1",
-                                 f"registry.gitlab.example:5050/{PROJECT_PATH}/web:1"), start=2):
-        refused(world, open_with(world, ON_OPEN + f"image: {image}\n", iid=iid),
-                f"this project's GitLab registry (`registry.gitlab.example/{PROJECT_PATH}`/…)", iid=iid)
+    for iid, image in enumerate(
+        (
+            f"registry.gitlab.example/{PROJECT_PATH}-evil/web:1",
+            "registry.gitlab.example/team_b/payments:1",
+            f"registry.gitlab.example.evil.com/{PROJECT_PATH}/web:1",
+            f"registry.gitlab.example:5050/{PROJECT_PATH}/web:1",
+        ),
+        start=2,
+    ):
+        refused(
+            world,
+            open_with(world, ON_OPEN + f"image: {image}\n", iid=iid),
+            f"this project's GitLab registry (`registry.gitlab.example/{PROJECT_PATH}`/…)",
+            iid=iid,
+        )
 
 
 def test_shared_prefixes_match_whole_path_segments(make_world):
     world = make_world(SHARED_IMAGE_PREFIXES="public.ecr.aws/docker/library/postgres")
     assert open_with(world, ON_OPEN + "image: public.ecr.aws/docker/library/postgres:16\n")["status"] == 202
-    refused(world, open_with(world, ON_OPEN + "image: public.ecr.aws/docker/library/postgres-evil:16\n", iid=2),
-            "a shared image (`public.ecr.aws/docker/library/postgres`)", iid=2)
+    refused(
+        world,
+        open_with(world, ON_OPEN + "image: public.ecr.aws/docker/library/postgres-evil:16\n", iid=2),
+        "a shared image (`public.ecr.aws/docker/library/postgres`)",
+        iid=2,
+    )
 
 
 # --------------------------------------------------------------------------- log groups
 
 
-@pytest.mark.parametrize(("group", "placed"), [
-    ("ecs-fargate", f"/review-apps/{PROJECT_ID}/ecs-fargate"),
-    ("/review-apps/31/payments", f"/review-apps/{PROJECT_ID}/31/payments"),  # another project's group
-    (f"/review-apps/{PROJECT_ID}/web", f"/review-apps/{PROJECT_ID}/web"),  # already its own
-])
+@pytest.mark.parametrize(
+    ("group", "placed"),
+    [
+        ("ecs-fargate", f"/review-apps/{PROJECT_ID}/ecs-fargate"),
+        ("/review-apps/31/payments", f"/review-apps/{PROJECT_ID}/31/payments"),  # another project's group
+        (f"/review-apps/{PROJECT_ID}/web", f"/review-apps/{PROJECT_ID}/web"),  # already its own
+    ],
+)
 def test_log_groups_are_the_projects_own_whatever_the_files_say(world: World, group, placed):
     assert open_with(world, COMPOSE_SPEC, compose_with(log_group=group))["status"] == 202
     [task] = world.tasks()
     [web] = world.ecs.describe_task_definition(taskDefinition=task["taskDefinitionArn"])["taskDefinition"][
-        "containerDefinitions"]
+        "containerDefinitions"
+    ]
     assert web["logConfiguration"]["options"]["awslogs-group"] == placed
     assert f"`{placed}`" in world.note(1)
 
 
 def test_a_base_definitions_log_group_is_placed_too(world: World):
-    world.register_base_task_definition(containerDefinitions=[{
-        "name": "web", "image": f"{ECR}/shop:latest", "essential": True, "memory": 512,
-        "command": ["gunicorn", "shop.wsgi"], "portMappings": [{"containerPort": 8000}],
-        "logConfiguration": {"logDriver": "awslogs", "options": {
-            "awslogs-group": "/ecs/payments-prod", "awslogs-region": "us-east-1", "awslogs-stream-prefix": "web"}}}])
+    world.register_base_task_definition(
+        containerDefinitions=[
+            {
+                "name": "web",
+                "image": f"{ECR}/shop:latest",
+                "essential": True,
+                "memory": 512,
+                "command": ["gunicorn", "shop.wsgi"],
+                "portMappings": [{"containerPort": 8000}],
+                "logConfiguration": {
+                    "logDriver": "awslogs",
+                    "options": {
+                        "awslogs-group": "/ecs/payments-prod",
+                        "awslogs-region": "us-east-1",
+                        "awslogs-stream-prefix": "web",
+                    },
+                },
+            }
+        ]
+    )
     assert open_with(world, ON_OPEN)["status"] == 202
     [task] = world.tasks()
     [web] = world.ecs.describe_task_definition(taskDefinition=task["taskDefinitionArn"])["taskDefinition"][
-        "containerDefinitions"]
+        "containerDefinitions"
+    ]
     assert web["logConfiguration"]["options"]["awslogs-group"] == f"/review-apps/{PROJECT_ID}/ecs/payments-prod"
 
 
@@ -168,9 +211,14 @@ def test_a_base_definitions_log_group_is_placed_too(world: World):
 def test_a_target_group_with_our_name_but_not_our_tag_is_not_adopted(alb_world: World):
     world = alb_world
     name = addresses.target_group_name(INSTALL_ID, PROJECT_ID, 1)
-    squatter = world.elbv2.create_target_group(Name=name, Protocol="HTTP", Port=80, VpcId=world.ec2.describe_vpcs(
-        Filters=[{"Name": "cidr", "Values": ["10.20.0.0/16"]}])["Vpcs"][0]["VpcId"], TargetType="ip",
-        Tags=[{"Key": "review-apps:install", "Value": "someone-else"}])["TargetGroups"][0]["TargetGroupArn"]
+    squatter = world.elbv2.create_target_group(
+        Name=name,
+        Protocol="HTTP",
+        Port=80,
+        VpcId=world.ec2.describe_vpcs(Filters=[{"Name": "cidr", "Values": ["10.20.0.0/16"]}])["Vpcs"][0]["VpcId"],
+        TargetType="ip",
+        Tags=[{"Key": "review-apps:install", "Value": "someone-else"}],
+    )["TargetGroups"][0]["TargetGroupArn"]
     world.commit(SHA1)
     world.open_mr(1, SHA1)
     answer = world.pipeline(1)
@@ -183,12 +231,20 @@ def test_a_target_group_with_our_name_but_not_our_tag_is_not_adopted(alb_world: 
 
 def test_a_host_another_rule_routes_is_refused_and_that_rule_left_alone(alb_world: World):
     world = alb_world
-    theirs = world.elbv2.create_target_group(Name="team-b-web", Protocol="HTTP", Port=80, TargetType="ip",
-                                             VpcId=world.ec2.describe_vpcs()["Vpcs"][-1]["VpcId"])
+    theirs = world.elbv2.create_target_group(
+        Name="team-b-web",
+        Protocol="HTTP",
+        Port=80,
+        TargetType="ip",
+        VpcId=world.ec2.describe_vpcs()["Vpcs"][-1]["VpcId"],
+    )
     group = theirs["TargetGroups"][0]["TargetGroupArn"]
-    rule = world.elbv2.create_rule(ListenerArn=world.listener_arn, Priority=5, Actions=[
-        {"Type": "forward", "TargetGroupArn": group}],
-        Conditions=[{"Field": "host-header", "HostHeaderConfig": {"Values": [HOST]}}])["Rules"][0]
+    rule = world.elbv2.create_rule(
+        ListenerArn=world.listener_arn,
+        Priority=5,
+        Actions=[{"Type": "forward", "TargetGroupArn": group}],
+        Conditions=[{"Field": "host-header", "HostHeaderConfig": {"Values": [HOST]}}],
+    )["Rules"][0]
     world.commit(SHA1)
     world.open_mr(1, SHA1)
     world.pipeline(1)
@@ -209,10 +265,16 @@ def test_an_event_for_a_task_someone_else_started_with_our_group_and_started_by_
     record = world.record(1)
     ours = record["task_arn"]
     # Anyone who may run tasks in the cluster can compute the group and startedBy of an MR.
-    foreign = world.ecs.run_task(cluster="review-apps", taskDefinition="shop-web", launchType="FARGATE",
-                                 group=f"review-app:{PROJECT_ID}:1", startedBy=record["launch_id"],
-                                 networkConfiguration={"awsvpcConfiguration": {
-                                     "subnets": [world.subnet], "securityGroups": [world.security_group]}})
+    foreign = world.ecs.run_task(
+        cluster="review-apps",
+        taskDefinition="shop-web",
+        launchType="FARGATE",
+        group=f"review-app:{PROJECT_ID}:1",
+        startedBy=record["launch_id"],
+        networkConfiguration={
+            "awsvpcConfiguration": {"subnets": [world.subnet], "securityGroups": [world.security_group]}
+        },
+    )
     foreign_arn = foreign["tasks"][0]["taskArn"]
     answer = world.task_event(foreign_arn, "RUNNING")
     assert answer["result"] == "ignored" and world.record(1)["status"] == "deploying"
@@ -226,24 +288,32 @@ def test_an_event_for_a_task_someone_else_started_with_our_group_and_started_by_
 
 
 def deliver_as_project(world: World, token: str) -> int:
-    body = events.merge_request_hook("update", project_id=PROJECT_ID, iid=1, sha=SHA1, source_branch="f",
-                                     project_path=PROJECT_PATH, source_project_id=PROJECT_ID)
+    body = events.merge_request_hook(
+        "update",
+        project_id=PROJECT_ID,
+        iid=1,
+        sha=SHA1,
+        source_branch="f",
+        project_path=PROJECT_PATH,
+        source_project_id=PROJECT_ID,
+    )
     return world.deliver(body, "Merge Request Hook", token=token)["status"]
 
 
 def project_token_tool(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tools.project_token", *args], capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "tools.project_token", *args], capture_output=True, text=True, timeout=60
+    )
 
 
 def test_a_project_token_is_revoked_by_rotating_it(world: World):
     version_1 = auth.project_token(WEBHOOK_SECRET, PROJECT_ID)  # today's token: nobody re-issues on upgrade
     assert deliver_as_project(world, version_1) == 200
-    printed = project_token_tool(str(PROJECT_ID), "--table", TABLE, "--secret-parameter",
-                                 "/review-apps/webhook-secret")
+    printed = project_token_tool(str(PROJECT_ID), "--table", TABLE, "--secret-parameter", "/review-apps/webhook-secret")
     assert printed.returncode == 0 and printed.stdout.strip() == version_1
-    rotated = project_token_tool(str(PROJECT_ID), "--rotate", "--table", TABLE, "--secret-parameter",
-                                 "/review-apps/webhook-secret")
+    rotated = project_token_tool(
+        str(PROJECT_ID), "--rotate", "--table", TABLE, "--secret-parameter", "/review-apps/webhook-secret"
+    )
     assert rotated.returncode == 0, rotated.stderr
     version_2 = rotated.stdout.strip()
     assert version_2 != version_1 and len(version_2) == 64
@@ -258,9 +328,18 @@ def test_a_project_token_is_revoked_by_rotating_it(world: World):
 
 def test_a_definition_ecs_refuses_is_a_problem_on_the_mr_and_frees_the_slot(fault_world):
     world = fault_world
-    world.proxy.faults.append(Fault(f"{ECS}.RegisterTaskDefinition", 1, 400, {
-        "__type": "ClientException",
-        "message": "Invalid 'memory' setting for container 'web'. Container memory 1024 exceeds task memory 512."}))
+    world.proxy.faults.append(
+        Fault(
+            f"{ECS}.RegisterTaskDefinition",
+            1,
+            400,
+            {
+                "__type": "ClientException",
+                "message": "Invalid 'memory' setting for container 'web'. "
+                "Container memory 1024 exceeds task memory 512.",
+            },
+        )
+    )
     world.commit(SHA1, spec=ON_OPEN)
     answer = world.open_mr(1, SHA1)
     assert answer["status"] < 500

@@ -20,15 +20,31 @@ TEMPLATE = load_template()
 RESOURCES = TEMPLATE["Resources"]
 FUNCTIONS = [name for name, r in RESOURCES.items() if r["Type"] == "AWS::Serverless::Function"]
 CONTRACT = {
-    "GITLAB_URL", "GITLAB_TOKEN_PARAMETER", "WEBHOOK_SECRET_PARAMETER", "TABLE_NAME", "CLUSTER",
-    "SUBNETS", "SECURITY_GROUPS", "ASSIGN_PUBLIC_IP", "DEFAULT_TTL", "MAX_TTL", "INSTALL_ID", "SCHEDULE_GROUP",
-    "SCHEDULER_ROLE_ARN", "TASK_ROLE_ARNS", "EXECUTION_ROLE_ARNS",
+    "GITLAB_URL",
+    "GITLAB_TOKEN_PARAMETER",
+    "WEBHOOK_SECRET_PARAMETER",
+    "TABLE_NAME",
+    "CLUSTER",
+    "SUBNETS",
+    "SECURITY_GROUPS",
+    "ASSIGN_PUBLIC_IP",
+    "DEFAULT_TTL",
+    "MAX_TTL",
+    "INSTALL_ID",
+    "SCHEDULE_GROUP",
+    "SCHEDULER_ROLE_ARN",
+    "TASK_ROLE_ARNS",
+    "EXECUTION_ROLE_ARNS",
 }
 
 
 def _tool(name: str, env_var: str | None = None) -> str:
-    candidates = [os.environ.get(env_var or "", ""), str(Path(sys.executable).with_name(name)),
-                  str(ROOT / ".venv-sam" / "bin" / name), shutil.which(name) or ""]
+    candidates = [
+        os.environ.get(env_var or "", ""),
+        str(Path(sys.executable).with_name(name)),
+        str(ROOT / ".venv-sam" / "bin" / name),
+        shutil.which(name) or "",
+    ]
     for candidate in candidates:
         if candidate and Path(candidate).exists():
             return candidate
@@ -73,19 +89,30 @@ def test_handlers_resolve_as_the_template_names_them(name, monkeypatch):
 
 def test_configuration_contract_is_what_the_functions_get():
     variables = set(TEMPLATE["Globals"]["Function"]["Environment"]["Variables"])
-    assert CONTRACT <= variables
+    assert variables >= CONTRACT
     settings_source = (ROOT / "functions/review_apps/settings.py").read_text()
     read = set(re.findall(r'(?:env, |env\.get\()"([A-Z_]+)"', settings_source))
-    assert CONTRACT <= read
+    assert read >= CONTRACT
     lambda_sets = {"AWS_REGION", "AWS_DEFAULT_REGION"}  # the Lambda runtime's own
     assert read - lambda_sets <= variables, f"settings read variables the template does not set: {read - variables}"
 
 
 def test_every_function_has_samples_for_what_it_accepts():
     samples = {p.name for p in (ROOT / "events").glob("*.json")}
-    for prefix in ("webhook_merge_request_", "webhook_pipeline_", "webhook_note", "task_running", "task_stopped_",
-                   "reconcile_schedule", "wake_", "auth_authorize", "auth_callback", "auth_token", "auth_userinfo",
-                   "auth_discovery"):
+    for prefix in (
+        "webhook_merge_request_",
+        "webhook_pipeline_",
+        "webhook_note",
+        "task_running",
+        "task_stopped_",
+        "reconcile_schedule",
+        "wake_",
+        "auth_authorize",
+        "auth_callback",
+        "auth_token",
+        "auth_userinfo",
+        "auth_discovery",
+    ):
         assert any(s.startswith(prefix) for s in samples), prefix
 
 
@@ -97,14 +124,16 @@ def test_webhook_samples_hit_the_templates_route():
 
 
 def _rule_pattern(account: str, region: str) -> dict:
-    pattern = json.loads(json.dumps(
-        RESOURCES["TaskEventsFunction"]["Properties"]["Events"]["TaskStateChange"]["Properties"]["Pattern"]
-    ))
+    pattern = json.loads(
+        json.dumps(RESOURCES["TaskEventsFunction"]["Properties"]["Events"]["TaskStateChange"]["Properties"]["Pattern"])
+    )
     [cluster] = pattern["detail"]["clusterArn"]
     template = cluster["Sub"]
     pattern["detail"]["clusterArn"] = [
-        template.replace("${AWS::Partition}", "aws").replace("${AWS::Region}", region)
-        .replace("${AWS::AccountId}", account).replace("${ClusterName}", "review-apps")
+        template.replace("${AWS::Partition}", "aws")
+        .replace("${AWS::Region}", region)
+        .replace("${AWS::AccountId}", account)
+        .replace("${ClusterName}", "review-apps")
     ]
     return pattern
 
@@ -178,10 +207,15 @@ def test_no_wildcard_actions_and_scoped_conditions():
             actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
             assert all("*" not in action for action in actions), statement
     launch = {s["Sid"]: s for s in _policy_statements(LAUNCH_POLICY)}
-    assert launch["PassOnlyListedTaskRoles"]["Condition"] == launch["PassOnlyListedExecutionRoles"]["Condition"] == {
-        "StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
-    }
-    assert launch["TagOnCreate"]["Condition"]["StringEquals"]["ecs:CreateAction"] == ["RunTask", "RegisterTaskDefinition"]
+    assert (
+        launch["PassOnlyListedTaskRoles"]["Condition"]
+        == launch["PassOnlyListedExecutionRoles"]["Condition"]
+        == {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}
+    )
+    assert launch["TagOnCreate"]["Condition"]["StringEquals"]["ecs:CreateAction"] == [
+        "RunTask",
+        "RegisterTaskDefinition",
+    ]
     run, stop = launch["RunOwnFamiliesTaggedAsOurs"], launch["StopOnlyOwnTasks"]
     assert "ecs:cluster" in run["Condition"]["ArnEquals"]
     assert "task-definition/review-app_${AWS::StackName}_*" in run["Resource"]["Sub"]
@@ -207,7 +241,10 @@ def test_only_the_webhook_and_the_reconciler_can_launch():
 
 def test_the_webhook_is_throttled_and_its_concurrency_reserved():
     api = RESOURCES["WebhookApi"]["Properties"]["DefaultRouteSettings"]
-    assert api == {"ThrottlingRateLimit": {"Ref": "WebhookRateLimit"}, "ThrottlingBurstLimit": {"Ref": "WebhookBurstLimit"}}
+    assert api == {
+        "ThrottlingRateLimit": {"Ref": "WebhookRateLimit"},
+        "ThrottlingBurstLimit": {"Ref": "WebhookBurstLimit"},
+    }
     props = function_properties("WebhookFunction", TEMPLATE)
     assert props["ReservedConcurrentExecutions"] == {"Ref": "WebhookReservedConcurrency"}
 
@@ -254,7 +291,9 @@ def test_deadline_schedules_live_in_the_installs_own_group():
     assert trust["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
     # Only this install's schedule group may have Scheduler assume it, not any schedule in the account.
     assert trust["Condition"]["StringEquals"]["aws:SourceArn"] == {
-        "Sub": "arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule-group/${DeadlineScheduleGroup}"}
+        "Sub": "arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:"
+        "schedule-group/${DeadlineScheduleGroup}"
+    }
 
 
 def test_registering_is_bound_to_the_installs_tag_and_tags_are_read_only_where_they_can_be():
@@ -273,9 +312,12 @@ def test_an_empty_role_list_makes_no_pass_role_statement():
     """IAM refuses an empty resource: each list's statements exist only when it has roles."""
     statements = RESOURCES[LAUNCH_POLICY]["Properties"]["PolicyDocument"]["Statement"]
     conditional = {st["If"][1]["Sid"]: st["If"][0] for st in statements if "If" in st}
-    assert conditional == {"PassOnlyListedTaskRoles": "HasTaskRoles", "PassOnlyListedExecutionRoles": "HasExecutionRoles",
-                           "ReadWhoOwnsTheListedTaskRoles": "HasTaskRoles",
-                           "ReadWhoOwnsTheListedExecutionRoles": "HasExecutionRoles"}
+    assert conditional == {
+        "PassOnlyListedTaskRoles": "HasTaskRoles",
+        "PassOnlyListedExecutionRoles": "HasExecutionRoles",
+        "ReadWhoOwnsTheListedTaskRoles": "HasTaskRoles",
+        "ReadWhoOwnsTheListedExecutionRoles": "HasExecutionRoles",
+    }
     conditions = TEMPLATE["Conditions"]
     assert conditions["HasTaskRoles"] == {"Not": [{"Equals": [{"Join": ["", {"Ref": "ReviewAppTaskRoleArns"}]}, ""]}]}
     assert TEMPLATE["Parameters"]["ReviewAppTaskRoleArns"]["Default"] == ""
@@ -290,15 +332,19 @@ def test_address_mode_is_optional_and_its_policy_touches_only_what_the_install_m
     for name in set(FUNCTIONS) - {"AuthFunction"}:  # every function but sign-in routes
         policies = RESOURCES[name]["Properties"]["Policies"]
         assert ADDRESS_MODE_ONLY in policies or (
-            {"Ref": ROUTE_POLICY} in policies and RESOURCES[name]["Condition"] == "UseAddresses"), name
+            {"Ref": ROUTE_POLICY} in policies and RESOURCES[name]["Condition"] == "UseAddresses"
+        ), name
     route = {s["Sid"]: s for s in _route_statements()}
     install = {"Ref": "AWS::StackName"}
     assert route["ReadRoutes"]["Resource"] == "*" and all(
-        a.split(":")[1].startswith("Describe") for a in route["ReadRoutes"]["Action"])
+        a.split(":")[1].startswith("Describe") for a in route["ReadRoutes"]["Action"]
+    )
     for sid in ("CreateOwnTargetGroups", "CreateRulesOnTheListener"):
         assert route[sid]["Condition"]["StringEquals"] == {"aws:RequestTag/review-apps:install": install}, sid
     assert route["TagOnCreate"]["Condition"]["StringEquals"]["elasticloadbalancing:CreateAction"] == [
-        "CreateTargetGroup", "CreateRule"]
+        "CreateTargetGroup",
+        "CreateRule",
+    ]
     for sid in ("ChangeOwnTargetGroups", "ChangeOwnRules"):
         assert route[sid]["Condition"]["StringEquals"] == {"aws:ResourceTag/review-apps:install": install}, sid
     assert "targetgroup/ra-*/*" in route["CreateOwnTargetGroups"]["Resource"]["Sub"]
@@ -306,9 +352,16 @@ def test_address_mode_is_optional_and_its_policy_touches_only_what_the_install_m
     assert "DeleteTargetGroup" in str(route["ChangeOwnTargetGroups"]["Action"])
     assert "*" not in str(route["ChangeOwnRules"]["Resource"]).replace('"/*"', "").replace("'/*'", "")
     variables = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
-    assert variables["ALB_LISTENER_ARN"] == {"If": ["CreateAlb", {"Ref": "AlbHttpsListener"}, {"Ref": "AlbListenerArn"}]}
-    for created in ("ReviewAppsAlb", "AlbHttpsListener", "AlbHttpRedirectListener", "ReviewWildcardRecord",
-                    "AlbSecurityGroup"):
+    assert variables["ALB_LISTENER_ARN"] == {
+        "If": ["CreateAlb", {"Ref": "AlbHttpsListener"}, {"Ref": "AlbListenerArn"}]
+    }
+    for created in (
+        "ReviewAppsAlb",
+        "AlbHttpsListener",
+        "AlbHttpRedirectListener",
+        "ReviewWildcardRecord",
+        "AlbSecurityGroup",
+    ):
         assert RESOURCES[created]["Condition"] == "CreateAlb", created
     https = RESOURCES["AlbHttpsListener"]["Properties"]
     assert https["Protocol"] == "HTTPS" and https["SslPolicy"].startswith("ELBSecurityPolicy-TLS13")
@@ -371,8 +424,13 @@ def test_sign_in_is_its_own_provider_on_its_own_api_and_on_by_default():
 
 def test_sign_in_reads_only_its_secrets_and_touches_only_items():
     actions = _actions("AuthFunction")
-    assert actions == {"ssm:GetParameter", "secretsmanager:GetSecretValue", "dynamodb:GetItem", "dynamodb:PutItem",
-                       "dynamodb:DeleteItem"}
+    assert actions == {
+        "ssm:GetParameter",
+        "secretsmanager:GetSecretValue",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:DeleteItem",
+    }
     statements = {s["Sid"]: s for s in RESOURCES["AuthFunction"]["Properties"]["Policies"][0]["Statement"]}
     assert statements["ReadTheLoadBalancersClientSecret"]["Resource"] == {"Ref": "AlbClientSecret"}
     route = str(RESOURCES[ROUTE_POLICY]["Properties"]["PolicyDocument"]["Statement"])

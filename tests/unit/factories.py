@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from review_apps.events import ContainerState, TaskEvent
 from review_apps.model.record import MergeRequestRef, Record
@@ -79,6 +79,6 @@ def task_event(
         stopped_reason=stopped_reason,
         eni_id="eni-1",
         private_ip="10.0.0.7",
-        started_at=datetime.fromtimestamp(NOW + 40, tz=timezone.utc) if started else None,
-        stopped_at=datetime.fromtimestamp(NOW + 1840, tz=timezone.utc) if last_status == "STOPPED" else None,
+        started_at=datetime.fromtimestamp(NOW + 40, tz=UTC) if started else None,
+        stopped_at=datetime.fromtimestamp(NOW + 1840, tz=UTC) if last_status == "STOPPED" else None,
     )

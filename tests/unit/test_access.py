@@ -149,5 +149,11 @@ def test_a_blocked_user_never_gets_in(state):
 
 def test_level_names():
     assert [access.level_name(v) for v in (10, 15, 20, 30, 40, 50, 7)] == [
-        "Guest", "Planner", "Reporter", "Developer", "Maintainer", "Owner", "access level 7",
+        "Guest",
+        "Planner",
+        "Reporter",
+        "Developer",
+        "Maintainer",
+        "Owner",
+        "access level 7",
     ]

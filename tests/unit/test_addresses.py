@@ -16,29 +16,38 @@ from review_apps.lifecycle import addresses
 from review_apps.lifecycle.addresses import Route, has_app, host_label, plan_routes
 from review_apps.model.record import Record
 from review_apps.model.values import Status
+from review_apps.problems import Problems
 from review_apps.settings import SettingsError, load_settings
 from review_apps.spec import parse_spec
-from review_apps.problems import Problems
 from tests.unit.test_messages_and_models import ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 LISTENER = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/shared/50dc6c495c0c9188/f2f7dc8efc522ab2"
-ADDRESSES = {**ENV, "ALB_LISTENER_ARN": LISTENER, "REVIEW_DOMAIN": "review.example.com", "VPC_ID": "vpc-0a1b2c3d",
-             "MAX_RUNNING_APPS": "20", "OIDC_ISSUER": "https://abc123.execute-api.us-east-1.amazonaws.com/auth",
-             "OIDC_CLIENT_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:111122223333:secret:ra-alb-AbCdEf"}
+ADDRESSES = {
+    **ENV,
+    "ALB_LISTENER_ARN": LISTENER,
+    "REVIEW_DOMAIN": "review.example.com",
+    "VPC_ID": "vpc-0a1b2c3d",
+    "MAX_RUNNING_APPS": "20",
+    "OIDC_ISSUER": "https://abc123.execute-api.us-east-1.amazonaws.com/auth",
+    "OIDC_CLIENT_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:111122223333:secret:ra-alb-AbCdEf",
+}
 
 
 # --------------------------------------------------------------------------- the host
 
 
-@pytest.mark.parametrize(("path", "project", "iid", "label"), [
-    ("awesome_space/awesome_project", 14, 42, "awesome-project-mr42-p14"),
-    ("Group/Shop.Web", 7, 1, "shop-web-mr1-p7"),
-    ("a/__x__", 3, 9, "x-mr9-p3"),
-    ("a/___", 3, 9, "mr9-p3"),  # nothing readable left: the ids alone
-    ("g/" + "n" * 80, 123456, 7890, "n" * (63 - len("-mr7890-p123456")) + "-mr7890-p123456"),
-    ("g/" + "ab-" * 30, 1, 2, ("ab-" * 30)[:56].rstrip("-") + "-mr2-p1"),
-])
+@pytest.mark.parametrize(
+    ("path", "project", "iid", "label"),
+    [
+        ("awesome_space/awesome_project", 14, 42, "awesome-project-mr42-p14"),
+        ("Group/Shop.Web", 7, 1, "shop-web-mr1-p7"),
+        ("a/__x__", 3, 9, "x-mr9-p3"),
+        ("a/___", 3, 9, "mr9-p3"),  # nothing readable left: the ids alone
+        ("g/" + "n" * 80, 123456, 7890, "n" * (63 - len("-mr7890-p123456")) + "-mr7890-p123456"),
+        ("g/" + "ab-" * 30, 1, 2, ("ab-" * 30)[:56].rstrip("-") + "-mr2-p1"),
+    ],
+)
 def test_the_host_is_one_readable_dns_label(path, project, iid, label):
     assert host_label(path, project, iid) == label
     assert len(label) <= 63 and re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?", label)
@@ -63,9 +72,14 @@ SH = shutil.which("sh")
 
 
 def _ci_host(path: str, project: int, iid: int, tmp: Path) -> str:
-    env = {"CI_MERGE_REQUEST_PROJECT_PATH": path, "CI_MERGE_REQUEST_PROJECT_ID": str(project),
-           "CI_MERGE_REQUEST_IID": str(iid), "REVIEW_DOMAIN": "review.example.com", "PATH": "/usr/bin:/bin",
-           "LC_ALL": "C.UTF-8"}
+    env = {
+        "CI_MERGE_REQUEST_PROJECT_PATH": path,
+        "CI_MERGE_REQUEST_PROJECT_ID": str(project),
+        "CI_MERGE_REQUEST_IID": str(iid),
+        "REVIEW_DOMAIN": "review.example.com",
+        "PATH": "/usr/bin:/bin",
+        "LC_ALL": "C.UTF-8",
+    }
     subprocess.run([SH, "-ec", "\n".join(_readme_ci_job())], env=env, cwd=tmp, check=True, timeout=10)
     text = (tmp / "review-app.env").read_text()
     (tmp / "review-app.env").unlink()
@@ -74,16 +88,30 @@ def _ci_host(path: str, project: int, iid: int, tmp: Path) -> str:
 
 
 @pytest.mark.skipif(SH is None, reason="needs a POSIX sh")
-@pytest.mark.parametrize("path", ["awesome_space/awesome_project", "Group/Shop.Web", "a/___", "g/" + "n" * 80,
-                                  "g/" + "ab-" * 30, "g/Ünïcode_Näme", "g/-lead", "g/trail-"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "awesome_space/awesome_project",
+        "Group/Shop.Web",
+        "a/___",
+        "g/" + "n" * 80,
+        "g/" + "ab-" * 30,
+        "g/Ünïcode_Näme",
+        "g/-lead",
+        "g/trail-",
+    ],
+)
 def test_the_readme_ci_job_computes_the_same_host(path, tmp_path):
     assert _ci_host(path, 123, 45, tmp_path) == host_label(path, 123, 45)
 
 
 @pytest.mark.skipif(SH is None, reason="needs a POSIX sh")
 @settings(max_examples=40, deadline=None)
-@given(name=st.text(st.characters(codec="utf-8", exclude_characters="\x00/"), min_size=0, max_size=90),
-       project=st.integers(1, 10**9), iid=st.integers(1, 10**6))
+@given(
+    name=st.text(st.characters(codec="utf-8", exclude_characters="\x00/"), min_size=0, max_size=90),
+    project=st.integers(1, 10**9),
+    iid=st.integers(1, 10**6),
+)
 def test_the_readme_ci_job_agrees_on_any_project_name(name, project, iid, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ci")
     assert _ci_host(f"group/{name}", project, iid, tmp) == host_label(f"group/{name}", project, iid)
@@ -169,11 +197,16 @@ def test_a_second_rule_for_one_app_is_deleted_keeping_the_recorded_one():
 
 
 def test_kept_rules_whose_sign_in_differs_are_rewritten_where_they_forward():
-    records = [record(1, Status.LIVE, target_group_arn="tg1", rule_arn="r1"),
-               record(2, Status.ASLEEP, target_group_arn="tg2", rule_arn="r2"),
-               record(3, Status.STOPPED, stopped_at=NOW - 600)]
-    routes = [Route("tg1", (14, 1), ("r1",), (("r1", "tg1"),)), Route("tg2", (14, 2), ("r2",), (("r2", "wake"),)),
-              Route("tg3", (14, 3), ("r3",), (("r3", "tg3"),))]
+    records = [
+        record(1, Status.LIVE, target_group_arn="tg1", rule_arn="r1"),
+        record(2, Status.ASLEEP, target_group_arn="tg2", rule_arn="r2"),
+        record(3, Status.STOPPED, stopped_at=NOW - 600),
+    ]
+    routes = [
+        Route("tg1", (14, 1), ("r1",), (("r1", "tg1"),)),
+        Route("tg2", (14, 2), ("r2",), (("r2", "wake"),)),
+        Route("tg3", (14, 3), ("r3",), (("r3", "tg3"),)),
+    ]
     plan = plan_routes(routes, records, NOW)
     assert plan.resign == [("r1", "tg1"), ("r2", "wake")]  # the removed route's rule goes, not resigned
     assert [r.mr for r in plan.remove] == [(14, 3)]
@@ -205,16 +238,19 @@ def test_address_settings():
     assert load_settings({**ADDRESSES, "REVIEW_DOMAIN": "Review.Example.COM."}).review_domain == "review.example.com"
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"ALB_LISTENER_ARN": LISTENER.replace("listener/app", "listener/net")}, "Application Load Balancer listener"),
-    ({"REVIEW_DOMAIN": ""}, "REVIEW_DOMAIN is not set"),
-    ({"REVIEW_DOMAIN": "*.review.example.com"}, "REVIEW_DOMAIN must be a DNS name"),
-    ({"REVIEW_DOMAIN": "review_apps.example.com"}, "REVIEW_DOMAIN must be a DNS name"),
-    ({"VPC_ID": "my-vpc"}, "VPC_ID must be a VPC id"),
-    ({"VPC_ID": ""}, "VPC_ID is not set"),
-    ({"MAX_RUNNING_APPS": "0"}, "unset \\(no cap\\).*at most 100"),
-    ({"MAX_RUNNING_APPS": "101"}, "MAX_RUNNING_APPS is 101.*between 1 and 100"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"ALB_LISTENER_ARN": LISTENER.replace("listener/app", "listener/net")}, "Application Load Balancer listener"),
+        ({"REVIEW_DOMAIN": ""}, "REVIEW_DOMAIN is not set"),
+        ({"REVIEW_DOMAIN": "*.review.example.com"}, "REVIEW_DOMAIN must be a DNS name"),
+        ({"REVIEW_DOMAIN": "review_apps.example.com"}, "REVIEW_DOMAIN must be a DNS name"),
+        ({"VPC_ID": "my-vpc"}, "VPC_ID must be a VPC id"),
+        ({"VPC_ID": ""}, "VPC_ID is not set"),
+        ({"MAX_RUNNING_APPS": "0"}, "unset \\(no cap\\).*at most 100"),
+        ({"MAX_RUNNING_APPS": "101"}, "MAX_RUNNING_APPS is 101.*between 1 and 100"),
+    ],
+)
 def test_address_settings_refuse_what_the_alb_cannot_hold(change, message):
     with pytest.raises(SettingsError, match=message):
         load_settings({**ADDRESSES, **change})
@@ -230,16 +266,19 @@ def test_sign_in_settings():
     assert (custom.min_access_level, custom.alb_session_seconds) == (30, 900)
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"REVIEW_APP_ACCESS": "everyone"}, "REVIEW_APP_ACCESS must be members or public"),
-    ({"REVIEW_APP_MIN_ACCESS_LEVEL": "25"}, "must be a GitLab access level"),
-    ({"REVIEW_APP_MIN_ACCESS_LEVEL": "reporter"}, "must be a GitLab access level"),
-    ({"REVIEW_APP_SESSION_SECONDS": "86400"}, "must be 60 to 43200"),
-    ({"REVIEW_APP_SESSION_SECONDS": "0"}, "must be 60 to 43200"),
-    ({"OIDC_CLIENT_SECRET_ARN": ""}, "OIDC_CLIENT_SECRET_ARN is not set"),
-    ({"OIDC_ISSUER": "http://abc.example.com/auth"}, "OIDC_ISSUER must be https://<api host>/auth"),
-    ({"OIDC_ISSUER": "https://abc.example.com/other"}, "OIDC_ISSUER must be https://<api host>/auth"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"REVIEW_APP_ACCESS": "everyone"}, "REVIEW_APP_ACCESS must be members or public"),
+        ({"REVIEW_APP_MIN_ACCESS_LEVEL": "25"}, "must be a GitLab access level"),
+        ({"REVIEW_APP_MIN_ACCESS_LEVEL": "reporter"}, "must be a GitLab access level"),
+        ({"REVIEW_APP_SESSION_SECONDS": "86400"}, "must be 60 to 43200"),
+        ({"REVIEW_APP_SESSION_SECONDS": "0"}, "must be 60 to 43200"),
+        ({"OIDC_CLIENT_SECRET_ARN": ""}, "OIDC_CLIENT_SECRET_ARN is not set"),
+        ({"OIDC_ISSUER": "http://abc.example.com/auth"}, "OIDC_ISSUER must be https://<api host>/auth"),
+        ({"OIDC_ISSUER": "https://abc.example.com/other"}, "OIDC_ISSUER must be https://<api host>/auth"),
+    ],
+)
 def test_sign_in_settings_refuse_mistakes(change, message):
     with pytest.raises(SettingsError, match=message):
         load_settings({**ADDRESSES, **change})

@@ -163,9 +163,13 @@ def test_uwsgi_and_nginx_sharing_a_socket_become_the_expected_task_definition():
 
 def test_the_proxy_serves_the_app_and_is_wrapped_only_when_asked():
     derived = taskdef.derive(
-        translate().task_definition, spec(task_definition="", compose="docker-compose.yml", ttl_seconds=1800),
-        project_id=14, mr_iid=3, placeholders=placeholder_values(SHA, "feature/x", 3, "g/p"),
-        limits=LIMITS, install=INSTALL,
+        translate().task_definition,
+        spec(task_definition="", compose="docker-compose.yml", ttl_seconds=1800),
+        project_id=14,
+        mr_iid=3,
+        placeholders=placeholder_values(SHA, "feature/x", 3, "g/p"),
+        limits=LIMITS,
+        install=INSTALL,
     )
     assert isinstance(derived, taskdef.DerivedTaskDefinition), derived
     assert derived.container == "proxy" and derived.port == 80
@@ -177,7 +181,11 @@ def test_the_proxy_serves_the_app_and_is_wrapped_only_when_asked():
     asked = taskdef.derive(
         translate().task_definition,
         spec(task_definition="", compose="docker-compose.yml", ttl_seconds=1800, wrap_in_timeout=True),
-        project_id=14, mr_iid=3, placeholders={}, limits=LIMITS, install=INSTALL,
+        project_id=14,
+        mr_iid=3,
+        placeholders={},
+        limits=LIMITS,
+        install=INSTALL,
     )
     proxy = asked.register_kwargs["containerDefinitions"][1]
     assert proxy["entryPoint"] == ["timeout", "-k", "30", "1800"]
@@ -190,8 +198,13 @@ def test_the_proxy_serves_the_app_and_is_wrapped_only_when_asked():
 def test_a_serving_container_that_is_not_essential_is_explained():
     params = ECS_PARAMS.replace("    backend:\n      essential: true", "    proxy:\n      essential: false")
     derived = taskdef.derive(
-        translate(params=params).task_definition, spec(task_definition="", compose="docker-compose.yml"),
-        project_id=14, mr_iid=3, placeholders={}, limits=LIMITS, install=INSTALL,
+        translate(params=params).task_definition,
+        spec(task_definition="", compose="docker-compose.yml"),
+        project_id=14,
+        mr_iid=3,
+        placeholders={},
+        limits=LIMITS,
+        install=INSTALL,
     )
     assert isinstance(derived, Problems)
     assert "not essential" in derived.problems[0] and "essential: true" in derived.problems[0]
@@ -331,12 +344,18 @@ def test_compose_problems(text, message):
         ("version: 1\ntask_definition:\n  task_size: {cpu_limit: lots}\n", "is not CPU units"),
         ("version: 1\ntask_definition:\n  task_size: {mem_limit: big}\n", "is not a size"),
         ("version: 1\ntask_definition:\n  services: {db: {essential: true}}\n", "is not a service of the compose"),
-        (f"version: 1\ntask_definition:\n  task_role_arn: {TASK_ROLE}\n", "as its task role, which review apps may not use"),
+        (
+            f"version: 1\ntask_definition:\n  task_role_arn: {TASK_ROLE}\n",
+            "as its task role, which review apps may not use",
+        ),
     ],
 )
 def test_ecs_params_problems(params, message):
-    result = translate("services:\n  web:\n    image: app\n    ports: ['80']\n", params,
-                       limits=Limits(execution_role_arns=(EXECUTION_ROLE,)))
+    result = translate(
+        "services:\n  web:\n    image: app\n    ports: ['80']\n",
+        params,
+        limits=Limits(execution_role_arns=(EXECUTION_ROLE,)),
+    )
     assert isinstance(result, Problems)
     assert any(message in p for p in result.problems), result.problems
 

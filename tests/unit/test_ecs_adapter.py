@@ -29,8 +29,10 @@ def ecs():
         yield Ecs(load_settings({**ENV, "ASSIGN_PUBLIC_IP": "ENABLED"}), client, lambda: ec2), stub
 
 
-NO_CAPACITY = {"tasks": [], "failures": [{"arn": TD, "reason": "Capacity is unavailable at this time.",
-                                            "detail": "FARGATE"}]}
+NO_CAPACITY = {
+    "tasks": [],
+    "failures": [{"arn": TD, "reason": "Capacity is unavailable at this time.", "detail": "FARGATE"}],
+}
 
 
 def run_request(rec, token):
@@ -43,8 +45,11 @@ def run_request(rec, token):
         "startedBy": rec.launch_id,
         "clientToken": token,
         "networkConfiguration": {
-            "awsvpcConfiguration": {"subnets": ["subnet-1", "subnet-2"], "securityGroups": ["sg-1"],
-                                    "assignPublicIp": "ENABLED"}
+            "awsvpcConfiguration": {
+                "subnets": ["subnet-1", "subnet-2"],
+                "securityGroups": ["sg-1"],
+                "assignPublicIp": "ENABLED",
+            }
         },
         "enableECSManagedTags": True,
         "tags": ANY,
@@ -89,7 +94,8 @@ def test_other_failures_are_not_retried(ecs):
 def test_missing_task_definition_is_its_own_error(ecs):
     adapter, stub = ecs
     stub.add_client_error(
-        "describe_task_definition", service_error_code="ClientException",
+        "describe_task_definition",
+        service_error_code="ClientException",
         service_message="Unable to describe task definition.",
     )
     with pytest.raises(TaskDefinitionNotFound, match="Unable to describe task definition"):

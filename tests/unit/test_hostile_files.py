@@ -16,21 +16,89 @@ from review_apps.problems import Problems
 from review_apps.spec import Spec, parse_spec
 from review_apps.untrusted import ECHO_LIMIT, UnreadableFile, code, load_yaml, plain
 
-SPEC_KEYS = ["task_definition", "compose", "ecs_params", "container", "port", "image", "command", "ttl", "trigger",
-             "cpu", "memory", "capacity", "architecture", "label", "drafts", "wrap_in_timeout"]
-SERVICE_KEYS = ["image", "command", "entrypoint", "environment", "ports", "mem_limit", "mem_reservation",
-                "cpu_shares", "working_dir", "user", "healthcheck", "depends_on", "logging", "volumes", "labels",
-                "deploy", "build", "privileged", "restart", "x-extra", "stdin_open", "tty"]
-PARAM_KEYS = ["version", "task_definition", "run_params", "ecs_network_mode", "task_role_arn",
-              "task_execution_role", "task_size", "cpu_limit", "mem_limit", "services", "essential"]
+SPEC_KEYS = [
+    "task_definition",
+    "compose",
+    "ecs_params",
+    "container",
+    "port",
+    "image",
+    "command",
+    "ttl",
+    "trigger",
+    "cpu",
+    "memory",
+    "capacity",
+    "architecture",
+    "label",
+    "drafts",
+    "wrap_in_timeout",
+]
+SERVICE_KEYS = [
+    "image",
+    "command",
+    "entrypoint",
+    "environment",
+    "ports",
+    "mem_limit",
+    "mem_reservation",
+    "cpu_shares",
+    "working_dir",
+    "user",
+    "healthcheck",
+    "depends_on",
+    "logging",
+    "volumes",
+    "labels",
+    "deploy",
+    "build",
+    "privileged",
+    "restart",
+    "x-extra",
+    "stdin_open",
+    "tty",
+]
+PARAM_KEYS = [
+    "version",
+    "task_definition",
+    "run_params",
+    "ecs_network_mode",
+    "task_role_arn",
+    "task_execution_role",
+    "task_size",
+    "cpu_limit",
+    "mem_limit",
+    "services",
+    "essential",
+]
 PLACES = {"spec": SPEC_KEYS, "compose": SERVICE_KEYS + ["services", "volumes", "web"], "params": PARAM_KEYS}
 LIMITS = Limits(task_role_arns=("arn:aws:iam::1:role/t",), execution_role_arns=("arn:aws:iam::1:role/e",))
 PER_DOCUMENT_SECONDS = 1.0
 
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=30),
-    st.sampled_from(["@all", "`x`", "[a](https://evil.example)", "${CI_COMMIT_SHA}", "${HOME}", "1h", "512m",
-                     "0.5 vCPU", "awslogs", "CMD", "/x", "./y:/z", "80:8080/tcp", "'unclosed"]),
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=False),
+    st.text(max_size=30),
+    st.sampled_from(
+        [
+            "@all",
+            "`x`",
+            "[a](https://evil.example)",
+            "${CI_COMMIT_SHA}",
+            "${HOME}",
+            "1h",
+            "512m",
+            "0.5 vCPU",
+            "awslogs",
+            "CMD",
+            "/x",
+            "./y:/z",
+            "80:8080/tcp",
+            "'unclosed",
+        ]
+    ),
     st.text(min_size=2000, max_size=20000),  # huge strings
 )
 
@@ -50,25 +118,35 @@ def document(place: str):
     keys = PLACES[place]
     tree = st.dictionaries(st.sampled_from(keys), values(keys), max_size=8)
     if place == "compose":
-        tree = st.builds(lambda services, rest: {"services": services, **rest},
-                         st.dictionaries(st.one_of(st.sampled_from(["web", "db", "x-y"]), st.text(max_size=6)),
-                                         st.one_of(st.dictionaries(st.sampled_from(SERVICE_KEYS), values(keys),
-                                                                   max_size=6), scalars), max_size=3),
-                         st.dictionaries(st.sampled_from(["volumes", "x-logging"]), values(keys), max_size=2))
+        tree = st.builds(
+            lambda services, rest: {"services": services, **rest},
+            st.dictionaries(
+                st.one_of(st.sampled_from(["web", "db", "x-y"]), st.text(max_size=6)),
+                st.one_of(st.dictionaries(st.sampled_from(SERVICE_KEYS), values(keys), max_size=6), scalars),
+                max_size=3,
+            ),
+            st.dictionaries(st.sampled_from(["volumes", "x-logging"]), values(keys), max_size=2),
+        )
     dumped = tree.map(lambda data: yaml.safe_dump(data, allow_unicode=True))
-    hostile = st.sampled_from([
-        "a: &a [x, x, x, x, x, x, x, x]\n" + "".join(
-            f"{n}: &{n} [" + ",".join([f"*{p}"] * 8) + "]\n" for p, n in zip("abcdefg", "bcdefgh")),
-        "[" * 3000 + "]" * 3000,
-        "a: &a [*a]\n",
-        "{" * 60 + "}" * 60,
-        "services:\n  web: &w\n    image: x\n    labels: *w\n",
-        "x: !!python/object/apply:os.system ['echo hi']\n",
-        "services:\n  web:\n    image: app\n" + "    environment:\n" + "".join(f"      V{i}: {i}\n" for i in range(4000)),
-        "\t: -\n",
-        "",
-        "- just\n- a list\n",
-    ])
+    hostile = st.sampled_from(
+        [
+            "a: &a [x, x, x, x, x, x, x, x]\n"
+            + "".join(
+                f"{n}: &{n} [" + ",".join([f"*{p}"] * 8) + "]\n" for p, n in zip("abcdefg", "bcdefgh", strict=True)
+            ),
+            "[" * 3000 + "]" * 3000,
+            "a: &a [*a]\n",
+            "{" * 60 + "}" * 60,
+            "services:\n  web: &w\n    image: x\n    labels: *w\n",
+            "x: !!python/object/apply:os.system ['echo hi']\n",
+            "services:\n  web:\n    image: app\n"
+            + "    environment:\n"
+            + "".join(f"      V{i}: {i}\n" for i in range(4000)),
+            "\t: -\n",
+            "",
+            "- just\n- a list\n",
+        ]
+    )
     return st.one_of(dumped, dumped, dumped, hostile, st.text(max_size=200))
 
 
@@ -79,8 +157,12 @@ def timed(parse, text: str):
     return result
 
 
-HYPOTHESIS = settings(max_examples=int(__import__("os").environ.get("HOSTILE_EXAMPLES", "400")), deadline=None, derandomize=True,
-                      suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+HYPOTHESIS = settings(
+    max_examples=int(__import__("os").environ.get("HOSTILE_EXAMPLES", "400")),
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 def _problems_are_bounded(problems: tuple[str, ...]) -> None:
@@ -99,9 +181,15 @@ def test_the_spec_parser_answers_any_document_with_problems(text):
 
 
 def _translate(compose_text: str, params_text: str | None):
-    return compose.translate(compose_text, params_text, compose_path="docker-compose.yml",
-                             params_path="ecs-params.yml" if params_text is not None else None,
-                             placeholders={"CI_COMMIT_SHA": "a" * 40}, limits=LIMITS, family="compose")
+    return compose.translate(
+        compose_text,
+        params_text,
+        compose_path="docker-compose.yml",
+        params_path="ecs-params.yml" if params_text is not None else None,
+        placeholders={"CI_COMMIT_SHA": "a" * 40},
+        limits=LIMITS,
+        family="compose",
+    )
 
 
 @HYPOTHESIS
@@ -135,8 +223,10 @@ def test_a_file_over_64_kib_is_refused_before_parsing():
 
 
 def test_anchors_used_reasonably_still_load():
-    text = "x-common: &common\n  image: app\n  user: '1000'\nservices:\n  web:\n    <<: *common\n  worker:\n" \
-           "    <<: *common\n"
+    text = (
+        "x-common: &common\n  image: app\n  user: '1000'\nservices:\n  web:\n    <<: *common\n  worker:\n"
+        "    <<: *common\n"
+    )
     assert load_yaml(text, "c.yml")["services"]["worker"] == {"image": "app", "user": "1000"}
 
 

@@ -9,16 +9,14 @@ import pytest
 from review_apps import lifecycle
 from review_apps.events import MergeRequestEvent, NoteEvent, OtherEvent, PipelineEvent
 from review_apps.lifecycle import ConsiderDeploy, Ignore, Launch, Reject, StopApp, StopReason
+from review_apps.messages import render_note
 from review_apps.model.values import Status
 from review_apps.problems import Problems
-from review_apps.messages import render_note
 from tests.unit.factories import MR, NOW, SHA, SHA2, TASK, record, spec, task_event
 
 
 def mr_event(action: str, pushed: bool = False, state: str = "opened") -> MergeRequestEvent:
-    return MergeRequestEvent(
-        mr=MR, action=action, state=state, head_sha=SHA, pushed=pushed, draft=False, labels=()
-    )
+    return MergeRequestEvent(mr=MR, action=action, state=state, head_sha=SHA, pushed=pushed, draft=False, labels=())
 
 
 # --------------------------------------------------------------------------- routing GitLab events
@@ -306,8 +304,12 @@ def test_killed_before_the_deadline_is_a_crash():
 
 
 def test_crash_names_container_exit_code_and_reason():
-    event = task_event("STOPPED", exit_code=1, stop_code="EssentialContainerExited",
-                       stopped_reason="Essential container in task exited")
+    event = task_event(
+        "STOPPED",
+        exit_code=1,
+        stop_code="EssentialContainerExited",
+        stopped_reason="Essential container in task exited",
+    )
     assert explain(event) == (
         StopReason.CRASHED,
         "container `web` exited with code 1 (Essential container in task exited)",
@@ -347,7 +349,8 @@ def test_stopped_before_starting_is_a_failure_unless_we_asked():
     assert crashed.status == Status.FAILED and crashed.stop_reason == StopReason.CRASHED
     merged = lifecycle.stopped(
         record(status=Status.STOPPING, stop_reason=StopReason.MERGED),
-        task_event("STOPPED", version=7, started=False), NOW,
+        task_event("STOPPED", version=7, started=False),
+        NOW,
     )
     assert merged.status == Status.STOPPED and merged.stop_reason == StopReason.MERGED
     assert crashed.expires_at == merged.expires_at == NOW + 14 * 86400
@@ -357,7 +360,8 @@ def test_stopped_event_alone_tells_that_the_app_had_started():
     """RUNNING may arrive after STOPPED, or never: the outcome must not depend on it."""
     in_order = lifecycle.stopped(
         lifecycle.went_live(record(), task_event("RUNNING"), url="http://10.0.0.7:8000", url_note="", now=NOW),
-        task_event("STOPPED", exit_code=124, version=8), NOW + 1900,
+        task_event("STOPPED", exit_code=124, version=8),
+        NOW + 1900,
     )
     stopped_first = lifecycle.stopped(record(), task_event("STOPPED", exit_code=124, version=8), NOW + 1900)
     assert stopped_first == dataclasses.replace(in_order, url_note=stopped_first.url_note)
@@ -376,16 +380,32 @@ def test_stopped_after_live_records_when():
 
 
 def labelled(cause="opened", labels=(), draft=False, added=(), removed=(), ready=False, sha=SHA):
-    return ConsiderDeploy(MR, sha, cause, labels=tuple(labels), draft=draft, labels_added=tuple(added),
-                          labels_removed=tuple(removed), became_ready=ready)
+    return ConsiderDeploy(
+        MR,
+        sha,
+        cause,
+        labels=tuple(labels),
+        draft=draft,
+        labels_added=tuple(added),
+        labels_removed=tuple(removed),
+        became_ready=ready,
+    )
 
 
 ON_LABEL = spec(trigger="merge_request", label="review-app")
 
 
 def test_label_edits_are_considered_only_when_labels_or_draft_changed():
-    event = MergeRequestEvent(mr=MR, action="update", state="opened", head_sha=SHA, pushed=False, draft=False,
-                              labels=("review-app",), labels_added=("review-app",))
+    event = MergeRequestEvent(
+        mr=MR,
+        action="update",
+        state="opened",
+        head_sha=SHA,
+        pushed=False,
+        draft=False,
+        labels=("review-app",),
+        labels_added=("review-app",),
+    )
     assert lifecycle.route_gitlab_event(event).cause == "edited"
 
 
@@ -427,9 +447,15 @@ def comment(text: str, system: bool = False) -> NoteEvent:
 
 @pytest.mark.parametrize(
     ("text", "parsed"),
-    [("/review-app deploy", ("deploy", "")), ("/review-app extend 1h\nplease", ("extend", "1h")),
-     ("/review-app", ("help", "")), ("  /review-app STATUS  ", ("status", "")), ("/review-apps deploy", None),
-     ("please /review-app deploy", None), ("", None)],
+    [
+        ("/review-app deploy", ("deploy", "")),
+        ("/review-app extend 1h\nplease", ("extend", "1h")),
+        ("/review-app", ("help", "")),
+        ("  /review-app STATUS  ", ("status", "")),
+        ("/review-apps deploy", None),
+        ("please /review-app deploy", None),
+        ("", None),
+    ],
 )
 def test_parse_command(text, parsed):
     assert lifecycle.parse_command(text) == parsed
@@ -456,7 +482,8 @@ def test_what_each_command_does():
     deploy = answer("/review-app deploy")
     assert isinstance(deploy, ConsiderDeploy) and deploy.cause == "command"
     assert "is live at http://10.0.0.7:8000" in answer(
-        "/review-app status", rec=record(status=Status.LIVE, url="http://10.0.0.7:8000"))
+        "/review-app status", rec=record(status=Status.LIVE, url="http://10.0.0.7:8000")
+    )
     assert "nothing has been deployed" in answer("/review-app status")
     assert "`/review-app deploy` launches" in answer("/review-app help")
     assert "`dance` is not a review-app command" in answer("/review-app dance")
@@ -524,8 +551,8 @@ def test_slot_scopes_follow_the_caps():
     assert lifecycle.slot_scopes(lifecycle.Caps(), 14) == ()
     assert lifecycle.slot_scopes(lifecycle.Caps(5, 2), 14) == (("all", 5), ("project/14", 2))
     assert lifecycle.slot_scopes(lifecycle.Caps(0, 2), 14) == (("project/14", 2),)
-    assert "this install runs at most 1 review app at once" == lifecycle.cap_detail("all", 1)
-    assert "this project may run at most 3 review apps at once" == lifecycle.cap_detail("project/14", 3)
+    assert lifecycle.cap_detail("all", 1) == "this install runs at most 1 review app at once"
+    assert lifecycle.cap_detail("project/14", 3) == "this project may run at most 3 review apps at once"
 
 
 def test_slot_change_takes_keeps_and_releases():
@@ -630,8 +657,15 @@ def test_a_new_commit_after_an_extension_starts_over_with_its_own_ttl():
 
 @pytest.mark.parametrize(
     ("allowlist", "admitted"),
-    [((), True), (("14",), True), (("g/p",), True), (("other", "g/p"), True), (("15",), False),
-     (("g/q",), False), (("",), False)],
+    [
+        ((), True),
+        (("14",), True),
+        (("g/p",), True),
+        (("other", "g/p"), True),
+        (("15",), False),
+        (("g/q",), False),
+        (("",), False),
+    ],
 )
 def test_the_allowlist_admits_projects_by_id_or_path(allowlist, admitted):
     decision = lifecycle.admitted(MR, allowlist)
@@ -654,7 +688,10 @@ def test_an_unknown_command_is_echoed_as_inert_code():
 
 def test_a_spec_label_is_echoed_as_inert_code():
     decision = lifecycle.plan_deploy(
-        lifecycle.ConsiderDeploy(MR, SHA, lifecycle.Cause.PIPELINE), spec(label="`@all`"), None,
-        mr_state="opened", mr_head_sha=SHA,
+        lifecycle.ConsiderDeploy(MR, SHA, lifecycle.Cause.PIPELINE),
+        spec(label="`@all`"),
+        None,
+        mr_state="opened",
+        mr_head_sha=SHA,
     )
     assert decision.reason == "the merge request does not have the `'@all'` label"

@@ -75,8 +75,9 @@ def test_capped_ttl_is_explained():
     ],
 )
 def test_stopped_note_gives_the_reason_in_plain_words(reason, detail, expected, relaunch):
-    text = render_note(record(status=Status.STOPPED, stop_reason=reason, stop_detail=detail, live_at=NOW,
-                              stopped_at=NOW + 1800))
+    text = render_note(
+        record(status=Status.STOPPED, stop_reason=reason, stop_detail=detail, live_at=NOW, stopped_at=NOW + 1800)
+    )
     assert expected in text
     assert ("To get a new one" in text) is relaunch
 
@@ -115,7 +116,10 @@ def test_gitlab_view_through_a_lifecycle():
     assert (deploying.commit_status.state, deploying.deployment_status) == ("running", "running")
     live = gitlab_view(record(status=Status.LIVE, url="http://u:1", live_at=NOW))
     assert (live.commit_status.state, live.commit_status.target_url, live.environment_url) == (
-        "success", "http://u:1", "http://u:1")
+        "success",
+        "http://u:1",
+        "http://u:1",
+    )
     stopped = gitlab_view(record(status=Status.STOPPED, live_at=NOW, stop_reason=StopReason.TTL, url="http://u:1"))
     assert (stopped.commit_status.state, stopped.commit_status.target_url) == ("success", "http://u:1")
     assert stopped.environment_stopped and stopped.deployment_status == "success"
@@ -123,7 +127,10 @@ def test_gitlab_view_through_a_lifecycle():
     assert canceled.commit_status.state == "canceled" and canceled.deployment_status == "canceled"
     failed = gitlab_view(record(status=Status.FAILED, deployment_id=4, environment_id=2))
     assert (failed.commit_status.state, failed.deployment_status, failed.environment_stopped) == (
-        "failed", "failed", True)
+        "failed",
+        "failed",
+        True,
+    )
     rejected = gitlab_view(record(status=Status.REJECTED))
     assert rejected.commit_status is None and rejected.deployment_status == ""
 
@@ -277,18 +284,26 @@ def test_live_note_shows_the_cost_rate_and_stopped_note_the_total():
     costed = dict(cpu_units=256, memory_mib=512, architecture="x86_64", capacity="on_demand", rate_microusd=12343)
     live = render_note(record(status=Status.LIVE, url="http://10.0.0.7:8000", live_at=NOW, **costed))
     assert "Costs about $0.0123/hour (0.25 vCPU, 0.5 GB, x86_64, on demand)." in live
-    stopped = render_note(record(status=Status.STOPPED, stop_reason=StopReason.TTL, live_at=NOW,
-                                 stopped_at=NOW + 1800, **costed))
+    stopped = render_note(
+        record(status=Status.STOPPED, stop_reason=StopReason.TTL, live_at=NOW, stopped_at=NOW + 1800, **costed)
+    )
     assert "It ran for 30m and cost about $0.0062 (0.25 vCPU, 0.5 GB, x86_64, on demand)." in stopped
-    spot = render_note(record(status=Status.LIVE, url="http://x:1", live_at=NOW, public_ip=True,
-                              **{**costed, "capacity": "spot"}))
+    spot = render_note(
+        record(status=Status.LIVE, url="http://x:1", live_at=NOW, public_ip=True, **{**costed, "capacity": "spot"})
+    )
     assert "Fargate Spot (AWS may interrupt it), public IPv4" in spot
     assert "Costs about" not in render_note(record(status=Status.LIVE, url="http://x:1", live_at=NOW))
 
 
 def test_queued_and_left_queue_notes():
-    waiting = record(status=Status.QUEUED, task_arn="", queue_place=3, queued_at=NOW, launched_at=0,
-                     queue_detail="this install runs at most 2 review apps at once")
+    waiting = record(
+        status=Status.QUEUED,
+        task_arn="",
+        queue_place=3,
+        queued_at=NOW,
+        launched_at=0,
+        queue_detail="this install runs at most 2 review apps at once",
+    )
     note = render_note(waiting)
     assert "Review app: queued" in note and "**number 3** in the queue" in note
     assert "this install runs at most 2 review apps at once" in note and "starts by itself" in note
@@ -302,8 +317,9 @@ def test_queued_and_left_queue_notes():
 
 
 def test_an_extended_app_says_so_next_to_its_end_time():
-    live = record(status=Status.LIVE, url="http://x:1", live_at=NOW, ttl_seconds=5400, extended_seconds=3600,
-                  deadline=NOW + 5400)
+    live = record(
+        status=Status.LIVE, url="http://x:1", live_at=NOW, ttl_seconds=5400, extended_seconds=3600, deadline=NOW + 5400
+    )
     assert "until **2027-01-15 09:30 UTC** (1h30m, extended by 1h)." in render_note(live)
     assert gitlab_view(live).commit_status.description == "Review app live until 2027-01-15 09:30 UTC"
 
@@ -337,16 +353,25 @@ def test_any_part_of_the_mr_behind_the_record_needs_a_publish(behind):
 
 
 def test_a_stopped_app_needs_its_environment_stopped_once():
-    done = published(record(status=Status.STOPPED, live_at=NOW, stopped_at=NOW + 60, environment_id=5,
-                            environment_state="available:http://x:1"))
+    done = published(
+        record(
+            status=Status.STOPPED,
+            live_at=NOW,
+            stopped_at=NOW + 60,
+            environment_id=5,
+            environment_state="available:http://x:1",
+        )
+    )
     done.environment_state = "available:http://x:1"
     assert needs_publish(done)
     done.environment_state = "stopped"
     assert not needs_publish(done)
 
 
-@pytest.mark.parametrize(("username", "kept"), [("alice", "alice"), ("a.b-c_d", "a.b-c_d"),
-                                                ("eve @all", ""), ("`x`", ""), ("[x](y)", ""), ("", "")])
+@pytest.mark.parametrize(
+    ("username", "kept"),
+    [("alice", "alice"), ("a.b-c_d", "a.b-c_d"), ("eve @all", ""), ("`x`", ""), ("[x](y)", ""), ("", "")],
+)
 def test_a_comment_authors_name_is_kept_only_in_gitlabs_character_set(username, kept):
     body = sample("webhook_note.json")
     payload = json.loads(body["body"])

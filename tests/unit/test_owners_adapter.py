@@ -25,7 +25,7 @@ class Iam:
         assert name == "list_role_tags"
         return self
 
-    def paginate(self, RoleName: str):  # noqa: N803 (boto3's name)
+    def paginate(self, RoleName: str):
         self.calls.append(RoleName)
         if RoleName not in self.tags:
             raise error("NoSuchEntity")
@@ -36,7 +36,7 @@ class Ecr:
     def __init__(self, answer) -> None:
         self.answer, self.calls = answer, []
 
-    def list_tags_for_resource(self, resourceArn: str):  # noqa: N803
+    def list_tags_for_resource(self, resourceArn: str):
         self.calls.append(resourceArn)
         if isinstance(self.answer, Exception):
             raise self.answer

@@ -15,7 +15,9 @@ def plan(*args):
     return reconcile.plan(*args, INSTALL)
 
 
-def running(task_arn: str = TASK, group: str = "review-app:14:3", started_by: str = "launch-1") -> reconcile.RunningTask:
+def running(
+    task_arn: str = TASK, group: str = "review-app:14:3", started_by: str = "launch-1"
+) -> reconcile.RunningTask:
     return reconcile.RunningTask(task_arn, group, started_by, DEFINITION)
 
 
@@ -91,7 +93,9 @@ def test_members_whose_app_is_not_running_are_taken_out():
     waiting = record(mr_iid=5, status=Status.QUEUED)
     fixes = reconcile.slot_corrections([gone, waiting], {"all": {"14/4", "14/5", "14/6"}}, Caps(overall=2))
     assert [(f.mr, f.hold, f.record) for f in fixes] == [
-        ("14/4", False, gone), ("14/5", False, waiting), ("14/6", False, None),
+        ("14/4", False, gone),
+        ("14/5", False, waiting),
+        ("14/6", False, None),
     ]
 
 

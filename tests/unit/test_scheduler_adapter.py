@@ -42,10 +42,15 @@ class FakeScheduler:
 SETTINGS = load_settings(ENV)
 
 
-@pytest.mark.parametrize(("new", "exists", "calls"), [
-    (True, False, ["create"]), (True, True, ["create", "update"]),
-    (False, True, ["update"]), (False, False, ["update", "create"]),
-])
+@pytest.mark.parametrize(
+    ("new", "exists", "calls"),
+    [
+        (True, False, ["create"]),
+        (True, True, ["create", "update"]),
+        (False, True, ["update"]),
+        (False, False, ["update", "create"]),
+    ],
+)
 def test_a_deadline_takes_one_call_when_the_guess_is_right(new, exists, calls):
     client = FakeScheduler(exists)
     Scheduler(SETTINGS, client).set_deadline(14, 3, "arn:task", 1_800_000_000, 1_700_000_000, new=new)
@@ -55,9 +60,14 @@ def test_a_deadline_takes_one_call_when_the_guess_is_right(new, exists, calls):
     assert request["ScheduleExpression"] == at_expression(1_800_000_000) == "at(2027-01-15T08:00:00)"
     assert request["ActionAfterCompletion"] == "DELETE" and request["FlexibleTimeWindow"] == {"Mode": "OFF"}
     target = request["Target"]
-    assert target["Arn"] == "arn:aws:scheduler:::aws-sdk:ecs:stopTask" and target["RoleArn"] == SETTINGS.scheduler_role_arn
-    assert json.loads(target["Input"]) == {"Cluster": "review-apps", "Task": "arn:task",
-                                           "Reason": "Review app reached its deadline (time to live ended)"}
+    assert (
+        target["Arn"] == "arn:aws:scheduler:::aws-sdk:ecs:stopTask" and target["RoleArn"] == SETTINGS.scheduler_role_arn
+    )
+    assert json.loads(target["Input"]) == {
+        "Cluster": "review-apps",
+        "Task": "arn:task",
+        "Reason": "Review app reached its deadline (time to live ended)",
+    }
 
 
 def test_a_deadline_in_the_past_fires_a_minute_from_now():

@@ -45,8 +45,15 @@ def provider() -> Provider:
 
 
 def authorize(provider: Provider, **params: str):
-    query = {"client_id": CLIENT, "redirect_uri": GOOD, "response_type": "code", "scope": "openid",
-             "state": "alb-state", "nonce": "alb-nonce", **params}
+    query = {
+        "client_id": CLIENT,
+        "redirect_uri": GOOD,
+        "response_type": "code",
+        "scope": "openid",
+        "state": "alb-state",
+        "nonce": "alb-nonce",
+        **params,
+    }
     return provider.get_consent_grant(HttpRequest("GET", f"{ISSUER}/authorize", query, CaseInsensitiveDict()))
 
 
@@ -88,15 +95,23 @@ def test_a_code_gives_an_id_token_for_the_alb_and_works_once(provider):
     assert (claims["sub"], claims["nonce"], claims["preferred_username"]) == ("61", "alb-nonce", "dana")
     assert 0 < claims["exp"] - time.time() <= 300 and tokens["token_type"].lower() == "bearer"
     info = provider.userinfo(f"Bearer {tokens['access_token']}")
-    assert info.status == 200 and json.loads(info.body) == {"sub": "61", "preferred_username": "dana",
-                                                             "name": "Dana Developer"}
+    assert info.status == 200 and json.loads(info.body) == {
+        "sub": "61",
+        "preferred_username": "dana",
+        "name": "Dana Developer",
+    }
     replay = redeem(provider, the_code)
     assert replay.status == 400 and error(replay) == "invalid_grant"
 
 
 def test_client_secret_post_is_accepted(provider):
-    form = {"grant_type": "authorization_code", "code": code(provider), "redirect_uri": GOOD,
-            "client_id": CLIENT, "client_secret": SECRET}
+    form = {
+        "grant_type": "authorization_code",
+        "code": code(provider),
+        "redirect_uri": GOOD,
+        "client_id": CLIENT,
+        "client_secret": SECRET,
+    }
     assert token(provider, form, secret=None).status == 200
 
 
@@ -114,7 +129,8 @@ def test_no_client_authentication_is_401(provider):
 def test_a_code_for_another_redirect_uri_is_refused_and_spent(provider):
     the_code = code(provider)
     assert error(redeem(provider, the_code, "https://shop-mr8-p42.review.example.com/oauth2/idpresponse")) == (
-        "invalid_grant")
+        "invalid_grant"
+    )
     assert error(redeem(provider, the_code)) == "invalid_grant"  # a misused code is gone
 
 
@@ -137,14 +153,17 @@ def test_a_token_request_without_a_code_is_invalid_request(provider):
     assert answer.status == 400 and error(answer) == "invalid_request"
 
 
-@pytest.mark.parametrize(("change", "expected"), [
-    ({"client_id": "someone-else"}, "invalid_client"),
-    ({"client_id": ""}, "invalid_client"),
-    ({"redirect_uri": "https://evil.example.com/oauth2/idpresponse"}, "invalid_request"),
-    ({"response_type": "token"}, "unsupported_response_type"),
-    ({"response_type": "code id_token"}, "unsupported_response_type"),
-    ({"scope": "openid api"}, "invalid_scope"),
-])
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"client_id": "someone-else"}, "invalid_client"),
+        ({"client_id": ""}, "invalid_client"),
+        ({"redirect_uri": "https://evil.example.com/oauth2/idpresponse"}, "invalid_request"),
+        ({"response_type": "token"}, "unsupported_response_type"),
+        ({"response_type": "code id_token"}, "unsupported_response_type"),
+        ({"scope": "openid api"}, "invalid_scope"),
+    ],
+)
 def test_authorization_requests_outside_the_rules_are_refused(provider, change, expected):
     with pytest.raises(OAuth2Error) as refused:
         authorize(provider, **change)

@@ -25,9 +25,21 @@ TG = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/ra-abc123-
 
 
 def live(iid: int = 1, minutes: int = 20, **fields) -> Record:
-    base = dict(project_id=14, mr_iid=iid, status=Status.LIVE, host=f"h{iid}", target_group_arn=TG, rule_arn="r",
-                sleep_after=900, live_at=NOW - minutes * 60, launched_at=NOW - minutes * 60 - 40, task_arn="t", container="web",
-                rate_microusd=36_000, first_live_at=NOW - 3600)
+    base = dict(
+        project_id=14,
+        mr_iid=iid,
+        status=Status.LIVE,
+        host=f"h{iid}",
+        target_group_arn=TG,
+        rule_arn="r",
+        sleep_after=900,
+        live_at=NOW - minutes * 60,
+        launched_at=NOW - minutes * 60 - 40,
+        task_arn="t",
+        container="web",
+        rate_microusd=36_000,
+        first_live_at=NOW - 3600,
+    )
     return Record(**{**base, **fields})
 
 
@@ -97,21 +109,25 @@ def test_a_visit_wakes_only_a_sleeping_app():
 
 
 def test_an_ended_sleeping_app_stops_for_good():
-    ended = sleep.ended_asleep(live(1, status=Status.ASLEEP, stop_reason=StopReason.ASLEEP), StopReason.MERGED,
-                               "", NOW, NOW + 5)
+    ended = sleep.ended_asleep(
+        live(1, status=Status.ASLEEP, stop_reason=StopReason.ASLEEP), StopReason.MERGED, "", NOW, NOW + 5
+    )
     assert ended.status == Status.STOPPED and ended.stop_reason == StopReason.MERGED and ended.expires_at > NOW
 
 
-@pytest.mark.parametrize(("record", "kind"), [
-    (None, "missing"),
-    (live(1, status=Status.DEPLOYING), "waking"),
-    (live(1, status=Status.ASLEEP, stop_reason=StopReason.ASLEEP), "waking"),
-    (live(1, status=Status.QUEUED, queue_place=4), "queued"),
-    (live(1), "awake"),
-    (live(1, status=Status.FAILED), "failed"),
-    (live(1, status=Status.REJECTED), "failed"),
-    (live(1, status=Status.STOPPED), "missing"),
-])
+@pytest.mark.parametrize(
+    ("record", "kind"),
+    [
+        (None, "missing"),
+        (live(1, status=Status.DEPLOYING), "waking"),
+        (live(1, status=Status.ASLEEP, stop_reason=StopReason.ASLEEP), "waking"),
+        (live(1, status=Status.QUEUED, queue_place=4), "queued"),
+        (live(1), "awake"),
+        (live(1, status=Status.FAILED), "failed"),
+        (live(1, status=Status.REJECTED), "failed"),
+        (live(1, status=Status.STOPPED), "missing"),
+    ],
+)
 def test_what_a_visit_finds(record, kind):
     assert sleep.answer_for(record).kind == kind
 
@@ -126,23 +142,25 @@ def test_the_pages():
     missing = pages.render(WakeAnswer("missing"))
     assert missing["statusCode"] == 404 and "Retry-After" not in missing["headers"] and "refresh" not in missing["body"]
     assert pages.render(WakeAnswer("failed", 7))["headers"].get("Retry-After") is None
-    assert all(p["headers"]["Cache-Control"] == "no-store" and p["isBase64Encoded"] is False
-               for p in (waking, missing))
+    assert all(p["headers"]["Cache-Control"] == "no-store" and p["isBase64Encoded"] is False for p in (waking, missing))
 
 
-@pytest.mark.parametrize(("host", "mr"), [
-    ("shop-mr42-p14.review.example.com", (14, 42)),
-    ("SHOP-MR42-P14.Review.Example.com:443", (14, 42)),
-    ("mr42-p14.review.example.com", (14, 42)),
-    ("shop-mr42-p14.evil.example.com", None),
-    ("shop-mr42-p14.review.example.com.evil.com", None),
-    ("a.shop-mr42-p14.review.example.com", None),
-    ("shop-mr42.review.example.com", None),
-    ("shopmr42-p14.review.example.com", None),
-    ("review.example.com", None),
-    ("", None),
-    ("x" * 70 + "-mr1-p2.review.example.com", None),
-])
+@pytest.mark.parametrize(
+    ("host", "mr"),
+    [
+        ("shop-mr42-p14.review.example.com", (14, 42)),
+        ("SHOP-MR42-P14.Review.Example.com:443", (14, 42)),
+        ("mr42-p14.review.example.com", (14, 42)),
+        ("shop-mr42-p14.evil.example.com", None),
+        ("shop-mr42-p14.review.example.com.evil.com", None),
+        ("a.shop-mr42-p14.review.example.com", None),
+        ("shop-mr42.review.example.com", None),
+        ("shopmr42-p14.review.example.com", None),
+        ("review.example.com", None),
+        ("", None),
+        ("x" * 70 + "-mr1-p2.review.example.com", None),
+    ],
+)
 def test_a_host_names_its_mr_only_under_the_domain(host, mr):
     assert addresses.parse_host(host, "review.example.com") == mr
 

@@ -29,8 +29,14 @@ def problems(text: str) -> str:
 
 def test_minimal_spec_gets_the_defaults():
     assert parse("task_definition: shop-web\n") == Spec(
-        task_definition="shop-web", container=None, port=None, image=None, command=None,
-        ttl_seconds=DEFAULT, ttl_capped_from=0, trigger="pipeline",
+        task_definition="shop-web",
+        container=None,
+        port=None,
+        image=None,
+        command=None,
+        ttl_seconds=DEFAULT,
+        ttl_capped_from=0,
+        trigger="pipeline",
     )
 
 
@@ -39,8 +45,16 @@ def test_full_spec():
         "task_definition: shop-web:7\ncontainer: web\nport: 8080\nimage: reg/shop:${CI_COMMIT_SHA}\n"
         "command: gunicorn -b 0.0.0.0:8080 shop.wsgi\nttl: 1h30m\ntrigger: merge_request\n"
     )
-    assert result == Spec("shop-web:7", "web", 8080, "reg/shop:${CI_COMMIT_SHA}",
-                          ("gunicorn", "-b", "0.0.0.0:8080", "shop.wsgi"), 5400, 0, "merge_request")
+    assert result == Spec(
+        "shop-web:7",
+        "web",
+        8080,
+        "reg/shop:${CI_COMMIT_SHA}",
+        ("gunicorn", "-b", "0.0.0.0:8080", "shop.wsgi"),
+        5400,
+        0,
+        "merge_request",
+    )
 
 
 def test_ttl_above_the_maximum_is_capped_and_remembered():
@@ -84,7 +98,9 @@ def test_placeholders_use_gitlab_ci_values():
         "CI_MERGE_REQUEST_IID": "7",
         "CI_PROJECT_PATH_SLUG": "group-sub-project",
     }
-    assert fill_placeholders("r/${CI_PROJECT_PATH_SLUG}:${CI_COMMIT_SHORT_SHA}", values) == "r/group-sub-project:aaaaaaaa"
+    assert (
+        fill_placeholders("r/${CI_PROJECT_PATH_SLUG}:${CI_COMMIT_SHORT_SHA}", values) == "r/group-sub-project:aaaaaaaa"
+    )
 
 
 def test_ref_slug_is_at_most_63_characters_and_trimmed():
@@ -92,8 +108,10 @@ def test_ref_slug_is_at_most_63_characters_and_trimmed():
     assert ref_slug("a" * 62 + "/b") == "a" * 62
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("90s", 90), ("30m", 1800), ("2h", 7200), ("1h30m", 5400),
-                                               ("1d", 86400), ("600", 600), (45, 45)])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90s", 90), ("30m", 1800), ("2h", 7200), ("1h30m", 5400), ("1d", 86400), ("600", 600), (45, 45)],
+)
 def test_durations(text, seconds):
     assert parse_duration(text) == seconds
 
@@ -239,8 +257,13 @@ def test_an_execution_role_is_never_allowed_as_the_task_role():
 
 
 def test_compute_fields():
-    result = parse_spec("task_definition: a\ncpu: 0.5 vCPU\nmemory: 2GB\ncapacity: spot\narchitecture: arm64\n",
-                        DEFAULT, MAXIMUM, 2048, 8192)
+    result = parse_spec(
+        "task_definition: a\ncpu: 0.5 vCPU\nmemory: 2GB\ncapacity: spot\narchitecture: arm64\n",
+        DEFAULT,
+        MAXIMUM,
+        2048,
+        8192,
+    )
     assert (result.cpu, result.memory, result.capacity, result.architecture) == (512, 2048, "spot", "arm64")
     plain = parse("task_definition: a\n")
     assert (plain.cpu, plain.memory, plain.capacity, plain.architecture) == (None, None, "on_demand", None)
@@ -288,9 +311,21 @@ def test_label_and_drafts_fields():
 @pytest.mark.parametrize(
     ("listed", "owned"),
     [
-        ("g/p", True), ("G/P", True), ("14", True), ("g/", True), ("other g/p", True), ("  g/p  ", True),
-        ("g/p2", False), ("g", False), ("g/p/", False), ("/", False), ("", False), ("15", False), ("h/", False),
-        ("1", False), ("g/pp", False),
+        ("g/p", True),
+        ("G/P", True),
+        ("14", True),
+        ("g/", True),
+        ("other g/p", True),
+        ("  g/p  ", True),
+        ("g/p2", False),
+        ("g", False),
+        ("g/p/", False),
+        ("/", False),
+        ("", False),
+        ("15", False),
+        ("h/", False),
+        ("1", False),
+        ("g/pp", False),
     ],
 )
 def test_a_base_definition_is_the_projects_only_if_its_tag_lists_it(listed, owned):
