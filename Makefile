@@ -7,7 +7,7 @@ SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam
 CHECKOV_VENV := .venv-checkov
 
-.PHONY: test demo bench lint build clean project-token mutants
+.PHONY: test demo bench lint build clean project-token mutants local-services invoke
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@echo "== installing the functions' and tests' Python packages into $(VENV) (a minute or two, once)"
@@ -48,6 +48,18 @@ lint: $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed
 	$(VENV)/bin/cfn-lint template.yaml
 	SAM_CLI_TELEMETRY=0 $(SAM) validate --lint
 	BC_SKIP_MAPPING=TRUE $(CHECKOV_VENV)/bin/checkov -f template.yaml --framework cloudformation --compact --quiet
+
+# The local AWS emulator and GitLab stand-in for `sam local invoke` (Docker): keeps running, writes
+# events/local-env.json. Then, in another shell: make invoke FUNCTION=WebhookFunction EVENT=webhook_note.json
+local-services: $(VENV)/.installed
+	$(PY) -m local.services
+
+invoke: $(SAM_VENV)/.installed
+	@test -n "$(FUNCTION)" -a -n "$(EVENT)" || { echo "usage: make invoke FUNCTION=<logical id> EVENT=<file in events/> (make local-services running; Docker needed)" >&2; exit 2; }
+	@test -f events/local-env.json || { echo "events/local-env.json is missing: start make local-services first" >&2; exit 2; }
+	AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0 \
+	  $(SAM) local invoke $(FUNCTION) -e events/$(EVENT) --env-vars events/local-env.json \
+	  --parameter-overrides GitLabUrl=http://host.docker.internal:8929 ReviewAppAccess=members
 
 # sam build needs the Lambda runtime's Python (3.13) on PATH, e.g. from pyenv.
 build: $(SAM_VENV)/.installed

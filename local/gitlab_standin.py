@@ -658,9 +658,9 @@ class _Handler(BaseHTTPRequestHandler):
 class GitLabStandIn:
     """`with GitLabStandIn(token) as gitlab:` serves on http://127.0.0.1:<free port>."""
 
-    def __init__(self, token: str) -> None:
+    def __init__(self, token: str, bind: str = "127.0.0.1", port: int = 0) -> None:
         self.state = GitLabState(token)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._server = ThreadingHTTPServer((bind, port), _Handler)
         self._server.daemon_threads = True
         self._server.state = self.state  # type: ignore[attr-defined]
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -668,7 +668,7 @@ class GitLabStandIn:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}"
 
     def start(self) -> GitLabStandIn:
         self._thread.start()

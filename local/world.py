@@ -124,14 +124,14 @@ def _behave_like_an_alb() -> None:
 class MotoServer:
     """One moto server per process; `reset()` empties it between scenarios."""
 
-    def __init__(self) -> None:
+    def __init__(self, bind: str = "127.0.0.1", port: int = 0) -> None:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
         _serialize_dynamodb_requests()
         _behave_like_an_alb()
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._server = ThreadedMotoServer(ip_address=bind, port=port, verbose=False)
         self._server.start()
         host, port = self._server.get_host_and_port()
-        self.url = f"http://{host}:{port}"
+        self.url = f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}"
 
     def reset(self) -> None:
         requests.post(f"{self.url}/moto-api/reset", timeout=5).raise_for_status()
