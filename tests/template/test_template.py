@@ -250,7 +250,7 @@ def test_the_webhook_is_throttled_and_its_concurrency_reserved():
 
 
 def test_every_function_that_frees_or_takes_a_slot_may_update_the_table():
-    for name in set(FUNCTIONS) - {"AuthFunction"}:  # sign-in takes and frees none
+    for name in set(FUNCTIONS) - {"AuthFunction", "CleanupFunction"}:  # these take and free none
         assert "dynamodb:UpdateItem" in _actions(name), name
 
 
@@ -443,3 +443,17 @@ def test_auth_samples_hit_the_templates_route():
         request = json.loads(sample.read_text())
         assert request["routeKey"] == f"{event['Properties']['Method']} {event['Properties']['Path']}", sample.name
         assert request["rawPath"].startswith("/auth/"), sample.name
+
+
+def test_sam_delete_cleans_up_after_every_function_is_gone_and_before_what_it_needs():
+    cleanup = RESOURCES["Cleanup"]
+    assert cleanup["Type"] == "Custom::ReviewAppsCleanup"
+    assert cleanup["Properties"]["ServiceToken"] == {"GetAtt": "CleanupFunction.Arn"}
+    assert cleanup["DependsOn"] == "DeadlineScheduleGroup"  # deleted after the clean-up has emptied it
+    for name in set(FUNCTIONS) - {"CleanupFunction"}:  # nothing launches while it cleans up
+        assert RESOURCES[name]["DependsOn"] == "Cleanup", name
+    function = RESOURCES["CleanupFunction"]["Properties"]
+    assert function["Handler"] == "cleanup.app.handler" and function["Timeout"] <= 900
+    # These two would make a dependency cycle (they depend on functions that depend on Cleanup).
+    assert function["Environment"]["Variables"] == {"WAKE_TARGET_GROUP_ARN": "", "OIDC_ISSUER": ""}
+    assert "scheduler:ListSchedules" in _actions("CleanupFunction") and "ecs:StopTask" in _actions("CleanupFunction")

@@ -306,6 +306,11 @@ class Elb:
         if target_group_arn:
             self._delete_target_group(target_group_arn)
 
+    def own_rules(self) -> list[str]:
+        """Every rule on the listener that carries this install's tag, wherever it forwards."""
+        rules = [rule for rule in self._rules() if not rule.get("IsDefault")]
+        return sorted(rule["RuleArn"] for rule in self._ours(rules)) if rules else []
+
     def delete_rule(self, rule_arn: str) -> None:
         try:
             self._client.delete_rule(RuleArn=rule_arn)

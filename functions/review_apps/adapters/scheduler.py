@@ -68,6 +68,18 @@ class Scheduler:
                 raise
             then(**request)
 
+    def all_names(self) -> list[str]:
+        """Every schedule in the install's own group (no other install's)."""
+        pages = self._client.get_paginator("list_schedules").paginate(GroupName=self._settings.schedule_group)
+        return [schedule["Name"] for page in pages for schedule in page.get("Schedules", [])]
+
+    def delete(self, name: str) -> None:
+        try:
+            self._client.delete_schedule(Name=name, GroupName=self._settings.schedule_group)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+                raise
+
     def clear(self, project_id: int, mr_iid: int) -> None:
         try:
             self._client.delete_schedule(
