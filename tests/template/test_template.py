@@ -183,7 +183,7 @@ def _statements(name: str) -> list[dict]:
             statements += _policy_statements(LAUNCH_POLICY)
         elif policy in (ADDRESS_MODE_ONLY, {"Ref": ROUTE_POLICY}):  # its sign-in statement: {"If": [SignInOn, …]}
             statements += _route_statements()
-        else:  # a statement only in address mode is {"If": ["UseAddresses", statement, NoValue]}
+        elif "Statement" in policy:  # a statement only in address mode is {"If": ["UseAddresses", statement, NoValue]}
             statements += [st["If"][1] if "If" in st else st for st in policy["Statement"]]
     return statements
 
@@ -431,7 +431,8 @@ def test_sign_in_reads_only_its_secrets_and_touches_only_items():
         "dynamodb:PutItem",
         "dynamodb:DeleteItem",
     }
-    statements = {s["Sid"]: s for s in RESOURCES["AuthFunction"]["Properties"]["Policies"][0]["Statement"]}
+    [inline] = [p for p in RESOURCES["AuthFunction"]["Properties"]["Policies"] if "Statement" in p]
+    statements = {s["Sid"]: s for s in inline["Statement"]}
     assert statements["ReadTheLoadBalancersClientSecret"]["Resource"] == {"Ref": "AlbClientSecret"}
     route = str(RESOURCES[ROUTE_POLICY]["Properties"]["PolicyDocument"]["Statement"])
     assert "secretsmanager:GetSecretValue" in route and "AlbClientSecret" in route  # rule writers need it too
@@ -457,3 +458,23 @@ def test_sam_delete_cleans_up_after_every_function_is_gone_and_before_what_it_ne
     # These two would make a dependency cycle (they depend on functions that depend on Cleanup).
     assert function["Environment"]["Variables"] == {"WAKE_TARGET_GROUP_ARN": "", "OIDC_ISSUER": ""}
     assert "scheduler:ListSchedules" in _actions("CleanupFunction") and "ecs:StopTask" in _actions("CleanupFunction")
+
+
+def test_functions_can_run_in_a_vpc_to_reach_a_private_gitlab():
+    parameters = TEMPLATE["Parameters"]
+    assert parameters["FunctionSubnetIds"]["Default"] == "" and parameters["FunctionSecurityGroupIds"]["Default"] == ""
+    vpc = TEMPLATE["Globals"]["Function"]["VpcConfig"]["If"]
+    assert vpc[0] == "HasFunctionVpc" and vpc[2] == {"Ref": "AWS::NoValue"}
+    assert vpc[1] == {
+        "SubnetIds": {"Ref": "FunctionSubnetIds"},
+        "SecurityGroupIds": {"Ref": "FunctionSecurityGroupIds"},
+    }
+    access = {
+        "If": [
+            "HasFunctionVpc",
+            {"Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"},
+            {"Ref": "AWS::NoValue"},
+        ]
+    }
+    for name in FUNCTIONS:  # the network interfaces a function in a VPC needs, only then
+        assert access in RESOURCES[name]["Properties"]["Policies"], name
