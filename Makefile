@@ -7,7 +7,7 @@ SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam
 CHECKOV_VENV := .venv-checkov
 
-.PHONY: test demo bench lint build clean project-token mutants local-services invoke
+.PHONY: test demo bench lint build clean project-token mutants local-services invoke doctor
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@echo "== installing the functions' and tests' Python packages into $(VENV) (a minute or two, once)"
@@ -68,6 +68,10 @@ build: $(SAM_VENV)/.installed
 # Mutation testing of the pure core (slow; not in CI): prints the share of mutants the unit tests kill.
 mutants: $(VENV)/.installed
 	$(PY) -m tools.mutants
+
+# Check a deployed install (AWS credentials for its account): make doctor [STACK=gitlab-review-apps]
+doctor: $(VENV)/.installed
+	@$(PY) -m tools.doctor --stack $(or $(STACK),gitlab-review-apps)
 
 # The webhook token for one project's own hook: make project-token PROJECT=42 [ROTATE=1]
 # (TABLE_NAME: the stack output RecordsTableName; ROTATE=1 revokes the old token at once).

@@ -35,6 +35,7 @@ from local import events
 from local.lambda_runtime import LambdaContext
 
 SIGNIN_HOST = "signin.example.test"
+WEBHOOK_HOST = "webhook.example.test"  # the webhook's HTTP API (WebhookUrl)
 _ALB_EVENT_HEADERS = ("host", "user-agent", "accept", "cookie")
 
 
@@ -141,6 +142,12 @@ class Edge:
         answer = self.world.auth_handler(event, LambdaContext(function_name="AuthFunction"))
         out = dict(answer.get("headers") or {})
         return answer["statusCode"], out, answer.get("cookies") or [], (answer.get("body") or "").encode()
+
+    def webhook(self, headers: dict[str, str], body: bytes) -> tuple:
+        event = events.api_event(body.decode("utf-8", "replace"), headers.get("x-gitlab-event", ""), "")
+        event["headers"] = {k: v for k, v in headers.items() if k != "host"}  # exactly what was sent
+        answer = self.world.webhook_handler(event, LambdaContext(function_name="WebhookFunction"))
+        return answer["statusCode"], dict(answer.get("headers") or {}), [], (answer.get("body") or "").encode()
 
     # ------------------------------------------------------------------ the load balancer
 
@@ -290,7 +297,9 @@ class _EdgeHandler(BaseHTTPRequestHandler):
         headers = {k.lower(): v for k, v in self.headers.items()}
         edge.calls.append(f"{host} {parts.path}")
         try:
-            if host == SIGNIN_HOST and parts.path.startswith("/auth/"):
+            if host == WEBHOOK_HOST and (method, parts.path) == ("POST", "/webhook"):
+                status, out, cookies, payload = edge.webhook(headers, body)
+            elif host == SIGNIN_HOST and parts.path.startswith("/auth/"):
                 status, out, cookies, payload = edge.api(method, host, parts.path, parts.query, headers, body)
             elif host.endswith("." + edge.world.review_domain):
                 status, out, cookies, payload = edge.alb(method, host, parts.path, parts.query, headers)

@@ -90,6 +90,7 @@ class GitLabState:
         self.oauth_codes: dict[str, dict[str, Any]] = {}
         self.oauth_tokens: dict[str, int] = {}
         self.browser_sessions: dict[str, int] = {}
+        self.token_scopes: tuple[str, ...] = ("api",)  # the bot token's, as /personal_access_tokens/self says
 
     def next_id(self) -> int:
         self._ids += 1
@@ -215,6 +216,21 @@ def _valid_url(value: Any) -> bool:
 @route("GET", "/user")
 def get_user(state: GitLabState, q: dict, data: dict) -> tuple[int, Any]:
     return 200, BOT_USER
+
+
+@route("GET", "/personal_access_tokens/self")
+def get_own_token(state: GitLabState, q: dict, data: dict) -> tuple[int, Any]:
+    """What GitLab says of the token that asks (15.5+): its scopes and whether it is active."""
+    return 200, {
+        "id": 7,
+        "name": "review-apps",
+        "revoked": False,
+        "active": True,
+        "scopes": list(state.token_scopes),
+        "user_id": BOT_USER["id"],
+        "expires_at": "2027-06-30",
+        "created_at": "2026-06-30T09:00:00.000Z",
+    }
 
 
 @route("GET", "/projects/:id")

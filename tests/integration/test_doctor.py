@@ -1,0 +1,176 @@
+"""`make doctor` against moto and the GitLab stand-in: a healthy install passes every check, and
+each check, broken in turn, fails with a fix to run. The stack is a CloudFormation stack in moto
+holding the install's parameters and outputs; its webhook URL is served by the real
+WebhookFunction through the local edge."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+
+from local.edge import WEBHOOK_HOST
+from local.world import (
+    CLUSTER,
+    EXECUTION_ROLE,
+    INSTALL_ID,
+    REGION,
+    REVIEW_DOMAIN,
+    TASK_ROLE,
+    World,
+)
+from tools import doctor
+
+STACK = INSTALL_ID
+
+
+def deploy_stack(world: World, **changes: str) -> None:
+    """The stack as `sam deploy` leaves it: the operator's parameters and the template's outputs."""
+    parameters = {
+        "GitLabUrl": world.gitlab.url,
+        "GitLabTokenParameterName": "/review-apps/gitlab-token",
+        "WebhookSecretParameterName": "/review-apps/webhook-secret",
+        "WebhookSigningSecretParameterName": "",
+        "GitLabOAuthParameterName": "/review-apps/gitlab-oauth",
+        "ClusterName": CLUSTER,
+        "Subnets": world.subnet,
+        "SecurityGroups": world.security_group,
+        "ReviewAppTaskRoleArns": TASK_ROLE,
+        "ReviewAppExecutionRoleArns": EXECUTION_ROLE,
+        "AlbListenerArn": world.listener_arn,
+        "ReviewDomain": REVIEW_DOMAIN,
+        "ReviewAppAccess": "members",
+        **changes,
+    }
+    template = {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Parameters": {name: {"Type": "String", "Default": ""} for name in parameters},
+        "Resources": {"Marker": {"Type": "AWS::SNS::Topic"}},
+        "Outputs": {
+            "WebhookUrl": {"Value": f"https://{WEBHOOK_HOST}/webhook"},
+            "RecordsTableName": {"Value": "review-apps-records"},
+            "SignInCallbackUrl": {"Value": "https://signin.example.test/auth/callback"},
+        },
+    }
+    boto3.client("cloudformation", region_name=REGION).create_stack(
+        StackName=STACK,
+        TemplateBody=json.dumps(template),
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+    )
+
+
+def examine(world: World) -> tuple[list[doctor.Check], str]:
+    checks = doctor.run(
+        STACK, doctor.Clients(lambda service: boto3.client(service, region_name=REGION)), world.edge().session()
+    )
+    return checks, doctor.report(STACK, checks)
+
+
+def test_a_healthy_install_passes_every_check(alb_world):
+    deploy_stack(alb_world)
+    checks, shown = examine(alb_world)
+    assert all(c.ok for c in checks), shown
+    assert len(checks) == 13, shown
+    assert shown.endswith("13 checks, 0 failed")
+    assert f"the listener's certificate covers *.{REVIEW_DOMAIN}" in shown
+    assert f"webhook https://{WEBHOOK_HOST}/webhook answers an unsigned request with 401" in shown
+
+
+def broken_ssm(world):
+    world.ssm.delete_parameter(Name="/review-apps/gitlab-token")
+
+
+def broken_oauth(world):
+    world.ssm.put_parameter(Name="/review-apps/gitlab-oauth", Value="not json", Type="SecureString", Overwrite=True)
+
+
+def broken_role_tag(world):
+    world.tag_role(TASK_ROLE, None)
+
+
+def broken_scopes(world):
+    world.gitlab.state.token_scopes = ("read_api",)
+
+
+@pytest.mark.parametrize(
+    ("breakage", "changes", "says", "fix"),
+    [
+        (
+            None,
+            {"ClusterName": "no-such-cluster"},
+            "ECS cluster no-such-cluster does not exist",
+            "aws ecs create-cluster --cluster-name no-such-cluster",
+        ),
+        (None, {"Subnets": "subnet-0123456789abcdef0"}, "subnet-0123456789abcdef0'] missing", "Subnets"),
+        (None, {"SecurityGroups": "sg-0123456789abcdef0"}, "sg-0123456789abcdef0'] missing", "SecurityGroups"),
+        (
+            broken_ssm,
+            {},
+            "SSM parameter /review-apps/gitlab-token: ParameterNotFound",
+            "aws ssm put-parameter --name /review-apps/gitlab-token --type SecureString",
+        ),
+        (
+            broken_oauth,
+            {},
+            "SSM parameter /review-apps/gitlab-oauth is not JSON with application_id and secret",
+            "application_id",
+        ),
+        (
+            broken_role_tag,
+            {},
+            "has no review-apps:projects tag: no project may use it",
+            "aws iam tag-role --role-name shop-review-task --tags Key=review-apps:projects",
+        ),
+        (
+            None,
+            {"ReviewAppExecutionRoleArns": "arn:aws:iam::111122223333:role/gone"},
+            "role arn:aws:iam::111122223333:role/gone: NoSuchEntity",
+            "take it out of ReviewAppExecutionRoleArns",
+        ),
+        (
+            None,
+            {"ReviewDomain": "apps.example.org"},
+            "does not cover *.apps.example.org",
+            "aws acm request-certificate --domain-name '*.apps.example.org'",
+        ),
+        (broken_scopes, {}, "scopes: read_api); review apps need api", "scope api"),
+        (None, {"GitLabUrl": "http://127.0.0.1:9"}, "GitLab at http://127.0.0.1:9 did not answer", "check GitLabUrl"),
+    ],
+)
+def test_each_broken_check_fails_with_its_fix(alb_world, breakage, changes, says, fix):
+    if breakage:
+        breakage(alb_world)
+    deploy_stack(alb_world, **changes)
+    checks, shown = examine(alb_world)
+    failed = [c for c in checks if not c.ok]
+    # Without the bot's token GitLab can't be asked either: that check fails too, saying why.
+    assert len(failed) == (2 if breakage is broken_ssm else 1), shown
+    assert says in failed[0].what and fix in failed[0].fix, shown
+
+
+def test_a_webhook_url_that_is_not_the_install_fails(alb_world):
+    deploy_stack(alb_world)
+    cloudformation = boto3.client("cloudformation", region_name=REGION)
+    cloudformation.delete_stack(StackName=STACK)
+    checks = doctor.run(
+        STACK, doctor.Clients(lambda s: boto3.client(s, region_name=REGION)), alb_world.edge().session()
+    )
+    assert [c.ok for c in checks] == [False] and "sam deploy --guided" in checks[0].fix
+
+
+def test_without_credentials_it_says_what_it_needs(monkeypatch, capsys):
+    for name in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_DEFAULT_REGION",
+        "AWS_REGION",
+        "AWS_ENDPOINT_URL",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    assert doctor.main(["--stack", "x"]) == 2
+    assert "needs AWS credentials and a Region" in capsys.readouterr().err

@@ -1,0 +1,293 @@
+"""`make doctor`: check a deployed install from the operator's shell, and say how to fix what fails.
+
+    make doctor                      # the stack named in samconfig.toml (gitlab-review-apps)
+    make doctor STACK=my-review-apps
+
+Reads the stack's parameters and outputs, then checks what the install relies on but does not
+create: its SSM parameters exist and decrypt, the cluster, subnets and security groups exist, the
+listed roles exist and carry their `review-apps:projects` tag, in address mode the listener's
+certificate covers `*.<ReviewDomain>`, GitLab answers the bot's token and its scopes suffice, and
+the webhook URL refuses an unsigned request with 401. Exit code 1 if anything failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+PROJECTS_TAG = "review-apps:projects"
+
+
+@dataclass(frozen=True)
+class Check:
+    ok: bool
+    what: str
+    fix: str = ""
+
+
+class Clients:
+    """The AWS clients the checks use (boto3's, or the tests' pointed at the emulator)."""
+
+    def __init__(self, factory: Any) -> None:
+        self._factory = factory
+        self._made: dict[str, Any] = {}
+
+    def __getattr__(self, service: str) -> Any:
+        if service not in self._made:
+            self._made[service] = self._factory(service)
+        return self._made[service]
+
+
+def _code(exc: Exception) -> str:
+    return str(getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__))
+
+
+def _csv(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def run(stack: str, aws: Clients, http: requests.Session) -> list[Check]:
+    from botocore.exceptions import ClientError
+
+    try:  # no credentials or no Region is not a missing stack: that reaches main() and says so
+        [found] = aws.cloudformation.describe_stacks(StackName=stack)["Stacks"]
+    except ClientError as exc:
+        return [
+            Check(False, f"stack {stack}: {_code(exc)}", "sam deploy --guided (the stack name is in samconfig.toml)")
+        ]
+    params = {p["ParameterKey"]: p.get("ParameterValue", "") for p in found.get("Parameters", [])}
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in found.get("Outputs", [])}
+    status = found.get("StackStatus", "")
+    checks = [
+        Check(
+            status.endswith("_COMPLETE") and "ROLLBACK" not in status,
+            f"stack {stack} is {status}",
+            "see its events: aws cloudformation describe-stack-events --stack-name " + stack,
+        )
+    ]
+    address = bool(params.get("AlbListenerArn") or params.get("AlbCertificateArn"))
+    sign_in = address and params.get("ReviewAppAccess", "members") == "members"
+    wanted = ["WebhookUrl", "RecordsTableName"] + (["SignInCallbackUrl"] if sign_in else [])
+    missing = [name for name in wanted if not outputs.get(name)]
+    checks.append(
+        Check(
+            not missing,
+            "outputs " + (", ".join(wanted) if not missing else f"missing {missing}"),
+            "sam deploy again: the template makes them",
+        )
+    )
+    checks += _parameters(aws, params, sign_in)
+    checks += _network(aws, params)
+    checks += _roles(aws, params)
+    if address:
+        checks += _certificate(aws, params)
+    checks.append(_gitlab(aws, http, params))
+    if outputs.get("WebhookUrl"):
+        checks.append(_webhook(http, outputs["WebhookUrl"]))
+    return checks
+
+
+def _parameters(aws: Clients, params: dict[str, str], sign_in: bool) -> list[Check]:
+    names = {
+        "GitLabTokenParameterName": "glpat-… (the bot user token, scope api)",
+        "WebhookSecretParameterName": "$(openssl rand -hex 32)",
+        "WebhookSigningSecretParameterName": "whsec_… from GitLab",
+    }
+    if sign_in:
+        names["GitLabOAuthParameterName"] = '{"application_id": "…", "secret": "…"}'
+    checks = []
+    for key, example in names.items():
+        name = params.get(key, "")
+        if not name:
+            continue
+        fix = f"aws ssm put-parameter --name {name} --type SecureString --value '{example}'"
+        try:
+            value = aws.ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
+        except Exception as exc:
+            checks.append(Check(False, f"SSM parameter {name}: {_code(exc)}", fix))
+            continue
+        if key == "GitLabOAuthParameterName":
+            try:
+                data = json.loads(value)
+                usable = bool(data.get("application_id")) and bool(data.get("secret"))
+            except (ValueError, AttributeError):
+                usable = False
+            if not usable:
+                checks.append(Check(False, f"SSM parameter {name} is not JSON with application_id and secret", fix))
+                continue
+        checks.append(Check(True, f"SSM parameter {name} exists and decrypts"))
+    return checks
+
+
+def _network(aws: Clients, params: dict[str, str]) -> list[Check]:
+    checks = []
+    cluster = params.get("ClusterName", "")
+    try:
+        clusters = aws.ecs.describe_clusters(clusters=[cluster])["clusters"]
+        active = bool(clusters) and clusters[0].get("status") == "ACTIVE"
+    except Exception:
+        active = False
+    checks.append(
+        Check(
+            active,
+            f"ECS cluster {cluster} " + ("is active" if active else "does not exist"),
+            f"aws ecs create-cluster --cluster-name {cluster} --capacity-providers FARGATE FARGATE_SPOT",
+        )
+    )
+    for key, call, field, kind in (
+        ("Subnets", "describe_subnets", "SubnetIds", "subnet"),
+        ("SecurityGroups", "describe_security_groups", "GroupIds", "security group"),
+    ):
+        wanted = _csv(params.get(key, ""))
+        missing = []
+        for item in wanted:
+            try:
+                getattr(aws.ec2, call)(**{field: [item]})
+            except Exception:
+                missing.append(item)
+        checks.append(
+            Check(
+                not missing and bool(wanted),
+                f"{kind}s {', '.join(wanted) or '(none given)'}" + (f": {missing} missing" if missing else " exist"),
+                f"sam deploy --guided with existing {kind}s of the cluster's VPC ({key})",
+            )
+        )
+    return checks
+
+
+def _roles(aws: Clients, params: dict[str, str]) -> list[Check]:
+    checks = []
+    for key in ("ReviewAppTaskRoleArns", "ReviewAppExecutionRoleArns"):
+        for arn in _csv(params.get(key, "")):
+            name = arn.rsplit("/", 1)[-1]
+            try:
+                aws.iam.get_role(RoleName=name)
+                tags = {t["Key"]: t["Value"] for t in aws.iam.list_role_tags(RoleName=name)["Tags"]}
+            except Exception as exc:
+                checks.append(Check(False, f"role {arn}: {_code(exc)}", f"create it, or take it out of {key}"))
+                continue
+            tagged = PROJECTS_TAG in tags
+            checks.append(
+                Check(
+                    tagged,
+                    f"role {arn} "
+                    + (
+                        f"is tagged {PROJECTS_TAG}={tags[PROJECTS_TAG]}"
+                        if tagged
+                        else f"has no {PROJECTS_TAG} tag: no project may use it"
+                    ),
+                    f"aws iam tag-role --role-name {name} --tags Key={PROJECTS_TAG},Value='<paths, ids, group/ or *>'",
+                )
+            )
+    return checks
+
+
+def _certificate(aws: Clients, params: dict[str, str]) -> list[Check]:
+    domain, listener = params.get("ReviewDomain", ""), params.get("AlbListenerArn", "")
+    wildcard = f"*.{domain}"
+    fix = (
+        f"aws acm request-certificate --domain-name '{wildcard}' --validation-method DNS, then add it to the "
+        "listener (aws elbv2 add-listener-certificates)"
+    )
+    try:
+        if listener:
+            [found] = aws.elbv2.describe_listeners(ListenerArns=[listener])["Listeners"]
+            certificates = [c["CertificateArn"] for c in found.get("Certificates", [])]
+            certificates += [
+                c["CertificateArn"]
+                for c in aws.elbv2.describe_listener_certificates(ListenerArn=listener).get("Certificates", [])
+                if c["CertificateArn"] not in certificates
+            ]
+        else:
+            certificates = [params.get("AlbCertificateArn", "")]
+        names = set()
+        for arn in certificates:
+            described = aws.acm.describe_certificate(CertificateArn=arn)["Certificate"]
+            names |= {described.get("DomainName", ""), *described.get("SubjectAlternativeNames", [])}
+    except Exception as exc:
+        return [Check(False, f"listener {listener or '(created by the stack)'}: {_code(exc)}", fix)]
+    covered = wildcard in names
+    return [Check(covered, f"the listener's certificate {'covers' if covered else 'does not cover'} {wildcard}", fix)]
+
+
+def _gitlab(aws: Clients, http: requests.Session, params: dict[str, str]) -> Check:
+    url = params.get("GitLabUrl", "").rstrip("/")
+    fix = "a bot user's personal (or group) access token with scope api, in " + params.get(
+        "GitLabTokenParameterName", ""
+    )
+    try:
+        token = aws.ssm.get_parameter(Name=params.get("GitLabTokenParameterName", ""), WithDecryption=True)
+        answer = http.get(
+            f"{url}/api/v4/personal_access_tokens/self",
+            timeout=10,
+            headers={"PRIVATE-TOKEN": token["Parameter"]["Value"]},
+        )
+    except Exception as exc:
+        return Check(
+            False,
+            f"GitLab at {url} did not answer ({type(exc).__name__})",
+            "check GitLabUrl, and that this machine (and the functions) reach it",
+        )
+    if answer.status_code != 200:
+        return Check(False, f"GitLab at {url} refused the bot's token ({answer.status_code})", fix)
+    scopes = set(answer.json().get("scopes") or [])
+    ok = "api" in scopes and answer.json().get("active", True)
+    return Check(
+        ok,
+        f"GitLab at {url} accepts the bot's token (scopes: {', '.join(sorted(scopes))})"
+        + ("" if ok else "; review apps need api"),
+        fix,
+    )
+
+
+def _webhook(http: requests.Session, url: str) -> Check:
+    try:
+        answer = http.post(
+            url,
+            data=b"{}",
+            timeout=10,
+            headers={"Content-Type": "application/json", "X-Gitlab-Event": "Merge Request Hook"},
+        )
+    except Exception as exc:
+        return Check(False, f"webhook {url} did not answer ({type(exc).__name__})", "is the stack's API deployed?")
+    return Check(
+        answer.status_code == 401,
+        f"webhook {url} answers an unsigned request with {answer.status_code}",
+        "it must be 401: is this the stack's WebhookUrl output?",
+    )
+
+
+def report(stack: str, checks: list[Check]) -> str:
+    lines = [f"make doctor: stack {stack}"]
+    for check in checks:
+        lines.append(f"  {'ok  ' if check.ok else 'FAIL'} {check.what}")
+        if not check.ok and check.fix:
+            lines.append(f"       fix: {check.fix}")
+    failed = sum(not c.ok for c in checks)
+    lines.append(f"{len(checks)} checks, {failed} failed")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="doctor", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stack", default="gitlab-review-apps", help="the stack name (samconfig.toml)")
+    args = parser.parse_args(argv)
+    import boto3
+    from botocore.exceptions import BotoCoreError
+
+    try:
+        checks = run(args.stack, Clients(boto3.client), requests.Session())
+    except BotoCoreError as exc:
+        print(f"doctor: this needs AWS credentials and a Region for the install's account: {exc}", file=sys.stderr)
+        return 2
+    print(report(args.stack, checks))
+    return 0 if all(c.ok for c in checks) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
