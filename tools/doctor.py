@@ -237,12 +237,10 @@ def _gitlab(aws: Clients, http: requests.Session, params: dict[str, str]) -> Che
         return Check(False, f"GitLab at {url} refused the bot's token ({answer.status_code})", fix)
     scopes = set(answer.json().get("scopes") or [])
     ok = "api" in scopes and answer.json().get("active", True)
-    return Check(
-        ok,
-        f"GitLab at {url} accepts the bot's token (scopes: {', '.join(sorted(scopes))})"
-        + ("" if ok else "; review apps need api"),
-        fix,
-    )
+    shown = ", ".join(sorted(scopes)) or "none"
+    if ok:
+        return Check(True, f"GitLab at {url} accepts the bot's token (scopes: {shown})")
+    return Check(False, f"GitLab at {url}: the bot's token has scopes {shown}; review apps need api", fix)
 
 
 def _webhook(http: requests.Session, url: str) -> Check:

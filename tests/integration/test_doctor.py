@@ -134,7 +134,7 @@ def broken_scopes(world):
             "does not cover *.apps.example.org",
             "aws acm request-certificate --domain-name '*.apps.example.org'",
         ),
-        (broken_scopes, {}, "scopes: read_api); review apps need api", "scope api"),
+        (broken_scopes, {}, "the bot's token has scopes read_api; review apps need api", "scope api"),
         (None, {"GitLabUrl": "http://127.0.0.1:9"}, "GitLab at http://127.0.0.1:9 did not answer", "check GitLabUrl"),
     ],
 )
