@@ -11,7 +11,9 @@ import os
 import re
 import shutil
 import textwrap
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+
+import time_machine
 
 from local.edge import sign_in_at_gitlab
 from local.world import CLUSTER, PEOPLE, PROJECT_ID, PROJECT_PATH, REVIEW_DOMAIN, SPEC, World, running_world
@@ -159,7 +161,12 @@ def show_sign_in(world: World):
 
 
 def main() -> None:
-    with running_world(alb=ADDRESS_MODE, **({"DEFAULT_SLEEP_AFTER": "15m"} if ADDRESS_MODE else {})) as world:
+    # The demo's clock moves forward when time passes (20 idle minutes, a deadline), for every part
+    # of it alike (functions, emulator, stand-in), so each step's times follow the previous step's.
+    with (
+        time_machine.travel(datetime.now(UTC), tick=True) as clock,
+        running_world(alb=ADDRESS_MODE, **({"DEFAULT_SLEEP_AFTER": "15m"} if ADDRESS_MODE else {})) as world,
+    ):
         print("Review apps, locally: AWS is moto on", world.moto.url, "and GitLab is a stand-in on", world.gitlab.url)
         if ADDRESS_MODE:
             print(f"Address mode: a shared ALB's HTTPS listener for *.{REVIEW_DOMAIN} (DEMO_MODE=ip for IP mode);")
@@ -217,7 +224,7 @@ def main() -> None:
         if ADDRESS_MODE:
             browser = show_sign_in(world)
             heading(7, "Nobody opens it for 20 minutes: the reconciler puts it to sleep")
-            world.live_for(1, 20)
+            clock.shift(timedelta(minutes=20))
             summary = world.reconcile()
             said(
                 "  Schedule → ReconcileFunction",
@@ -262,10 +269,9 @@ def main() -> None:
             "The new end time comes: EventBridge Scheduler stops the task (no function of ours runs)"
             + ("; the app sleeps until the next visit" if ADDRESS_MODE else ""),
         )
+        clock.shift(timedelta(seconds=int(world.record(1)["deadline"]) - int(datetime.now(UTC).timestamp())))
         request = world.fire_schedule(f"mr-{PROJECT_ID}-1")
         said("  Scheduler → ecs:StopTask", request["Reason"])
-        # The emulator's clock does not move: the event says the task stopped at its deadline.
-        deadline = datetime.fromtimestamp(int(world.record(1)["deadline"]), tz=UTC)
         task_event(
             world.task_event(
                 new_task["taskArn"],
@@ -273,7 +279,6 @@ def main() -> None:
                 exit_codes={"web": 143},
                 stop_code="UserInitiated",
                 stopped_reason=request["Reason"],
-                stopped_at=deadline,
             ),
             "STOPPED",
         )
@@ -288,6 +293,7 @@ def main() -> None:
         [last_task] = world.tasks()
         task_event(world.task_event(last_task["taskArn"], "RUNNING"), "RUNNING")
         show_route(world)
+        clock.shift(timedelta(minutes=10))  # reviewed for ten minutes, then merged
         webhook(world.send_mr(1, "merge"))
         task_event(
             world.task_event(

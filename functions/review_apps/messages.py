@@ -105,6 +105,8 @@ def awake_cost_line(record: Record) -> str:
     if not until or until <= record.first_live_at:
         return ""
     whole = run_cost(until - record.first_live_at, record.rate_microusd / 1e6)
+    if dollars(whole) == dollars(record.awake_cost_microusd / 1e6):
+        return ""  # it never slept in that span: the two figures would be the same
     return (
         f"From {format_utc(record.first_live_at)} to {format_utc(until)} it was awake "
         f"{format_duration(record.awake_seconds)} in all, about {dollars(record.awake_cost_microusd / 1e6)}; "

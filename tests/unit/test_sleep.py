@@ -212,3 +212,22 @@ def test_a_wake_waits_its_turn_only_behind_others():
     other = Record(project_id=14, mr_iid=2, status=Status.QUEUED, queued_at=3)
     assert wake_waits([other], me.key) and wake_waits([other, me], me.key)
     assert not wake_waits([], me.key) and not wake_waits([me], me.key)
+
+
+def test_the_awake_cost_line_is_left_out_when_it_never_slept():
+    from review_apps.messages import awake_cost_line
+
+    never_slept = Record(
+        project_id=14,
+        mr_iid=1,
+        status=Status.ASLEEP,
+        history=["slept at 10:20 after 15m idle"],
+        first_live_at=1_000,
+        awake_counted_until=1_000 + 1200,
+        awake_seconds=1200,
+        rate_microusd=12_345,
+        awake_cost_microusd=round(12_345 * 1200 / 3600),
+    )
+    assert awake_cost_line(never_slept) == ""  # awake the whole span: "the whole time" would say the same
+    slept = Record(**{**never_slept.__dict__, "awake_counted_until": 1_000 + 7200})
+    assert "running the whole time would have cost about" in awake_cost_line(slept)
