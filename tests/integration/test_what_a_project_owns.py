@@ -348,3 +348,19 @@ def test_a_definition_ecs_refuses_is_a_problem_on_the_mr_and_frees_the_slot(faul
     assert "ECS refused this review app's task definition" in world.note(1)
     assert "Container memory 1024 exceeds task memory 512" in world.note(1)
     assert world.running_slots() == set()
+
+
+def test_project_token_without_aws_credentials_says_what_it_needs(tmp_path):
+    import os
+
+    bare = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MOTO_"))}
+    bare.update(AWS_CONFIG_FILE=str(tmp_path / "none"), AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"))
+    shown = subprocess.run(
+        [sys.executable, "-m", "tools.project_token", "42", "--table", "records"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=bare,
+    )
+    assert shown.returncode == 2 and "Traceback" not in shown.stderr
+    assert "needs AWS credentials and a Region" in shown.stderr
