@@ -155,7 +155,8 @@ class SignIn:
         redirect_uri = grant.request.payload.redirect_uri
         host, _ = access.redirect_host(redirect_uri, self.settings.review_domain) or ("", (0, 0))
         record = self._records.get(host)
-        assert record is not None  # get_consent_grant checked the redirect URI against the record
+        if record is None:  # get_consent_grant checked the redirect URI against this very record
+            return pages.bad_request(_explain_redirect())
         member = self.services.gitlab.member(record.project_id, user.id)
         refusal = access.may_open(member, self.settings.min_access_level, record.project_path)
         if refusal is not None:
@@ -167,9 +168,13 @@ class SignIn:
         return answer
 
 
+def _explain_redirect() -> str:
+    return "It does not come back to a review app of this install that is running, starting or asleep."
+
+
 def _explain(error: OAuth2Error) -> str:
     if error.error in ("invalid_request", "invalid_client") and "redirect" in str(error.description or "").lower():
-        return "It does not come back to a review app of this install that is running, starting or asleep."
+        return _explain_redirect()
     known = {
         "invalid_client": "It does not come from this install's load balancer.",
         "invalid_scope": "It asks for more than this install gives (openid and profile).",

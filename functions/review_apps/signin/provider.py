@@ -10,11 +10,11 @@ install keeps no private key of its own to store or rotate.
 from __future__ import annotations
 
 import hmac
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode
 
 from authlib.common.security import generate_token
 from authlib.oauth2.rfc6749 import AuthorizationServer, ClientMixin, OAuth2Request, grants
@@ -235,8 +235,6 @@ class Provider(AuthorizationServer):
         return self.create_oauth2_request(request)
 
     def handle_response(self, status: int, body: Any, headers: list[tuple[str, str]]) -> Response:
-        import json
-
         text = json.dumps(body) if isinstance(body, dict) else str(body or "")
         return Response(status, text, {**dict(headers), "Cache-Control": "no-store"})
 
@@ -269,14 +267,4 @@ class Provider(AuthorizationServer):
         if data is None:
             challenge = 'Bearer error="invalid_token", error_description="The access token is unknown or expired."'
             return Response(401, '{"error": "invalid_token"}', {"WWW-Authenticate": challenge})
-        return Response(200, _json(dict(user_info(User.from_dict(data)))), {"Cache-Control": "no-store"})
-
-
-def _json(data: dict[str, Any]) -> str:
-    import json
-
-    return json.dumps(data)
-
-
-def query_string(params: dict[str, str]) -> str:
-    return urlencode(params)
+        return Response(200, json.dumps(dict(user_info(User.from_dict(data)))), {"Cache-Control": "no-store"})
