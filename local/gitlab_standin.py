@@ -64,6 +64,7 @@ class Project:
     default_branch: str = "main"
     commits: dict[str, dict[str, str]] = field(default_factory=dict)  # sha -> {path: content}
     members: dict[int, int] = field(default_factory=dict)  # user id -> access level
+    visibility: str = "private"  # private, internal or public
 
 
 class GitLabState:
@@ -240,6 +241,7 @@ def get_project(state, q, data, id):
         "id": project.id,
         "path_with_namespace": project.path_with_namespace,
         "default_branch": project.default_branch,
+        "visibility": project.visibility,
     }
 
 

@@ -7,16 +7,19 @@ time (after a retry, from a later event) and GitLab converges to the same pictur
 from __future__ import annotations
 
 import hashlib
+import html
+import re
 from dataclasses import dataclass
 
 from review_apps import sizes
 from review_apps.cost import dollars, run_cost
 from review_apps.durations import format_duration, format_utc
-from review_apps.lifecycle import StopReason
+from review_apps.lifecycle import StopReason, crash_log
 from review_apps.lifecycle.access import level_name
 from review_apps.model.record import Record
 from review_apps.model.values import Status
 from review_apps.spec import ref_slug
+from review_apps.untrusted import code, plain
 
 COMMIT_STATUS_NAME = "review-app"
 
@@ -114,6 +117,34 @@ def awake_cost_line(record: Record) -> str:
     )
 
 
+def logs_line(record: Record) -> str:
+    """Each container's logs, one click away (the CloudWatch console), once there is a task."""
+    streams = [s for s in map(crash_log.LogStream.decode, record.log_streams) if s]
+    if not (streams and record.task_arn):
+        return ""
+    links = ", ".join(f"[{code(plain(s.container, 40))}]({crash_log.console_url(s, record.task_arn)})" for s in streams)
+    return f"Logs: {links}."
+
+
+def crash_block(record: Record) -> str:
+    """A crashed app's last log lines, collapsed, as inert text: in a code block GitLab renders no
+    mention, link or markdown, and the fence is longer than any run of backticks in the lines."""
+    if record.stop_reason != StopReason.CRASHED:
+        return ""
+    if record.crash_log_hidden:
+        return (
+            "Its last log lines are not shown here, because anyone can read this project's merge requests; "
+            "the log is linked above. To show them on the merge request, add `show_crash_log: true` to the spec."
+        )
+    if not record.crash_log:
+        return ""
+    runs = [len(run) for run in re.findall(r"`+", record.crash_log)]
+    fence = "`" * max(3, max(runs, default=0) + 1)
+    count = len(record.crash_log.splitlines())
+    summary = html.escape(f"The last {count} lines of {plain(record.container, 40)}'s log")
+    return f"<details><summary>{summary}</summary>\n\n{fence}text\n{record.crash_log}\n{fence}\n\n</details>"
+
+
 def viewers_line(record: Record) -> str:
     """Who can open the address (the install's sign-in setting when the app launched)."""
     kind, _, level = record.viewers.partition(":")
@@ -199,6 +230,8 @@ def render_note(record: Record) -> str:
         ]
         if cost_rate_line(record):
             lines.append(cost_rate_line(record))
+        if logs_line(record):
+            lines.append(logs_line(record))
         if record.status == Status.LIVE:
             lines += [line for line in (sleep_line(record), awake_cost_line(record), history_line(record)) if line]
         if record.url_note:
@@ -231,6 +264,7 @@ def render_note(record: Record) -> str:
             "",
             f"The app for commit {commit} stopped because {stop_sentence(record)}.{ran}",
         ]
+        lines += [part for line in (logs_line(record), crash_block(record)) if line for part in ("", line)]
         if awake_cost_line(record):
             lines += ["", awake_cost_line(record)]
         elif cost_total_line(record):
@@ -249,6 +283,7 @@ def render_note(record: Record) -> str:
                 "",
                 f"The app for commit {commit} never went live because {stop_sentence(record)}.",
             ]
+            lines += [part for line in (logs_line(record), crash_block(record)) if line for part in ("", line)]
             hint = _HINTS.get(record.stop_reason)
             if hint:
                 lines += ["", hint]

@@ -13,6 +13,7 @@ from review_apps.adapters import aws
 from review_apps.adapters.ecs import Ecs
 from review_apps.adapters.elb import Elb
 from review_apps.adapters.gitlab import GitLab
+from review_apps.adapters.logs import Logs
 from review_apps.adapters.metrics import Metrics
 from review_apps.adapters.owners import Owners
 from review_apps.adapters.scheduler import Scheduler
@@ -89,6 +90,10 @@ class Services:
     @cached_property
     def owners(self) -> Owners:
         return Owners(lambda: self.aws("iam"), lambda: self.aws("ecr"), self.settings.image_rules)
+
+    @cached_property
+    def logs(self) -> Logs:
+        return Logs(self.aws("logs"))
 
     @cached_property
     def metrics(self) -> Metrics:

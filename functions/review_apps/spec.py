@@ -45,6 +45,7 @@ _KNOWN_KEYS = (
     "wrap_in_timeout",
     "health_check",
     "sleep_after",
+    "show_crash_log",
 )
 CAPACITIES = ("on_demand", "spot")
 ARCHITECTURES = ("x86_64", "arm64")
@@ -78,6 +79,9 @@ class Spec:
     health_check: str = "/"
     # Address mode: stop after this long without a visit (seconds; 0 = never); None = the install's default.
     sleep_after: int | None = None
+    # A public project's MR shows a crashed app's last log lines only if the spec says so (anyone
+    # can read a public MR); a private project's always does.
+    show_crash_log: bool = False
 
 
 def parse_spec(
@@ -189,6 +193,9 @@ def parse_spec(
     drafts = data.get("drafts", False)
     if not isinstance(drafts, bool):
         problems.append(f"`drafts:` {code(drafts)} must be `true` or `false`.")
+    show_crash_log = data.get("show_crash_log", False)
+    if not isinstance(show_crash_log, bool):
+        problems.append(f"`show_crash_log:` {code(show_crash_log)} must be `true` or `false`.")
 
     wrap = data.get("wrap_in_timeout")
     if wrap is not None and not isinstance(wrap, bool):
@@ -225,6 +232,7 @@ def parse_spec(
         wrap_in_timeout=wrap,
         health_check=health_check,
         sleep_after=sleep_after,
+        show_crash_log=show_crash_log is True,
     )
 
 

@@ -478,3 +478,12 @@ def test_functions_can_run_in_a_vpc_to_reach_a_private_gitlab():
     }
     for name in FUNCTIONS:  # the network interfaces a function in a VPC needs, only then
         assert access in RESOURCES[name]["Properties"]["Policies"], name
+
+
+def test_task_events_read_only_the_installs_own_log_groups():
+    statements = {s["Sid"]: s for s in _statements("TaskEventsFunction") if "Sid" in s}
+    logs = statements["ReadACrashedAppsLog"]
+    assert logs["Action"] == "logs:GetLogEvents"
+    assert logs["Resource"] == {
+        "Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:${LogGroupPrefix}*:log-stream:*"
+    }

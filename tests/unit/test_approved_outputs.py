@@ -145,6 +145,24 @@ for reason in StopReason:
                 "stopped_at": NOW + 1840,
             }
         )
+# A crash: its logs one click away, and its last lines (or why they are not shown).
+CRASH = {
+    **LIVE,
+    "status": Status.STOPPED,
+    "stop_reason": StopReason.CRASHED,
+    "stopped_at": NOW + 600,
+    "stop_detail": "container `web` exited with code 1",
+    "container": "web",
+    "log_streams": ["web\t/review-apps/14/shop\treview\teu-west-1"],
+}
+RECORDS["crashed, last lines shown"] = record(
+    **CRASH, crash_log="Booting\n@bob ```see``` [x](https://e.example)\nKeyError: 'X'"
+)
+RECORDS["crashed, public project"] = record(**CRASH, crash_log_hidden=True)
+RECORDS["crashed before going live, lines shown"] = record(
+    **{**CRASH, "status": Status.FAILED, "live_at": 0}, crash_log="exec format error"
+)
+RECORDS["live, with its logs"] = record(**{**LIVE, "log_streams": CRASH["log_streams"]})
 RECORDS["stopped by ttl, no detail"] = record(
     **{**LIVE, "status": Status.STOPPED, "stop_reason": StopReason.TTL, "stopped_at": NOW + 1840}
 )

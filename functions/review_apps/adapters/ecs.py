@@ -124,6 +124,10 @@ class Ecs:
         described = self._ecs.describe_tasks(cluster=self._settings.cluster, tasks=[task_arn])
         return described["tasks"][0] if described.get("tasks") else None
 
+    def registered(self, task_definition_arn: str) -> dict[str, Any]:
+        """A revision this install registered, as ECS describes it."""
+        return dict(self._ecs.describe_task_definition(taskDefinition=task_definition_arn)["taskDefinition"])
+
     def tagged_for(self, task_arn: str, mr: tuple[int, int]) -> bool:
         """Whether the task carries this install's tag and the MR's (only RunTask of ours sets them)."""
         described = self._ecs.describe_tasks(cluster=self._settings.cluster, tasks=[task_arn], include=["TAGS"])

@@ -130,6 +130,10 @@ class GitLab:
                 return None
             raise
 
+    def visibility(self, project_id: int) -> str:
+        """`private`, `internal` or `public`: who can read the project's merge requests."""
+        return str(self._gl.projects.get(project_id).visibility)
+
     def member(self, project_id: int, user_id: int) -> Member | None:
         """The user's standing in the project (inherited membership included); None for non-members."""
         try:

@@ -18,7 +18,7 @@ from review_apps.adapters.gitlab import NoAccess
 from review_apps.adapters.store import Conflict, SlotsTaken
 from review_apps.flows.outcome import Outcome, Result
 from review_apps.flows.retry import until_written
-from review_apps.lifecycle import addresses, sleep
+from review_apps.lifecycle import addresses, crash_log, sleep
 from review_apps.model.record import MergeRequestRef, Record
 from review_apps.model.values import Cause, Status, StopReason
 from review_apps.problems import Problems
@@ -251,6 +251,9 @@ class Deployer:
             unwrapped_because=derived.unwrapped_because,
             target_group_arn=route.target_group_arn,
             rule_arn=route.rule_arn,
+            log_streams=tuple(
+                s.encode() for s in crash_log.streams(derived.register_kwargs, self.services.settings.region)
+            ),
         )
         try:
             launched = store.save(launched)

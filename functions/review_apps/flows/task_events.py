@@ -13,7 +13,7 @@ from review_apps.events import TaskEvent
 from review_apps.flows.deploy import Deployer
 from review_apps.flows.outcome import Outcome, Result
 from review_apps.flows.retry import until_written
-from review_apps.lifecycle import addresses, sleep
+from review_apps.lifecycle import addresses, crash_log, sleep
 from review_apps.messages import needs_publish
 from review_apps.model.record import Record
 from review_apps.model.values import StopReason
@@ -46,6 +46,8 @@ def _once(deployer: Deployer, task: TaskEvent, mr: tuple[int, int]) -> Outcome:
         updated = lifecycle.went_live(record, task, url=url, url_note=caveat, now=now)
     else:
         updated = lifecycle.stopped(record, task, now)
+        if updated.stop_reason == StopReason.CRASHED:
+            updated = _with_crash_log(deployer, updated)
         if record.target_group_arn and updated.stop_reason in (StopReason.MERGED, StopReason.CLOSED):
             services.elb.remove_route(record.target_group_arn, [record.rule_arn])
             updated = addresses.unrouted(updated)
@@ -67,6 +69,24 @@ def _once(deployer: Deployer, task: TaskEvent, mr: tuple[int, int]) -> Outcome:
     _publish(deployer, saved)
     deployer.logger.info("merge request updated", extra={"status": saved.status, "reason": saved.stop_reason})
     return Outcome(Result.UPDATED, str(saved.status), {"mr": saved.key})
+
+
+def _with_crash_log(deployer: Deployer, record: Record) -> Record:
+    """The crashed container's last log lines on the record, if it logs to CloudWatch and the MR's
+    readers may see them. Best effort: without them the MR still says why the app stopped."""
+    services = deployer.services
+    located = [s for s in map(crash_log.LogStream.decode, record.log_streams) if s and s.container == record.container]
+    if not located:
+        return record
+    try:
+        if not crash_log.may_show(services.gitlab.visibility(record.project_id), record.show_crash_log):
+            return dataclasses.replace(record, crash_log_hidden=True)
+        secrets = crash_log.secret_values(services.ecs.registered(record.task_definition_arn), record.container)
+        messages = services.logs.last_messages(located[0].group, located[0].stream(record.task_arn))
+    except Exception:
+        deployer.logger.warning("could not read the crashed app's log", extra={"mr": record.key}, exc_info=True)
+        return record
+    return dataclasses.replace(record, crash_log=crash_log.last_lines(messages, secrets))
 
 
 def _publish(deployer: Deployer, record: Record) -> None:

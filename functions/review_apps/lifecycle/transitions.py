@@ -94,6 +94,10 @@ def claim_launch(
         # The predecessor's target, which this launch takes out when it stops the predecessor.
         routed_target=base.routed_target if keep_route else "",
         sleep_after=sleep_after if host else 0,
+        show_crash_log=spec.show_crash_log,
+        log_streams=[],  # a new launch: the last app's logs and crash are not this one's
+        crash_log="",
+        crash_log_hidden=False,
         asleep_since=0,
         event_version=0,
         stop_reason=StopReason.NONE,
@@ -123,9 +127,13 @@ def launched(
     unwrapped_because: str = "",
     target_group_arn: str = "",
     rule_arn: str = "",
+    log_streams: tuple[str, ...] = (),
 ) -> Record:
     return dataclasses.replace(
         record,
+        log_streams=list(log_streams),
+        crash_log="",
+        crash_log_hidden=False,
         target_group_arn=target_group_arn or record.target_group_arn,
         rule_arn=rule_arn or record.rule_arn,
         task_arn=task_arn,

@@ -77,6 +77,12 @@ class Record:
     health_check_path: str = ""
     # Who may open the address: "members:<lowest access level>" (sign-in with GitLab) or "public".
     viewers: str = ""
+    # Where each container logs (crash_log.LogStream, encoded), and a crashed app's last log lines:
+    # shown on the MR only where its readers may see them (crash_log_hidden otherwise).
+    log_streams: list[str] = field(default_factory=list)
+    show_crash_log: bool = False
+    crash_log: str = ""
+    crash_log_hidden: bool = False
     target_group_arn: str = ""
     rule_arn: str = ""
     routed_target: str = ""  # "ip:port" registered in the target group

@@ -1,0 +1,130 @@
+"""Why it failed, on the MR: a crashed app's last log lines (CloudWatch Logs in moto holds the
+stream), masked and inert, and its logs one click away; a public project's MR links the log but
+shows no lines unless the spec opts in."""
+
+from __future__ import annotations
+
+import time
+
+import boto3
+import pytest
+
+from local.world import PROJECT_ID, REGION, World
+
+SHA = "c" * 40
+ECR = "111122223333.dkr.ecr.us-east-1.amazonaws.com"
+SPEC = "task_definition: shop-web\ntrigger: merge_request\n"
+LOG = [
+    "Starting shop on :8000",
+    "connecting to postgres://shop:hunter22-secret@db/shop",
+    "@alice look at [this](https://evil.example) ```",
+    "Traceback (most recent call last):",
+    "KeyError: 'STRIPE_KEY'",
+]
+
+
+def crash(world: World, spec: str = SPEC) -> str:
+    world.register_base_task_definition(
+        containerDefinitions=[
+            {
+                "name": "web",
+                "image": f"{ECR}/shop:latest",
+                "essential": True,
+                "memory": 512,
+                "command": ["gunicorn", "shop.wsgi"],
+                "portMappings": [{"containerPort": 8000}],
+                "environment": [
+                    {"name": "DB_PASSWORD", "value": "hunter22-secret"},
+                    {"name": "MODE", "value": "debug"},
+                ],
+                "logConfiguration": {
+                    "logDriver": "awslogs",
+                    "options": {
+                        "awslogs-group": "shop",
+                        "awslogs-region": "us-east-1",
+                        "awslogs-stream-prefix": "review",
+                    },
+                },
+            }
+        ]
+    )
+    world.commit(SHA, spec=spec)
+    world.open_mr(1, SHA)
+    task = world.record(1)["task_arn"]
+    logs = boto3.client("logs", region_name=REGION)
+    group, stream = f"/review-apps/{PROJECT_ID}/shop", f"review/web/{task.rsplit('/', 1)[-1]}"
+    logs.create_log_group(logGroupName=group)
+    logs.create_log_stream(logGroupName=group, logStreamName=stream)
+    logs.put_log_events(
+        logGroupName=group,
+        logStreamName=stream,
+        logEvents=[{"timestamp": int(time.time() * 1000) + n, "message": m} for n, m in enumerate(LOG)],
+    )
+    world.task_event(task, "RUNNING")
+    world.task_event(task, "STOPPED", exit_codes={"web": 1}, stop_code="EssentialContainerExited")
+    return task
+
+
+def test_a_crash_shows_its_last_lines_masked_and_inert(world: World):
+    task = crash(world)
+    note = world.note(1)
+    assert "Review app: stopped" in note and "exited with code 1" in note
+    assert "Logs: [`web`](https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#logsV2:" in note
+    assert f"review$252Fweb$252F{task.rsplit('/', 1)[-1]}" in note
+    assert "<details><summary>The last 5 lines of web&#x27;s log</summary>" in note
+    assert "postgres://shop:****@db/shop" in note and "hunter22-secret" not in note
+    block = note.split("<details>", 1)[1]
+    fence = block.split("\n\n", 1)[1].split("text\n", 1)[0]
+    assert fence == "````"  # longer than the log's own ``` run: nothing in it escapes the code block
+    assert (
+        "@alice look at [this](https://evil.example) ```"
+        in block.split(fence + "text\n", 1)[1].split("\n" + fence + "\n", 1)[0]
+    )
+
+
+def test_a_public_project_links_the_log_but_shows_no_lines(world: World):
+    world.gitlab.state.projects[PROJECT_ID].visibility = "public"
+    crash(world)
+    note = world.note(1)
+    assert "Logs: [`web`](" in note and "<details>" not in note and "Traceback" not in note
+    assert "anyone can read this project's merge requests" in note and "`show_crash_log: true`" in note
+
+
+def test_a_public_project_may_opt_in(world: World):
+    world.gitlab.state.projects[PROJECT_ID].visibility = "public"
+    crash(world, SPEC + "show_crash_log: true\n")
+    assert "KeyError: &#x27;STRIPE_KEY&#x27;" not in world.note(1)  # the lines are code, not HTML-escaped
+    assert "KeyError: 'STRIPE_KEY'" in world.note(1)
+
+
+@pytest.mark.parametrize("trouble", ["no stream", "gitlab down"])
+def test_without_its_log_the_crash_is_still_explained(world: World, trouble):
+    world.register_base_task_definition(
+        containerDefinitions=[
+            {
+                "name": "web",
+                "image": f"{ECR}/shop:latest",
+                "essential": True,
+                "memory": 512,
+                "command": ["run"],
+                "portMappings": [{"containerPort": 8000}],
+                "logConfiguration": {
+                    "logDriver": "awslogs",
+                    "options": {
+                        "awslogs-group": "shop",
+                        "awslogs-region": "us-east-1",
+                        "awslogs-stream-prefix": "review",
+                    },
+                },
+            }
+        ]
+    )
+    world.commit(SHA, spec=SPEC)
+    world.open_mr(1, SHA)
+    task = world.record(1)["task_arn"]
+    world.task_event(task, "RUNNING")
+    if trouble == "gitlab down":
+        world.gitlab.state.fail_next(1, status=500, method="GET", path_contains=f"/projects/{PROJECT_ID}")
+    world.task_event(task, "STOPPED", exit_codes={"web": 1}, stop_code="EssentialContainerExited")
+    note = world.note(1)
+    assert "exited with code 1" in note and "Logs: [`web`](" in note and "<details>" not in note
