@@ -152,6 +152,7 @@ def task_state_change(
     stopped_reason: str | None = None,
     stopped_at: datetime | None = None,
     started_at: datetime | None = None,
+    timeline: dict[str, datetime] | None = None,
 ) -> dict[str, Any]:
     """An EventBridge "ECS Task State Change" for `task` (a DescribeTasks entry)."""
     event = load_sample("task_running.json")
@@ -218,5 +219,7 @@ def task_state_change(
                 "stoppedReason": stopped_reason or "Essential container in task exited",
             }
         )
+    # How the start went, as ECS says it (createdAt, pullStartedAt, pullStoppedAt, startedAt).
+    detail.update({name: _iso(moment) for name, moment in (timeline or {}).items()})
     event["detail"] = detail
     return event

@@ -215,6 +215,10 @@ class TaskEvent:
     private_ip: str | None
     started_at: datetime | None
     stopped_at: datetime | None
+    # How the start went: created, then the image pulled, then started (RUNNING).
+    created_at: datetime | None = None
+    pull_started_at: datetime | None = None
+    pull_stopped_at: datetime | None = None
 
     def container(self, name: str) -> ContainerState | None:
         return next((c for c in self.containers if c.name == name), None)
@@ -280,4 +284,7 @@ def parse_task_event(event: Any) -> TaskEvent:
         private_ip=private_ip,
         started_at=_time(detail.get("startedAt"), "detail.startedAt"),
         stopped_at=_time(detail.get("stoppedAt"), "detail.stoppedAt"),
+        created_at=_time(detail.get("createdAt"), "detail.createdAt"),
+        pull_started_at=_time(detail.get("pullStartedAt"), "detail.pullStartedAt"),
+        pull_stopped_at=_time(detail.get("pullStoppedAt"), "detail.pullStoppedAt"),
     )

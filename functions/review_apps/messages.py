@@ -117,6 +117,41 @@ def awake_cost_line(record: Record) -> str:
     )
 
 
+_NOW = {
+    "capacity": "Fargate is finding capacity for the task…",
+    "pulling": "pulling the image…",
+    "starting": "starting the container…",
+}
+SLOW_PULL_SECONDS = 60
+
+
+def phase_line(record: Record) -> str:
+    """What a starting app is doing right now (one note edit per phase)."""
+    return f"Now: {_NOW[record.phase]}" if record.phase in _NOW else ""
+
+
+def start_line(record: Record) -> str:
+    """How the start went, once live: `Started in 47s: 31s pulling the image, 9s starting.`"""
+    created, pull_from, pull_to, live = (
+        record.task_created_at,
+        record.pull_started_at,
+        record.pull_stopped_at,
+        record.live_at,
+    )
+    if not (created and live > created):
+        return ""
+    parts = []
+    if pull_from and pull_to >= pull_from >= created and live >= pull_to:
+        if pull_from - created:
+            parts.append(f"{format_duration(pull_from - created)} waiting for capacity")
+        parts.append(f"{format_duration(pull_to - pull_from)} pulling the image")
+        parts.append(f"{format_duration(live - pull_to)} starting")
+    line = f"Started in {format_duration(live - created)}" + (f": {', '.join(parts)}." if parts else ".")
+    if pull_from and pull_to - pull_from > SLOW_PULL_SECONDS:
+        line += " That pull is slow: see *Faster starts* in the review apps README for ways to cut it."
+    return line
+
+
 def logs_line(record: Record) -> str:
     """Each container's logs, one click away (the CloudWatch console), once there is a task."""
     streams = [s for s in map(crash_log.LogStream.decode, record.log_streams) if s]
@@ -197,6 +232,7 @@ def render_note(record: Record) -> str:
             ]
         if record.replaced_commit:
             lines.append(f"It replaces the app for commit {_commit(record.replaced_commit)}, which is being stopped.")
+        lines += [line for line in (phase_line(record), logs_line(record)) if line]
         if record.history:
             lines.append(history_line(record))
     elif record.status == Status.ASLEEP or (
@@ -230,6 +266,8 @@ def render_note(record: Record) -> str:
         ]
         if cost_rate_line(record):
             lines.append(cost_rate_line(record))
+        if start_line(record) and record.status == Status.LIVE:
+            lines.append(start_line(record))
         if logs_line(record):
             lines.append(logs_line(record))
         if record.status == Status.LIVE:

@@ -128,3 +128,36 @@ def test_without_its_log_the_crash_is_still_explained(world: World, trouble):
     world.task_event(task, "STOPPED", exit_codes={"web": 1}, stop_code="EssentialContainerExited")
     note = world.note(1)
     assert "exited with code 1" in note and "Logs: [`web`](" in note and "<details>" not in note
+
+
+def test_the_start_shows_its_phases_once_each_in_order_then_how_long_it_took(world: World):
+    from datetime import UTC, datetime, timedelta
+
+    world.commit(SHA, spec=SPEC)
+    world.open_mr(1, SHA)
+    task = world.record(1)["task_arn"]
+    created = datetime.now(UTC) - timedelta(seconds=60)
+    pulled_from, pulled_to, started = (created + timedelta(seconds=s) for s in (6, 37, 47))
+    edits = lambda: sum(1 for m, t in world.gitlab.state.requests if m == "PUT" and "notes" in t)  # noqa: E731
+    before = edits()
+    world.task_event(task, "PROVISIONING", timeline={"createdAt": created})
+    assert "Now: Fargate is finding capacity for the task…" in world.note(1)
+    world.task_event(task, "PENDING", timeline={"createdAt": created, "pullStartedAt": pulled_from})
+    assert "Now: pulling the image…" in world.note(1)
+    world.task_event(task, "PENDING", timeline={"createdAt": created, "pullStartedAt": pulled_from})  # nothing new
+    world.task_event(
+        task, "PENDING", timeline={"createdAt": created, "pullStartedAt": pulled_from, "pullStoppedAt": pulled_to}
+    )
+    assert "Now: starting the container…" in world.note(1)
+    world.task_event(task, "PROVISIONING", timeline={"createdAt": created})  # late: never back a phase
+    assert "Now: starting the container…" in world.note(1)
+    assert edits() - before == 3  # one edit per phase, none for a repeat or a late event
+    world.task_event(
+        task,
+        "RUNNING",
+        started_at=started,
+        timeline={"createdAt": created, "pullStartedAt": pulled_from, "pullStoppedAt": pulled_to},
+    )
+    note = world.note(1)
+    assert "Review app: live" in note and "Now:" not in note
+    assert "Started in 47s: 6s waiting for capacity, 31s pulling the image, 10s starting." in note

@@ -163,6 +163,17 @@ RECORDS["crashed before going live, lines shown"] = record(
     **{**CRASH, "status": Status.FAILED, "live_at": 0}, crash_log="exec format error"
 )
 RECORDS["live, with its logs"] = record(**{**LIVE, "log_streams": CRASH["log_streams"]})
+# Starting, phase by phase; then how the start went.
+for phase in ("capacity", "pulling", "starting"):
+    RECORDS[f"deploying, {phase}"] = record(
+        phase=phase, task_arn="arn:aws:ecs:eu-west-1:1:task/c/0123abcd", log_streams=CRASH["log_streams"]
+    )
+RECORDS["live, started in 47s"] = record(
+    **{**LIVE, "task_created_at": NOW - 47, "pull_started_at": NOW - 40, "pull_stopped_at": NOW - 9}
+)
+RECORDS["live, after a slow pull"] = record(
+    **{**LIVE, "task_created_at": NOW - 130, "pull_started_at": NOW - 125, "pull_stopped_at": NOW - 10}
+)
 RECORDS["stopped by ttl, no detail"] = record(
     **{**LIVE, "status": Status.STOPPED, "stop_reason": StopReason.TTL, "stopped_at": NOW + 1840}
 )

@@ -257,9 +257,31 @@ def test_second_running_event_changes_nothing():
     assert isinstance(lifecycle.on_task_event(task_event("RUNNING", version=6), live), Ignore)
 
 
-@pytest.mark.parametrize("status", ["PROVISIONING", "PENDING", "ACTIVATING", "DEACTIVATING", "DEPROVISIONING"])
-def test_intermediate_states_change_nothing(status):
+@pytest.mark.parametrize("status", ["DEACTIVATING", "DEPROVISIONING"])
+def test_stopping_states_change_nothing(status):
     assert isinstance(lifecycle.on_task_event(task_event(status), record()), Ignore)
+
+
+def test_a_starting_task_moves_through_its_phases_forward_only():
+    from datetime import UTC, datetime
+
+    from review_apps.lifecycle.task_events import phase_of
+
+    pulled = datetime(2027, 1, 1, tzinfo=UTC)
+    provisioning = task_event("PROVISIONING")
+    pulling = dataclasses.replace(task_event("PENDING"), pull_started_at=pulled)
+    starting = dataclasses.replace(pulling, pull_stopped_at=pulled)
+    assert [
+        phase_of(e) for e in (provisioning, task_event("PENDING"), pulling, starting, task_event("ACTIVATING"))
+    ] == ["capacity", "capacity", "pulling", "starting", "starting"]
+    deploying = record(status=Status.DEPLOYING, event_version=1)
+    assert lifecycle.on_task_event(pulling, deploying) == lifecycle.PhaseChanged("pulling")
+    assert isinstance(lifecycle.on_task_event(pulling, record(status=Status.DEPLOYING, phase="pulling")), Ignore)
+    late = lifecycle.on_task_event(provisioning, record(status=Status.DEPLOYING, phase="starting"))
+    assert isinstance(late, Ignore)  # a late event never takes the note back a phase
+    unrecorded = lifecycle.on_task_event(pulling, record(status=Status.DEPLOYING, task_arn=""), tagged=True)
+    assert "still being recorded" in unrecorded.reason  # a write now would make the launch lose its own
+    assert isinstance(lifecycle.on_task_event(pulling, record(status=Status.LIVE)), Ignore)
 
 
 def test_stopped_event_stops_a_live_or_stopping_app():

@@ -36,7 +36,9 @@ def _once(deployer: Deployer, task: TaskEvent, mr: tuple[int, int]) -> Outcome:
     now = int(time.time())
     # The load balancer is changed before the record is saved: if that fails, the event is
     # retried and finds the record as it was, so nothing is skipped.
-    if isinstance(decision, lifecycle.WentLive) and record.host:
+    if isinstance(decision, lifecycle.PhaseChanged):
+        updated = lifecycle.starting(record, task, decision.phase)
+    elif isinstance(decision, lifecycle.WentLive) and record.host:
         updated = _route_live_app(deployer, record, task, now)
     elif isinstance(decision, lifecycle.WentLive):
         public_ip = None

@@ -31,6 +31,24 @@ class Stopped:
     pass
 
 
+@dataclass(frozen=True)
+class PhaseChanged:
+    phase: str
+
+
+# What a starting task is doing, in the order it does it: a phase only ever moves forward.
+PHASES = ("capacity", "pulling", "starting")
+
+
+def phase_of(event: TaskEvent) -> str:
+    """What the task is doing now, from its state and its pull timestamps."""
+    if event.last_status == "ACTIVATING" or event.pull_stopped_at:
+        return "starting"
+    if event.pull_started_at:
+        return "pulling"
+    return "capacity"
+
+
 def needs_tag_check(event: TaskEvent, record: Record | None) -> bool:
     """An event for a task the record does not hold yet (its launch is being recorded) is believed
     only if the task carries this install's tags: anyone who may run tasks in the cluster can
@@ -44,7 +62,9 @@ def needs_tag_check(event: TaskEvent, record: Record | None) -> bool:
     )
 
 
-def on_task_event(event: TaskEvent, record: Record | None, tagged: bool = False) -> Ignore | WentLive | Stopped:
+def on_task_event(
+    event: TaskEvent, record: Record | None, tagged: bool = False
+) -> Ignore | WentLive | Stopped | PhaseChanged:
     """`tagged`: the task carries this install's and this MR's tags (asked only when needs_tag_check)."""
     if record is None:
         return Ignore("no review app is recorded for this task's merge request")
@@ -58,6 +78,15 @@ def on_task_event(event: TaskEvent, record: Record | None, tagged: bool = False)
         return Stopped()
     if event.last_status == "RUNNING" and record.status == Status.DEPLOYING:
         return WentLive()
+    if event.last_status in ("PROVISIONING", "PENDING", "ACTIVATING") and record.status == Status.DEPLOYING:
+        if event.task_arn != record.task_arn:
+            # Its launch is still recording the task: a write now would make that launch lose its
+            # conditional write (and stop the app as superseded). A phase is worth no such risk.
+            return Ignore("the task's launch is still being recorded")
+        phase = phase_of(event)
+        if record.phase and PHASES.index(phase) <= PHASES.index(record.phase):
+            return Ignore(f"the task is still {phase}: nothing new for the merge request")  # one edit per phase
+        return PhaseChanged(phase)
     return Ignore(f"task state {event.last_status} changes nothing on the merge request")
 
 
@@ -73,6 +102,21 @@ def app_url(private_ip: str | None, public_ip: str | None, port: int, want_publi
     return f"http://{private_ip}:{port}", caveat
 
 
+def _epoch(moment: object) -> int:
+    return int(moment.timestamp()) if hasattr(moment, "timestamp") else 0
+
+
+def starting(record: Record, event: TaskEvent, phase: str) -> Record:
+    return dataclasses.replace(
+        record,
+        phase=phase,
+        event_version=event.version,
+        task_created_at=_epoch(event.created_at) or record.task_created_at,
+        pull_started_at=_epoch(event.pull_started_at) or record.pull_started_at,
+        pull_stopped_at=_epoch(event.pull_stopped_at) or record.pull_stopped_at,
+    )
+
+
 def went_live(
     record: Record, event: TaskEvent, *, url: str, url_note: str, now: int, routed_target: str = ""
 ) -> Record:
@@ -84,8 +128,12 @@ def went_live(
         first_live_at=record.first_live_at or started,
         start_seconds=started - record.launched_at if record.launched_at and started > record.launched_at else 0,
         status=Status.LIVE,
+        phase="",
         task_arn=event.task_arn,
         event_version=event.version,
+        task_created_at=_epoch(event.created_at) or record.task_created_at,
+        pull_started_at=_epoch(event.pull_started_at) or record.pull_started_at,
+        pull_stopped_at=_epoch(event.pull_stopped_at) or record.pull_stopped_at,
         live_at=started,
         deadline=started + record.ttl_seconds,
         url=url,

@@ -80,6 +80,11 @@ class Record:
     # Where each container logs (crash_log.LogStream, encoded), and a crashed app's last log lines:
     # shown on the MR only where its readers may see them (crash_log_hidden otherwise).
     log_streams: list[str] = field(default_factory=list)
+    # How the task is starting (while deploying), and how its start went (epoch seconds; 0 = unknown).
+    phase: str = ""
+    task_created_at: int = 0
+    pull_started_at: int = 0
+    pull_stopped_at: int = 0
     show_crash_log: bool = False
     crash_log: str = ""
     crash_log_hidden: bool = False
