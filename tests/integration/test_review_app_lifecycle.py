@@ -128,7 +128,8 @@ def test_running_event_publishes_the_url_everywhere(world: World):
     world.commit(SHA1, spec=ON_OPEN)
     world.open_mr(1, SHA1)
     [task] = world.tasks()
-    assert world.task_event(task["taskArn"], "PENDING")["result"] == "ignored"
+    assert world.task_event(task["taskArn"], "PENDING")["result"] == "deploying"  # a phase: the note says it
+    assert "Now: Fargate is finding capacity for the task…" in world.note(1)
     assert world.task_event(task["taskArn"], "RUNNING")["result"] == "live"
 
     ip = {d["name"]: d["value"] for d in task["attachments"][0]["details"]}["privateIPv4Address"]
@@ -378,9 +379,11 @@ def test_events_that_change_nothing_make_no_gitlab_call(world: World):
     world.commit(SHA1, spec=ON_OPEN)
     world.open_mr(1, SHA1)
     [task] = world.tasks()
+    world.task_event(task["taskArn"], "PROVISIONING")  # the first phase is said once on the MR
+    # The same phase again, late and repeated: nothing new for the MR.
     events_ = [
         task_state_change(world.task(task["taskArn"]), last_status=s, version=v)
-        for v, s in ((2, "PROVISIONING"), (3, "PENDING"), (4, "ACTIVATING"))
+        for v, s in ((3, "PENDING"), (4, "PROVISIONING"), (2, "PENDING"))
     ]
     world.cold_start()  # a fresh container: nothing cached, clients made on first use
     calls = len(world.gitlab.state.requests)
