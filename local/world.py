@@ -83,6 +83,8 @@ def _serialize_dynamodb_requests() -> None:
 # The load balancer quotas AWS enforces and moto doesn't (per ALB, not counting default rules).
 # Tests lower them to fill a listener quickly.
 ALB_QUOTAS = {"rules": 100, "target_groups": 100}
+# Targets whose health check fails, as the ALB would report them: (target group, ip) -> (reason, description).
+ALB_TARGET_HEALTH: dict[tuple[str, str], tuple[str, str]] = {}
 
 
 def _behave_like_an_alb() -> None:
@@ -119,6 +121,21 @@ def _behave_like_an_alb() -> None:
 
     with_quotas.with_quotas = True  # type: ignore[attr-defined]
     ELBv2Backend.create_rule = with_quotas  # type: ignore[method-assign]
+
+    # The ALB's health checker: moto calls every registered target healthy; tests say otherwise.
+    from moto.elbv2.models import FakeHealthStatus, FakeTargetGroup
+
+    checked = FakeTargetGroup.health_for
+
+    def health_for(self, target, ec2_backend):  # type: ignore[no-untyped-def]
+        failing = ALB_TARGET_HEALTH.get((self.arn, target["Id"]))
+        if failing and target["Id"] in self.targets:
+            return FakeHealthStatus(
+                target["Id"], self.targets[target["Id"]]["Port"], self.health_check_port, "unhealthy", *failing
+            )
+        return checked(self, target, ec2_backend)
+
+    FakeTargetGroup.health_for = health_for  # type: ignore[method-assign]
 
 
 class MotoServer:
@@ -183,6 +200,7 @@ class World:
 
     def install(self) -> World:
         self.moto.reset()
+        ALB_TARGET_HEALTH.clear()
         self.gitlab.state.__init__(GITLAB_TOKEN)  # type: ignore[misc]
         os.environ.update(
             {
@@ -400,6 +418,18 @@ class World:
     def targets(self, target_group_arn: str) -> list[str]:
         health = self.elbv2.describe_target_health(TargetGroupArn=target_group_arn)["TargetHealthDescriptions"]
         return sorted(f"{h['Target']['Id']}:{h['Target']['Port']}" for h in health)
+
+    def health_check_fails(self, iid: int, reason: str, description: str) -> None:
+        """The ALB finds the MR's app unhealthy from now on (until `health_check_passes`)."""
+        record = self.record(iid)
+        ALB_TARGET_HEALTH[(record["target_group_arn"], record["routed_target"].rsplit(":", 1)[0])] = (
+            reason,
+            description,
+        )
+
+    def health_check_passes(self, iid: int) -> None:
+        record = self.record(iid)
+        ALB_TARGET_HEALTH.pop((record["target_group_arn"], record["routed_target"].rsplit(":", 1)[0]), None)
 
     def route(self, host: str) -> dict | None:
         """Where the listener sends `host`: its rule, target group and targets; None if nowhere."""

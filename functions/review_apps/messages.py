@@ -274,6 +274,8 @@ def render_note(record: Record) -> str:
             lines += [line for line in (sleep_line(record), awake_cost_line(record), history_line(record)) if line]
         if record.url_note:
             lines.append(f"\n:warning: {record.url_note}")
+        if record.health_note and record.status == Status.LIVE:
+            lines.append(f"\n:warning: {record.health_note}")
         if record.status == Status.STOPPING:
             lines[0] = "### :stop_button: Review app: stopping"
             lines.append(f"\nIt is being stopped because {stop_sentence(record)}.")

@@ -147,3 +147,31 @@ def test_the_start_shows_its_phases_once_each_in_order_then_how_long_it_took(wor
     note = world.note(1)
     assert "Review app: live" in note and "Now:" not in note
     assert "Started in 47s: 6s waiting for capacity, 31s pulling the image, 10s starting." in note
+
+
+@pytest.mark.parametrize(
+    ("reason", "description", "says"),
+    [
+        (
+            "Target.ResponseCodeMismatch",
+            "Health checks failed with these codes: [404]",
+            "the app answered 404 to `/healthz` on port 8000, not 200-399",
+        ),
+        ("Target.Timeout", "Request timed out", "the app did not answer `/healthz` on port 8000 within 5 seconds"),
+        ("Target.FailedHealthChecks", "Health checks failed", "the load balancer could not connect to port 8000"),
+    ],
+)
+def test_a_failing_health_check_is_explained_in_words_and_taken_back(alb_world: World, reason, description, says):
+    world = alb_world
+    world.commit(SHA, spec=SPEC + "health_check: /healthz\n")
+    world.open_mr(1, SHA)
+    world.task_event(world.record(1)["task_arn"], "RUNNING")
+    assert world.reconcile()["health_notes_changed"] == 0  # healthy: nothing to say
+    world.health_check_fails(1, reason, description)
+    assert world.reconcile()["health_notes_changed"] == 1
+    note = world.note(1)
+    assert f":warning: The load balancer's health check fails: {says}." in note
+    assert "fix the app, or `health_check:` and `port:` in the spec" in note
+    assert world.reconcile()["health_notes_changed"] == 0  # said once, not on every run
+    world.health_check_passes(1)
+    assert world.reconcile()["health_notes_changed"] == 1 and "health check fails" not in world.note(1)

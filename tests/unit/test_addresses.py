@@ -294,3 +294,25 @@ def test_health_check_in_the_spec():
     for bad in ("healthz", "/`rm -rf`", "/x\n", "[/a]", "/" + "a" * 300, "/with space"):
         result = parse(f"health_check: {bad!r}\n" if "\n" in bad else f"health_check: '{bad}'\n")
         assert isinstance(result, Problems) and "`health_check:`" in result.problems[0], bad
+
+
+def test_health_problem_speaks_only_of_the_apps_own_unhealthy_target():
+    def health(state, reason="", description="", ip="10.0.0.7", port=8000):
+        return {
+            "Target": {"Id": ip, "Port": port},
+            "TargetHealth": {"State": state, "Reason": reason, "Description": description},
+        }
+
+    mismatch = health("unhealthy", "Target.ResponseCodeMismatch", "Health checks failed with these codes: [500]")
+    assert "the app answered 500 to `/up` on port 8000, not 200-399" in addresses.health_problem(
+        [mismatch], "10.0.0.7:8000", "/up"
+    )
+    for quiet in (
+        [health("healthy")],
+        [health("initial", "Elb.InitialHealthChecking")],
+        [],
+        [health("unhealthy", "Target.Timeout", ip="10.0.0.8")],
+    ):  # another (old) target
+        assert addresses.health_problem(quiet, "10.0.0.7:8000", "/") == ""
+    odd = addresses.health_problem([health("unhealthy", "Elb.InternalError")], "10.0.0.7:8000", "/")
+    assert "the load balancer's check of `/` on port 8000 fails (Elb.InternalError)" in odd

@@ -196,6 +196,16 @@ RECORDS["address mode, live, developers only"] = record(
 )
 RECORDS["address mode, deploying, replacing"] = record(**ADDRESS, replaced_commit=SHA2)
 RECORDS["address mode, live"] = record(**{**LIVE, **ADDRESS, "routed_target": "10.0.0.7:8000"})
+RECORDS["address mode, live, health check failing"] = record(
+    **{
+        **LIVE,
+        **ADDRESS,
+        "routed_target": "10.0.0.7:8000",
+        "health_note": "The load balancer's health check fails: the app answered 404 to `/healthz` on port 8000, "
+        "not 200-399. The address answers only once the check passes: fix the app, or `health_check:` "
+        "and `port:` in the spec.",
+    }
+)
 RECORDS["address mode, live, no route"] = record(**{**LIVE, **ADDRESS, "url_note": "The load balancer is full."})
 RECORDS["address mode, stopped by ttl"] = record(
     **{**LIVE, **ADDRESS, "status": Status.STOPPED, "stop_reason": StopReason.TTL, "stopped_at": NOW + 1840}

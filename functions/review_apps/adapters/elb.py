@@ -286,6 +286,16 @@ class Elb:
             if _code(exc) != "TargetGroupNotFound":
                 raise
 
+    def target_health(self, target_group_arn: str) -> list[dict[str, Any]]:
+        """DescribeTargetHealth's descriptions; none once the group is gone."""
+        try:
+            answer = self._client.describe_target_health(TargetGroupArn=target_group_arn)
+        except ClientError as exc:
+            if _code(exc) == "TargetGroupNotFound":
+                return []
+            raise
+        return list(answer["TargetHealthDescriptions"])
+
     def _targets(self, target_group_arn: str) -> list[dict[str, Any]]:
         health = self._client.describe_target_health(TargetGroupArn=target_group_arn)["TargetHealthDescriptions"]
         return [

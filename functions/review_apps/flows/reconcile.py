@@ -77,6 +77,7 @@ def reconcile(deployer: Deployer) -> dict[str, Any]:
     if services.settings.address_mode:
         # Before the queue: a route swept here is room on the load balancer for a queued app.
         summary.update(_guarded(deployer, "route sweep", lambda: _sweep_routes(deployer, records, now)))
+        summary.update(_guarded(deployer, "health check", lambda: _explain_health(deployer, records, summary)))
     summary["slots_corrected"] = _correct_slots(deployer, records)
     summary["started_from_queue"] = deployer.start_queued(records)
     return summary
@@ -139,6 +140,22 @@ def _guarded(deployer: Deployer, step: str, run: Callable[[], dict[str, int]]) -
     except Exception:
         deployer.logger.exception(f"the {step} failed; the next run tries again")
         return {f"{step.replace(' ', '_')}_failed": 1}
+
+
+def _explain_health(deployer: Deployer, records: list[Record], summary: dict[str, Any]) -> dict[str, int]:
+    """Say on the MR, in words, why the load balancer's health check of a live app fails (and take
+    it back once it passes): one DescribeTargetHealth per live, routed app."""
+    changed = 0
+    for record in records:
+        if record.status != Status.LIVE or not (record.target_group_arn and record.routed_target):
+            continue
+        health = deployer.services.elb.target_health(record.target_group_arn)
+        note = addresses.health_problem(health, record.routed_target, record.health_check_path or "/")
+        if note != record.health_note and _save(
+            deployer, dataclasses.replace(record, health_note=note), summary, before=record
+        ):
+            changed += 1
+    return {"health_notes_changed": changed}
 
 
 def _sweep_routes(deployer: Deployer, records: list[Record], now: int) -> dict[str, int]:

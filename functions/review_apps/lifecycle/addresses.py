@@ -14,6 +14,7 @@ import hashlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from review_apps.model.record import Record
 from review_apps.model.values import Status
@@ -108,6 +109,30 @@ def listener_full_problem(what: str, consequence: str = "") -> str:
         f"The load balancer that gives review apps their addresses is full ({what}), {consequence}. If this "
         "keeps happening, ask the platform team to lower MAX_RUNNING_APPS or to use a load balancer with "
         "room (one holds at most 100 target groups)."
+    )
+
+
+def health_problem(health: list[dict[str, Any]], target: str, path: str) -> str:
+    """What the load balancer says of the app's target, in words, when its health check fails;
+    "" while it is healthy or still being checked for the first time. `health`: DescribeTargetHealth's
+    TargetHealthDescriptions (Target Id/Port, TargetHealth State/Reason/Description)."""
+    ip, _, port = target.rpartition(":")
+    mine = [h for h in health if (h.get("Target", {}).get("Id"), str(h.get("Target", {}).get("Port"))) == (ip, port)]
+    if not mine or mine[0].get("TargetHealth", {}).get("State") != "unhealthy":
+        return ""
+    reason = mine[0]["TargetHealth"].get("Reason", "")
+    codes = re.findall(r"\d{3}", mine[0]["TargetHealth"].get("Description", ""))
+    checked = f"`{path}` on port {port}"
+    words = {
+        "Target.ResponseCodeMismatch": f"the app answered {', '.join(codes) or 'another code'} to {checked}, "
+        "not 200-399",
+        "Target.Timeout": f"the app did not answer {checked} within 5 seconds",
+        "Target.FailedHealthChecks": f"the load balancer could not connect to port {port}",
+    }
+    said = words.get(reason, f"the load balancer's check of {checked} fails ({reason or 'no reason given'})")
+    return (
+        f"The load balancer's health check fails: {said}. The address answers only once the check passes: "
+        "fix the app, or `health_check:` and `port:` in the spec."
     )
 
 

@@ -129,6 +129,7 @@ def went_live(
         start_seconds=started - record.launched_at if record.launched_at and started > record.launched_at else 0,
         status=Status.LIVE,
         phase="",
+        health_note="",  # a new task: its health is checked anew
         task_arn=event.task_arn,
         event_version=event.version,
         task_created_at=_epoch(event.created_at) or record.task_created_at,

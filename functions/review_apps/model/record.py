@@ -91,6 +91,7 @@ class Record:
     target_group_arn: str = ""
     rule_arn: str = ""
     routed_target: str = ""  # "ip:port" registered in the target group
+    health_note: str = ""  # the load balancer's health check failing, in words (address mode)
     # Sleep and wake: how long without a visit before it sleeps (0 = never), since when it
     # sleeps, what it has cost awake so far (summed over wakes, micro-dollars) against since
     # when it could have run, a short history, and how long a start took last time.
