@@ -54,12 +54,18 @@ READING = """## Reading these numbers
   launch (`DescribeTargetGroups`, and for a new route `CreateTargetGroup`,
   `ModifyTargetGroupAttributes`, `DescribeRules`, `CreateRule`) and two at RUNNING
   (`RegisterTargets`, `DescribeTargetHealth`).
-- **Reconciler with 100 live apps.** The steady run's 115 calls are dominated by
+- **Reconciler with 100 live apps.** The steady run's calls are dominated by two per-app costs:
   `ListTaskDefinitions` (one per derived family, from the task-definition retirement that predates
-  addresses); sleep adds one `GetMetricData` for all candidates, and the route sweep adds
+  addresses) and `DescribeTargetHealth` (one per live, routed app, so that a failing health check is
+  explained on the MR); sleep adds one `GetMetricData` for all candidates, and the route sweep adds
   `DescribeTargetGroups`, `DescribeTags` per 20 target groups and `DescribeRules` per page. Putting
   an app to sleep costs `ModifyRule` (to the wake function), `StopTask`, `DeleteSchedule` and two
-  record writes (falling asleep, then what was published).
+  record writes (falling asleep, then what was published). The health look uses the records read
+  before the sleep step, so the apps just put to sleep are looked at too (left alone for now).
+- **Sign-in and ownership.** AuthFunction imports Authlib's client (about 80 ms more than the
+  others); the other functions don't import it. The launch now reads the
+  `review-apps:projects` tag of its ECR repository (`ListTagsForResource`, cached a minute per
+  container) and of its listed roles (`ListRoleTags`, likewise): part of the pipeline step above.
 """
 
 

@@ -22,6 +22,7 @@ MODULES = {
     "TaskEventsFunction": "task_events.app",
     "ReconcileFunction": "reconciler.app",
     "WakeFunction": "wake.app",
+    "AuthFunction": "auth.app",
 }
 # The clients each function creates on its first request (they are built lazily, so a fair
 # comparison with the floor, which creates one, also shows import + these).
@@ -29,7 +30,8 @@ CLIENTS = {
     "WebhookFunction": ("ssm", "dynamodb", "ecs", "scheduler"),
     "TaskEventsFunction": ("ssm", "dynamodb", "ecs", "scheduler"),  # ec2 only with public IPs
     "ReconcileFunction": ("ssm", "dynamodb", "ecs", "scheduler"),
-    "WakeFunction": ("ssm", "dynamodb", "ecs", "scheduler", "elbv2"),
+    "WakeFunction": ("ssm", "dynamodb", "ecs", "scheduler", "elbv2", "secretsmanager"),
+    "AuthFunction": ("ssm", "dynamodb", "secretsmanager"),
 }
 ENV = {
     "GITLAB_URL": "https://gitlab.example.com",
@@ -48,6 +50,9 @@ ENV = {
     "REVIEW_DOMAIN": "review.example.com",
     "VPC_ID": "vpc-0a1b2c3d",
     "MAX_RUNNING_APPS": "20",
+    # Sign-in on (the default in address mode): rule writers read the ALB's client secret.
+    "OIDC_ISSUER": "https://abc123def4.execute-api.us-east-1.amazonaws.com/auth",
+    "OIDC_CLIENT_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:111122223333:secret:review-apps-alb-AbCdEf",
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_ACCESS_KEY_ID": "x",
     "AWS_SECRET_ACCESS_KEY": "x",
