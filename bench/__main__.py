@@ -60,8 +60,9 @@ READING = """## Reading these numbers
   explained on the MR); sleep adds one `GetMetricData` for all candidates, and the route sweep adds
   `DescribeTargetGroups`, `DescribeTags` per 20 target groups and `DescribeRules` per page. Putting
   an app to sleep costs `ModifyRule` (to the wake function), `StopTask`, `DeleteSchedule` and two
-  record writes (falling asleep, then what was published). The health look uses the records read
-  before the sleep step, so the apps just put to sleep are looked at too (left alone for now).
+  record writes (falling asleep, then what was published). The second row was measured before a
+  later fix: the health look now reads the records again when the run put apps to sleep, so it
+  skips them (there, `DescribeTargetHealth`×50 and one more `Scan`; not re-measured).
 - **Sign-in and ownership.** AuthFunction imports Authlib's client (about 80 ms more than the
   others); the other functions don't import it. The launch now reads the
   `review-apps:projects` tag of its ECR repository (`ListTagsForResource`, cached a minute per

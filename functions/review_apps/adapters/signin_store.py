@@ -51,9 +51,6 @@ class SignInStore:
             raise
         return _live(answer.get("Attributes"))
 
-    def drop(self, kind: str, secret: str) -> None:
-        self._db.delete_item(TableName=self._table, Key=_key(kind, secret))
-
 
 def _live(item: dict[str, Any] | None) -> dict[str, Any] | None:
     if not item or int(item.get("expires_at", {}).get("N", "0")) <= int(time.time()):

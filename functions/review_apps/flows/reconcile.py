@@ -77,7 +77,9 @@ def reconcile(deployer: Deployer) -> dict[str, Any]:
     if services.settings.address_mode:
         # Before the queue: a route swept here is room on the load balancer for a queued app.
         summary.update(_guarded(deployer, "route sweep", lambda: _sweep_routes(deployer, records, now)))
-        summary.update(_guarded(deployer, "health check", lambda: _explain_health(deployer, records, summary)))
+        # Apps this run put to sleep have no target left to look at: read the records again then.
+        awake = services.store.all() if summary.get("put_to_sleep") else records
+        summary.update(_guarded(deployer, "health check", lambda: _explain_health(deployer, awake, summary)))
     summary["slots_corrected"] = _correct_slots(deployer, records)
     summary["started_from_queue"] = deployer.start_queued(records)
     return summary
