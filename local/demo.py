@@ -82,16 +82,24 @@ def show_route(world: World) -> None:
     if not ADDRESS_MODE:
         return
     route = world.route(HOST)
+    groups, rules = len(world.target_groups()), len(world.rules())
     print(f"\n  The load balancer's listener, for {HOST}:")
     if route is None:
-        print("  • no rule: the listener's default answer (404)")
-        return
-    group = route["target_group"].split(":targetgroup/", 1)[1].split("/")[0]
-    targets = ", ".join(route["targets"]) or "none"
-    signs_in = any(a["Type"] == "authenticate-oidc" for a in route["rule"]["Actions"])
-    then = "sign in with GitLab (authenticate-oidc), then " if signs_in else ""
-    print(f"  • rule priority {route['priority']}: host-header {HOST} → {then}target group {group}")
-    print(f"  • targets: {targets}")
+        [catch_all] = [r for r in world.rules(catch_all=True) if r["RuleArn"] == world.catch_all_rule]
+        signs_in = any(a["Type"] == "authenticate-oidc" for a in catch_all["Actions"])
+        then = "sign in with GitLab, then " if signs_in else ""
+        print(
+            f"  • no rule of its own: the stack's catch-all (priority {catch_all['Priority']}, "
+            f"host-header *.{world.review_domain}) → {then}the wake function"
+        )
+    else:
+        group = route["target_group"].split(":targetgroup/", 1)[1].split("/")[0]
+        targets = ", ".join(route["targets"]) or "none"
+        signs_in = any(a["Type"] == "authenticate-oidc" for a in route["rule"]["Actions"])
+        then = "sign in with GitLab (authenticate-oidc), then " if signs_in else ""
+        print(f"  • rule priority {route['priority']}: host-header {HOST} → {then}target group {group}")
+        print(f"  • targets: {targets}")
+    print(f"  • this install holds {groups} target group(s) and {rules} rule(s) of its own on the load balancer")
 
 
 def show_tasks(world: World) -> None:

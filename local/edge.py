@@ -152,7 +152,7 @@ class Edge:
     # ------------------------------------------------------------------ the load balancer
 
     def _rule_for(self, host: str) -> dict[str, Any] | None:
-        rules = sorted(self.world.rules(), key=lambda r: int(r["Priority"]))
+        rules = sorted(self.world.rules(catch_all=True), key=lambda r: int(r["Priority"]))
         for rule in rules:
             for condition in rule["Conditions"]:
                 values = condition.get("HostHeaderConfig", {}).get("Values", condition.get("Values", []))

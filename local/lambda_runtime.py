@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import importlib
 import sys
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -75,5 +77,20 @@ class LambdaContext:
     log_group_name: str = "/aws/lambda/review-apps-local"
     log_stream_name: str = "local"
 
+    started: float = field(default_factory=time.monotonic)
+
     def get_remaining_time_in_millis(self) -> int:
-        return 10_000
+        """What Lambda says: the function's Timeout (template.yaml) less the time since the call began."""
+        timeout = _timeouts().get(self.function_name, 10)
+        return max(int((self.started + timeout - time.monotonic()) * 1000), 0)
+
+
+@lru_cache(maxsize=1)
+def _timeouts() -> dict[str, float]:
+    template = load_template()
+    default = ((template.get("Globals") or {}).get("Function") or {}).get("Timeout", 3)
+    return {
+        name: float(resource["Properties"].get("Timeout", default))
+        for name, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::Function"
+    }

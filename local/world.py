@@ -85,6 +85,10 @@ def _serialize_dynamodb_requests() -> None:
 ALB_QUOTAS = {"rules": 100, "target_groups": 100}
 # Targets whose health check fails, as the ALB would report them: (target group, ip) -> (reason, description).
 ALB_TARGET_HEALTH: dict[tuple[str, str], tuple[str, str]] = {}
+# Registered targets not yet checked, as a real ALB reports them for its first checks: "initial".
+# moto reports every target healthy at once; tests that watch an app start hold them here.
+ALB_UNCHECKED: set[tuple[str, str]] = set()
+ALB_HOLD_NEW_TARGETS = {"on": False}
 
 
 def _behave_like_an_alb() -> None:
@@ -133,9 +137,53 @@ def _behave_like_an_alb() -> None:
             return FakeHealthStatus(
                 target["Id"], self.targets[target["Id"]]["Port"], self.health_check_port, "unhealthy", *failing
             )
+        if (self.arn, target["Id"]) in ALB_UNCHECKED and target["Id"] in self.targets:
+            return FakeHealthStatus(
+                target["Id"],
+                self.targets[target["Id"]]["Port"],
+                self.health_check_port,
+                "initial",
+                "Elb.RegistrationInProgress",
+                "Target registration is in progress",
+            )
         return checked(self, target, ec2_backend)
 
+    register = FakeTargetGroup.register
+
+    def register_held(self, targets):  # type: ignore[no-untyped-def]
+        if ALB_HOLD_NEW_TARGETS["on"]:
+            ALB_UNCHECKED.update((self.arn, t["Id"]) for t in targets)
+        return register(self, targets)
+
+    FakeTargetGroup.register = register_held  # type: ignore[method-assign]
+
     FakeTargetGroup.health_for = health_for  # type: ignore[method-assign]
+
+
+def _list_families_by_status() -> None:
+    """ECS's ListTaskDefinitionFamilies with status=ACTIVE lists only families that still have
+    an ACTIVE revision; moto ignores the status and lists every family it ever saw."""
+    from moto.ecs.responses import EC2ContainerServiceResponse as Responses
+
+    if getattr(Responses.list_task_definition_families, "by_status", False):
+        return
+    listed = Responses.list_task_definition_families
+
+    def by_status(self):  # type: ignore[no-untyped-def]
+        status = self._get_param("status")
+        if status not in ("ACTIVE", "INACTIVE"):
+            return listed(self)
+        families = [
+            family
+            for family in self.ecs_backend.list_task_definition_families(self._get_param("familyPrefix"))
+            if any(d.status == status for d in self.ecs_backend.task_definitions[family].values())
+        ]
+        from moto.core.responses import ActionResult
+
+        return ActionResult({"families": families})
+
+    by_status.by_status = True  # type: ignore[attr-defined]
+    Responses.list_task_definition_families = by_status  # type: ignore[method-assign]
 
 
 class MotoServer:
@@ -145,6 +193,7 @@ class MotoServer:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
         _serialize_dynamodb_requests()
         _behave_like_an_alb()
+        _list_families_by_status()
         self._server = ThreadedMotoServer(ip_address=bind, port=port, verbose=False)
         self._server.start()
         host, port = self._server.get_host_and_port()
@@ -164,6 +213,7 @@ class MotoServer:
 
 
 REVIEW_DOMAIN = "review.example.test"
+CATCH_ALL_PRIORITY = 50_000  # the template's CatchAllRule: the last priority a listener has
 # Sign-in (address mode, members only): the install's provider, GitLab's OAuth application, and
 # the people who try to open review apps (GitLab users; passwords for the stand-in's sign-in form).
 SIGNIN_ISSUER = "https://signin.example.test/auth"
@@ -201,6 +251,8 @@ class World:
     def install(self) -> World:
         self.moto.reset()
         ALB_TARGET_HEALTH.clear()
+        ALB_UNCHECKED.clear()
+        ALB_HOLD_NEW_TARGETS["on"] = False
         self.gitlab.state.__init__(GITLAB_TOKEN)  # type: ignore[misc]
         os.environ.update(
             {
@@ -283,8 +335,43 @@ class World:
             self.gitlab.state.add_oauth_app(
                 OAUTH_APP["application_id"], OAUTH_APP["secret"], f"{SIGNIN_ISSUER}/callback"
             )
+            self.catch_all_rule = ""
+            self._catch_all()
         self.cold_start()
         return self
+
+    def _catch_all(self) -> None:
+        """The template's CatchAllRule: `*.REVIEW_DOMAIN` at the last priority, to the wake
+        function's target group, signing visitors in first when the install does."""
+        forward = {"Type": "forward", "TargetGroupArn": self.wake_target_group}
+        actions = [forward]
+        if self.sign_in:
+            issuer = SIGNIN_ISSUER
+            oidc = {
+                "Issuer": issuer,
+                "AuthorizationEndpoint": f"{issuer}/authorize",
+                "TokenEndpoint": f"{issuer}/token",
+                "UserInfoEndpoint": f"{issuer}/userinfo",
+                "ClientId": ALB_CLIENT["client_id"],
+                "ClientSecret": ALB_CLIENT["client_secret"],
+                "Scope": "openid",
+                "SessionCookieName": "ReviewAppsSession",
+                "SessionTimeout": int(os.environ.get("REVIEW_APP_SESSION_SECONDS", "3600")),
+                "OnUnauthenticatedRequest": "authenticate",
+            }
+            actions = [
+                {"Type": "authenticate-oidc", "Order": 1, "AuthenticateOidcConfig": oidc},
+                {**forward, "Order": 2},
+            ]
+        if self.catch_all_rule:
+            self.elbv2.modify_rule(RuleArn=self.catch_all_rule, Actions=actions)
+            return
+        self.catch_all_rule = self.elbv2.create_rule(
+            ListenerArn=self.listener_arn,
+            Priority=CATCH_ALL_PRIORITY,
+            Conditions=[{"Field": "host-header", "HostHeaderConfig": {"Values": [f"*.{REVIEW_DOMAIN}"]}}],
+            Actions=actions,
+        )["Rules"][0]["RuleArn"]
 
     def _roles_and_repositories(self) -> None:
         """The team's roles and ECR repositories, tagged (as a team must) for the projects that may
@@ -400,14 +487,19 @@ class World:
             **self._sign_in(),
         }
 
-    def rules(self) -> list[dict]:
-        """The listener's rules besides its default, as ELB describes them."""
+    def rules(self, catch_all: bool = False) -> list[dict]:
+        """The listener's rules besides its default (and the stack's catch-all, unless asked),
+        as ELB describes them: what the install's functions made."""
         rules, marker = [], {}
         while True:
             page = self.elbv2.describe_rules(ListenerArn=self.listener_arn, **marker)
             rules += page["Rules"]
             if not page.get("NextMarker"):
-                return [r for r in rules if not r["IsDefault"]]
+                return [
+                    r
+                    for r in rules
+                    if not r["IsDefault"] and (catch_all or r["RuleArn"] != getattr(self, "catch_all_rule", ""))
+                ]
             marker = {"Marker": page["NextMarker"]}
 
     def target_groups(self) -> list[dict]:
@@ -426,6 +518,14 @@ class World:
             reason,
             description,
         )
+
+    def hold_health_checks(self, on: bool = True) -> None:
+        """From now on, a target registered reports `initial` (as a real ALB's do until their
+        first checks pass) until `first_checks_pass`; moto would call it healthy at once."""
+        ALB_HOLD_NEW_TARGETS["on"] = on
+
+    def first_checks_pass(self) -> None:
+        ALB_UNCHECKED.clear()
 
     def health_check_passes(self, iid: int) -> None:
         record = self.record(iid)
@@ -455,6 +555,8 @@ class World:
         """`sam deploy` with changed parameters: same AWS and GitLab, fresh functions."""
         self.settings.update(settings)
         os.environ.update(settings)
+        if self.alb:
+            self._catch_all()  # CloudFormation updates the catch-all's sign-in with the parameters
         self.cold_start()
 
     def cold_start(self) -> None:
@@ -630,7 +732,11 @@ class World:
         if token is None:
             request["headers"].pop("x-gitlab-token", None)
         response = self.webhook_handler(request, LambdaContext(function_name="WebhookFunction"))
-        return {"status": response["statusCode"], "body": json.loads(response["body"] or "{}")}
+        return {
+            "status": response["statusCode"],
+            "body": json.loads(response["body"] or "{}"),
+            "headers": response.get("headers") or {},
+        }
 
     def note(self, iid: int) -> str | None:
         """The review-app note's current text on the MR, as a reviewer would read it."""
@@ -661,13 +767,16 @@ class World:
 
     def task_event(self, task_arn: str, last_status: str, **kwargs: Any) -> dict:
         """Build the state-change event ECS would emit for the emulated task and deliver it."""
+        return self.deliver_task_event(self.task_state_event(task_arn, last_status, **kwargs))
+
+    def task_state_event(self, task_arn: str, last_status: str, **kwargs: Any) -> dict:
+        """The state-change event ECS would emit for the emulated task (not delivered)."""
         version = self._versions.get(task_arn, 1) + 1
         self._versions[task_arn] = version
         if last_status == "STOPPED":  # keep the emulator in step with the event it "emitted"
             reason = kwargs.get("stopped_reason") or "Essential container in task exited"
             self.ecs.stop_task(cluster=CLUSTER, task=task_arn, reason=reason)
-        event = events.task_state_change(self.task(task_arn), last_status=last_status, version=version, **kwargs)
-        return self.deliver_task_event(event)
+        return events.task_state_change(self.task(task_arn), last_status=last_status, version=version, **kwargs)
 
     def deliver_task_event(self, event: dict) -> dict:
         return self.task_events_handler(event, LambdaContext(function_name="TaskEventsFunction"))
@@ -722,13 +831,17 @@ class World:
         item = self.dynamodb.get_item(TableName=TABLE, Key={"pk": {"S": f"slots#{scope}"}}).get("Item", {})
         return set(item.get("holders", {}).get("SS", []))
 
+    def all_records(self) -> list[dict]:
+        """Every MR record in the table (not the slot sets or the delivery memory)."""
+        return [r for r in self._records() if str(r.get("pk", "")).startswith("mr#")]
+
     def _records(self) -> list[dict]:
         deserializer = TypeDeserializer()
         items = self.dynamodb.scan(TableName=TABLE)["Items"]
         return [{k: deserializer.deserialize(v) for k, v in item.items()} for item in items]
 
-    def record(self, iid: int) -> dict | None:
-        item = self.dynamodb.get_item(TableName=TABLE, Key={"pk": {"S": f"mr#{PROJECT_ID}/{iid}"}}).get("Item")
+    def record(self, iid: int, project_id: int = PROJECT_ID) -> dict | None:
+        item = self.dynamodb.get_item(TableName=TABLE, Key={"pk": {"S": f"mr#{project_id}/{iid}"}}).get("Item")
         if not item:
             return None
         deserializer = TypeDeserializer()

@@ -16,6 +16,7 @@ from review_apps.cost import dollars, run_cost
 from review_apps.durations import format_duration, format_utc
 from review_apps.lifecycle import StopReason, crash_log
 from review_apps.lifecycle.access import level_name
+from review_apps.lifecycle.queue import place_words
 from review_apps.model.record import Record
 from review_apps.model.values import Status
 from review_apps.spec import ref_slug
@@ -55,6 +56,7 @@ _REASONS = {
     StopReason.FAILED_TO_START: "the task failed to start: {detail}",
     StopReason.STOPPED_OUTSIDE: "it was stopped outside review apps: {detail}",
     StopReason.ASLEEP: "{detail}",
+    StopReason.CANNOT_WAKE: "a visit could not wake it: {detail}",
     StopReason.UNKNOWN: "ECS stopped it: {detail}",
 }
 
@@ -131,7 +133,8 @@ def phase_line(record: Record) -> str:
 
 
 def start_line(record: Record) -> str:
-    """How the start went, once live: `Started in 47s: 31s pulling the image, 9s starting.`"""
+    """How the start went, once live: `Started in 47s: 31s pulling the image, 9s starting, 7s until
+    healthy. The address answered 52s after the merge request event.`"""
     created, pull_from, pull_to, live = (
         record.task_created_at,
         record.pull_started_at,
@@ -140,16 +143,46 @@ def start_line(record: Record) -> str:
     )
     if not (created and live > created):
         return ""
+    healthy = record.healthy_at if record.host and record.healthy_at >= live else 0
     parts = []
     if pull_from and pull_to >= pull_from >= created and live >= pull_to:
         if pull_from - created:
             parts.append(f"{format_duration(pull_from - created)} waiting for capacity")
         parts.append(f"{format_duration(pull_to - pull_from)} pulling the image")
         parts.append(f"{format_duration(live - pull_to)} starting")
-    line = f"Started in {format_duration(live - created)}" + (f": {', '.join(parts)}." if parts else ".")
+    if healthy and parts:
+        parts.append(f"{format_duration(healthy - live)} until healthy")
+    line = f"Started in {format_duration((healthy or live) - created)}" + (f": {', '.join(parts)}." if parts else ".")
     if pull_from and pull_to - pull_from > SLOW_PULL_SECONDS:
         line += " That pull is slow: see *Faster starts* in the review apps README for ways to cut it."
+    waited = time_to_address(record)
+    if healthy and waited is not None:
+        line += f" The address answered {format_duration(waited)} after the merge request event."
     return line
+
+
+def health_wait_line(record: Record) -> str:
+    """Address mode: live, but the load balancer has not found it healthy yet (visits get the
+    starting page until it does)."""
+    if not (record.host and record.status == Status.LIVE and not record.healthy_at and record.routed_target):
+        return ""
+    return f"Now: waiting for the load balancer's health check (`{record.health_check_path or '/'}`) to pass…"
+
+
+# An MR event GitLab dated longer than this before we claimed the launch is not what started it
+# (a pipeline, a command, a visit or the queue did): the launch's own time is used then.
+_EVENT_WINDOW_SECONDS = 600
+
+
+def time_to_address(record: Record) -> int | None:
+    """Seconds from the event that started this app (the MR event as GitLab dated it, else when
+    the install claimed the launch) to the load balancer finding it healthy; None if unknown."""
+    if not (record.host and record.healthy_at and record.launched_at):
+        return None
+    asked = record.launched_at
+    if 0 <= record.launched_at - record.mr_updated_at <= _EVENT_WINDOW_SECONDS:
+        asked = record.mr_updated_at
+    return max(record.healthy_at - asked, 0)
 
 
 def logs_line(record: Record) -> str:
@@ -212,7 +245,7 @@ def render_note(record: Record) -> str:
         lines = [
             "### :hourglass: Review app: queued",
             "",
-            f"Commit {commit} is **number {record.queue_place or 1}** in the queue: {record.queue_detail}, and "
+            f"Commit {commit} is **{place_words(record.queue_place)}** in the queue: {record.queue_detail}, and "
             "every slot is taken. It starts by itself as soon as a slot frees; nothing to do meanwhile.",
         ]
     elif record.status == Status.DEPLOYING:
@@ -266,8 +299,8 @@ def render_note(record: Record) -> str:
         ]
         if cost_rate_line(record):
             lines.append(cost_rate_line(record))
-        if start_line(record) and record.status == Status.LIVE:
-            lines.append(start_line(record))
+        if record.status == Status.LIVE:
+            lines += [line for line in (start_line(record), health_wait_line(record)) if line]
         if logs_line(record):
             lines.append(logs_line(record))
         if record.status == Status.LIVE:

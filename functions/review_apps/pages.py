@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from review_apps.durations import format_duration
+from review_apps.lifecycle.queue import place_words
 from review_apps.lifecycle.sleep import WakeAnswer
 
 RETRY_SECONDS = 10
@@ -37,11 +38,18 @@ def render(answer: WakeAnswer) -> dict[str, Any]:
             "and shows the app once it answers.",
         )
         return _response(503, title, text, refresh)
+    if answer.kind == "starting":
+        title, text = (
+            f"The review app for {mr} is starting",
+            f"{_usually(answer.start_seconds)} This page reloads every {RETRY_SECONDS} seconds "
+            "and shows the app once the load balancer finds it healthy.",
+        )
+        return _response(503, title, text, refresh)
     if answer.kind == "queued":
         title, text = (
             f"The review app for {mr} is waiting for a free slot",
-            f"It is number {answer.place} in the queue: the install runs a limited number of review apps at once. "
-            f"It starts by itself as soon as a slot frees. This page reloads every {RETRY_SECONDS} seconds.",
+            f"It is {place_words(answer.place)} in the queue: the install runs a limited number of review apps "
+            f"at once. It starts by itself as soon as a slot frees. This page reloads every {RETRY_SECONDS} seconds.",
         )
         return _response(503, title, text, refresh)
     if answer.kind == "awake":

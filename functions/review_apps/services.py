@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +41,14 @@ class Services:
         self._aws_config = aws.REQUEST_PATH if in_request_path else aws.BACKGROUND
         # GitLab's own timeout and retries, sized the same way.
         self._gitlab_timeout, self._gitlab_retries = (2.5, 1) if in_request_path else (5.0, 3)
+        # time.monotonic() by which this invocation's GitLab calls must be over (see `budget`).
+        self.deadline: float | None = None
+
+    def budget(self, context: Any, reserve_seconds: float = 1.0) -> None:
+        """Start an invocation: GitLab calls must end `reserve_seconds` before Lambda's timeout,
+        so a slow GitLab gets a clear answer rather than a killed function."""
+        remaining = context.get_remaining_time_in_millis() / 1000 if context is not None else None
+        self.deadline = time.monotonic() + remaining - reserve_seconds if remaining else None
 
     def aws(self, service: str) -> Any:
         return aws.client(service, self._aws_config)
@@ -110,4 +119,5 @@ class Services:
             self.secret(self.settings.gitlab_token_parameter),
             timeout=self._gitlab_timeout,
             retries=self._gitlab_retries,
+            deadline=lambda: self.deadline,
         )

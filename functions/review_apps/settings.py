@@ -21,6 +21,8 @@ from review_apps.spec import SLEEP_AFTER_MIN
 
 # An ALB holds at most 100 target groups, and the quota cannot be raised: one per running app.
 ALB_TARGET_GROUPS_MAX = 100
+# Running apps an address-mode install allows: one of the ALB's target groups is the wake function's.
+AWAKE_APPS_MAX = ALB_TARGET_GROUPS_MAX - 1
 _LISTENER_ARN = re.compile(r"arn:aws[\w-]*:elasticloadbalancing:[\w-]+:\d{12}:listener/app/[\w-]+/[0-9a-f]+/[0-9a-f]+")
 _DOMAIN = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]")
 _VPC_ID = re.compile(r"vpc-[0-9a-f]{8,17}")
@@ -297,11 +299,12 @@ def _addresses(env: Mapping[str, str], max_running: int) -> tuple[str, str, str]
     vpc = _required(env, "VPC_ID")
     if not _VPC_ID.fullmatch(vpc):
         raise SettingsError(f"VPC_ID must be a VPC id such as vpc-0123abcd, got {vpc!r}")
-    if not 1 <= max_running <= ALB_TARGET_GROUPS_MAX:
+    if not 1 <= max_running <= AWAKE_APPS_MAX:
         raise SettingsError(
             f"MAX_RUNNING_APPS is {max_running or 'unset (no cap)'}, but with an ALB (ALB_LISTENER_ARN) every "
-            f"running app needs a target group and an ALB holds at most {ALB_TARGET_GROUPS_MAX}: set it "
-            f"between 1 and {ALB_TARGET_GROUPS_MAX} (fewer if the ALB serves other target groups)"
+            f"running app needs a target group, an ALB holds at most {ALB_TARGET_GROUPS_MAX} and the wake "
+            f"function has one: set it between 1 and {AWAKE_APPS_MAX} (fewer if the ALB serves other target "
+            "groups). Sleeping and queued apps hold none, so open merge requests are not limited by it."
         )
     return listener, domain, vpc
 

@@ -7,6 +7,7 @@ MR behind it and launches through the same path as every other launch; review_ap
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -14,7 +15,8 @@ from aws_lambda_powertools import Logger
 from review_apps import pages
 from review_apps.flows.deploy import Deployer
 from review_apps.flows.sleep import wake
-from review_apps.lifecycle.sleep import WakeAnswer
+from review_apps.lifecycle.addresses import normalize_host
+from review_apps.lifecycle.sleep import RefusedHosts, WakeAnswer
 from review_apps.services import Services
 from review_apps.settings import load_settings
 
@@ -32,12 +34,21 @@ def _host(event: dict[str, Any]) -> str:
     return values[0][:300] if isinstance(values, list) and values and isinstance(values[0], str) else ""
 
 
+refused = RefusedHosts()
+
+
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    host = _host(event if isinstance(event, dict) else {})
+    host = normalize_host(_host(event if isinstance(event, dict) else {}))
+    services.budget(context)
     try:
-        answer = wake(deployer, host) if host else WakeAnswer("missing")
-    except Exception:  # GitLab or AWS trouble: the page retries, and so does the visitor's next reload
+        if not host or refused.refused(host, time.time()):
+            answer = WakeAnswer("missing")
+        else:
+            answer = wake(deployer, host)
+            if answer.kind == "missing":
+                refused.remember(host, time.time())
+    except Exception:  # GitLab or AWS trouble (a 429 too): the page retries, as does the visitor's next reload
         logger.exception("could not wake the app")
         answer = WakeAnswer("retry")
     logger.info("visit answered", extra={"host": host[:100], "answer": answer.kind, "mr_iid": answer.mr_iid})

@@ -24,6 +24,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from botocore.exceptions import BotoCoreError, ClientError
 
 from review_apps import auth, lifecycle
+from review_apps.adapters.gitlab import rate_limited
 from review_apps.adapters.store import Conflict
 from review_apps.events import BadEvent, GitLabEvent, MergeRequestEvent, parse_gitlab_event
 from review_apps.flows.commands import run_command
@@ -45,8 +46,8 @@ class TooLarge(Exception):
     pass
 
 
-def _answer(status: int, message: str, **extra: Any) -> Response:
-    return Response(status, "application/json", json.dumps({"message": message, **extra}))
+def _answer(status: int, message: str, headers: dict[str, str] | None = None, **extra: Any) -> Response:
+    return Response(status, "application/json", json.dumps({"message": message, **extra}), headers=headers)
 
 
 def _raw_body() -> bytes:
@@ -191,6 +192,7 @@ def receive() -> Response:
     return _answer(HTTP_STATUS.get(outcome.result, 200), outcome.message, **outcome.details)
 
 
+RATE_LIMIT_RETRY_SECONDS = 60  # GitLab's rate limits are per minute
 # What GitLab is told: 202 when something was set in motion, 200 for everything else we handled.
 HTTP_STATUS = {Result.DEPLOYING: 202, Result.QUEUED: 202, Result.STOPPING: 202, Result.IN_PROGRESS: 202}
 
@@ -246,6 +248,12 @@ def _no_such_route(exc: Exception) -> Response:
 def _failed(exc: Exception) -> Response:
     """Only our side fails here: client mistakes were answered above with a 4xx."""
     logger.exception("delivery failed")
+    if rate_limited(exc):
+        return _answer(
+            503,
+            "GitLab is rate-limiting this install's bot (429); nothing was half-done that a resend won't fix",
+            headers={"Retry-After": str(RATE_LIMIT_RETRY_SECONDS)},
+        )
     if isinstance(exc, _DEPENDENCY_ERRORS):
         return _answer(502, "GitLab or AWS did not answer in time; nothing was half-done that a resend won't fix")
     return _answer(500, "internal error; the logs have the details under this delivery's id")
@@ -255,4 +263,5 @@ def _failed(exc: Exception) -> Response:
     correlation_id_path='headers."idempotency-key" || headers."x-gitlab-event-uuid"', clear_state=True
 )
 def handler(event: dict, context: Any) -> dict:
+    services.budget(context)
     return app.resolve(event, context)

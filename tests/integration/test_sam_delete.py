@@ -160,12 +160,12 @@ def test_delete_removes_this_installs_things_and_nothing_else(make_world, cloudf
     live(world, 2)
     asleep = live(world, 3)
     world.live_for(3, 20)
-    world.reconcile()  # MR 3 sleeps: its rule now forwards to the wake function
+    world.reconcile()  # MR 3 sleeps: its rule and target group go
     world.task_event(asleep, "STOPPED", exit_codes={"web": 143}, stop_code="UserInitiated")
     theirs = other_installs_things(world)
     before = installs(world)
-    # The sleeping app's revision was retired when its task stopped; its route stays for a visit.
-    assert before[INSTALL_ID] == {"tasks": 2, "schedules": 2, "target groups": 3, "rules": 3, "task definitions": 2}
+    # The sleeping app's revision was retired when its task stopped, and its route went as it fell asleep.
+    assert before[INSTALL_ID] == {"tasks": 2, "schedules": 2, "target groups": 2, "rules": 2, "task definitions": 2}
     assert before[OTHER] == {"tasks": 1, "schedules": 1, "target groups": 1, "rules": 1, "task definitions": 1}
 
     cleanup = _load_without("CleanupFunction", "WAKE_TARGET_GROUP_ARN")  # as the template configures it
@@ -181,7 +181,7 @@ def test_delete_removes_this_installs_things_and_nothing_else(make_world, cloudf
         "Cleanup",
         "Cleanup",
     )
-    assert answer["Reason"] == ("Removed 2 tasks, 2 schedules, 3 listener rules, 3 target groups, 2 task definitions.")
+    assert answer["Reason"] == ("Removed 2 tasks, 2 schedules, 2 listener rules, 2 target groups, 2 task definitions.")
     assert world.elbv2.describe_target_groups(TargetGroupArns=[theirs["target_group"]])["TargetGroups"]
     assert world.task(theirs["task"])["lastStatus"] == "RUNNING"
 

@@ -372,7 +372,8 @@ def test_address_mode_refuses_at_deploy_time_what_it_cannot_hold():
     rules = TEMPLATE["Rules"]
     [cap] = rules["AddressModeNeedsACapTheAlbCanHold"]["Assertions"]
     allowed, ref = cap["Assert"]["Contains"]
-    assert allowed == [str(n) for n in range(1, 101)] and ref == {"Ref": "MaxRunningApps"}
+    # One of the ALB's 100 target groups is the wake function's.
+    assert allowed == [str(n) for n in range(1, 100)] and ref == {"Ref": "MaxRunningApps"}
     needs = rules["AddressModeNeedsDomainAndVpc"]["Assertions"]
     assert [a["Assert"]["Not"][0]["Equals"][0] for a in needs] == [{"Ref": "ReviewDomain"}, {"Ref": "VpcId"}]
 
@@ -487,3 +488,24 @@ def test_task_events_read_only_the_installs_own_log_groups():
     assert logs["Resource"] == {
         "Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:${LogGroupPrefix}*:log-stream:*"
     }
+
+
+def test_one_catch_all_rule_sends_every_review_host_without_a_rule_to_the_wake_function():
+    rule = RESOURCES["CatchAllRule"]
+    assert rule["Type"] == "AWS::ElasticLoadBalancingV2::ListenerRule" and rule["Condition"] == "UseAddresses"
+    props = rule["Properties"]
+    assert props["Priority"] == 50000  # the last there is: every other rule is matched first
+    assert props["Conditions"] == [
+        {"Field": "host-header", "HostHeaderConfig": {"Values": [{"Sub": "*.${ReviewDomain}"}]}}
+    ]
+    assert props["ListenerArn"] == {"If": ["CreateAlb", {"Ref": "AlbHttpsListener"}, {"Ref": "AlbListenerArn"}]}
+    signed_in, public = props["Actions"]["If"][1:]
+    assert props["Actions"]["If"][0] == "SignInOn"
+    assert [a["Type"] for a in signed_in] == ["authenticate-oidc", "forward"]
+    assert public == [{"Type": "forward", "TargetGroupArn": {"Ref": "WakeTargetGroup"}}]
+    oidc = signed_in[0]["AuthenticateOidcConfig"]
+    # The same sign-in as the rules the functions write (adapters.elb), so a wake signs in alike.
+    assert oidc["ClientSecret"] == {"Sub": "{{resolve:secretsmanager:${AlbClientSecret}:SecretString:client_secret}}"}
+    assert oidc["SessionCookieName"] == "ReviewAppsSession" and oidc["Scope"] == "openid"
+    assert oidc["OnUnauthenticatedRequest"] == "authenticate"
+    assert signed_in[1]["TargetGroupArn"] == {"Ref": "WakeTargetGroup"}

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from review_apps.lifecycle import addresses
-from review_apps.lifecycle.addresses import Route, has_app, host_label, plan_routes
+from review_apps.lifecycle import addresses, sleep
+from review_apps.lifecycle.addresses import Route, RouteWanted, host_label, plan_routes, route_wanted
 from review_apps.model.record import Record
 from review_apps.model.values import Status
 from review_apps.problems import Problems
@@ -158,73 +158,127 @@ def record(iid: int, status: Status, **fields) -> Record:
     return Record(**{**base, **fields})
 
 
-def route(iid: int, *rules: str) -> Route:
-    return Route(f"tg{iid}", (14, iid), tuple(rules))
+def route(iid: int, *rules: str, group: bool = True) -> Route:
+    return Route((14, iid), f"tg{iid}" if group else "", tuple(rules))
 
 
-def test_routes_of_mrs_without_an_app_are_removed_after_the_grace():
+HEALTHY = {"routed_target": "10.0.0.7:8000", "healthy_at": NOW - 60}
+
+
+@pytest.mark.parametrize("status", list(Status))
+def test_route_wanted_for_every_status(status):
+    """A target group from launch until the app stops; a rule only once it was found healthy."""
+    up = status in (Status.DEPLOYING, Status.LIVE)
+    assert route_wanted(record(1, status)) == RouteWanted(up, False)
+    assert route_wanted(record(1, status, **HEALTHY)) == RouteWanted(up, status == Status.LIVE)
+    assert route_wanted(record(1, status, host="", **HEALTHY)) == RouteWanted(False, False)  # IP mode
+    assert route_wanted(None) == RouteWanted(False, False)
+
+
+def test_a_healthy_look_without_a_target_wants_no_rule():
+    assert route_wanted(record(1, Status.LIVE, healthy_at=NOW)) == RouteWanted(True, False)
+
+
+def test_asleep_queued_and_ended_apps_hold_nothing_on_the_load_balancer():
     records = [
-        record(1, Status.LIVE, target_group_arn="tg1", rule_arn="r1"),
-        record(2, Status.STOPPED, stopped_at=NOW - 600),
-        record(3, Status.STOPPED, stopped_at=NOW - 30),  # may be launching again: left for now
-        record(4, Status.FAILED, stopped_at=NOW - addresses.ROUTE_GRACE_SECONDS),
+        record(1, Status.LIVE, target_group_arn="tg1", rule_arn="r1", **HEALTHY),
+        record(2, Status.ASLEEP),
+        record(3, Status.QUEUED),
+        record(4, Status.STOPPED, stopped_at=NOW - 1),  # just now: no grace any more
+        record(5, Status.STOPPING),
+        record(6, Status.FAILED),
     ]
-    plan = plan_routes([route(1, "r1"), route(2, "r2"), route(3, "r3"), route(4, "r4"), route(5, "r5")], records, NOW)
-    assert [r.mr for r in plan.remove] == [(14, 2), (14, 4), (14, 5)]  # 5: no record at all
-    assert plan.repair == [] and plan.extra_rules == []
+    found = [route(1, "r1"), route(2, "r2"), route(3, group=False), route(4), route(5, "r5"), route(6), route(7, "r7")]
+    plan = plan_routes(found, records, NOW)
+    assert plan.remove == [
+        Route((14, 2), "tg2", ("r2",)),
+        Route((14, 4), "tg4", ()),
+        Route((14, 5), "tg5", ("r5",)),
+        Route((14, 6), "tg6", ()),
+        Route((14, 7), "tg7", ("r7",)),  # no record at all
+    ]
+    assert plan.repair == []
 
 
-def test_a_running_app_whose_route_is_missing_is_repaired_but_not_a_launch_in_flight():
+def test_a_starting_app_keeps_its_target_group_and_loses_a_rule_it_should_not_have_yet():
+    records = [record(1, Status.DEPLOYING, target_group_arn="tg1", rule_arn="r1"), record(2, Status.LIVE)]
+    plan = plan_routes([route(1, "r1"), route(2, "r2")], records, NOW)
+    assert plan.remove == [Route((14, 1), "", ("r1",)), Route((14, 2), "", ("r2",))]
+
+
+def test_missing_parts_of_an_up_app_are_repaired_but_not_a_launch_in_flight():
     records = [
-        record(1, Status.LIVE, target_group_arn="tg1", rule_arn="r1"),  # its rule is gone
-        record(2, Status.DEPLOYING),  # launched long ago, never routed (a full listener at RUNNING)
-        record(3, Status.DEPLOYING, launched_at=NOW - 5),  # its launch is routing it right now
+        record(1, Status.LIVE, target_group_arn="tg1", rule_arn="r1", **HEALTHY),  # its rule is gone
+        record(2, Status.DEPLOYING),  # launched long ago, its target group never made
+        record(3, Status.DEPLOYING, launched_at=NOW - 5),  # its launch is making it right now
         record(4, Status.LIVE, host=""),  # IP mode
-        record(5, Status.LIVE, target_group_arn="tg5", rule_arn="r5"),
+        record(5, Status.LIVE, target_group_arn="tg5", rule_arn="r5", **HEALTHY),
+        record(6, Status.LIVE, target_group_arn="tg6", **HEALTHY),  # healthy, its rule never made (a full listener)
+        record(7, Status.LIVE, target_group_arn="tg7", routed_target="10.0.0.9:80"),  # not healthy yet: fine
     ]
-    plan = plan_routes([route(1), route(5, "r5")], records, NOW)
-    assert [r.mr_iid for r in plan.repair] == [1, 2]
+    plan = plan_routes([route(1), route(5, "r5"), route(6), route(7)], records, NOW)
+    assert [r.mr_iid for r in plan.repair] == [1, 2, 6]
     assert plan.remove == []
 
 
 def test_a_second_rule_for_one_app_is_deleted_keeping_the_recorded_one():
-    records = [record(1, Status.LIVE, target_group_arn="tg1", rule_arn="r1")]
+    records = [record(1, Status.LIVE, target_group_arn="tg1", rule_arn="r1", **HEALTHY)]
     plan = plan_routes([route(1, "r0", "r1", "r2")], records, NOW)
-    assert plan.extra_rules == ["r0", "r2"] and plan.repair == [] and plan.remove == []
-    # If the record names none of them, nothing is guessed: the repair makes its route again.
+    assert plan.remove == [Route((14, 1), "", ("r0", "r2"))] and plan.repair == []
+    # If the record names none of them, nothing is guessed: they go, and the repair makes its rule again.
     plan = plan_routes([route(1, "r0", "r2")], records, NOW)
-    assert plan.extra_rules == [] and [r.mr_iid for r in plan.repair] == [1]
+    assert plan.remove == [Route((14, 1), "", ("r0", "r2"))] and [r.mr_iid for r in plan.repair] == [1]
 
 
 def test_kept_rules_whose_sign_in_differs_are_rewritten_where_they_forward():
     records = [
-        record(1, Status.LIVE, target_group_arn="tg1", rule_arn="r1"),
-        record(2, Status.ASLEEP, target_group_arn="tg2", rule_arn="r2"),
+        record(1, Status.LIVE, target_group_arn="tg1", rule_arn="r1", **HEALTHY),
         record(3, Status.STOPPED, stopped_at=NOW - 600),
     ]
-    routes = [
-        Route("tg1", (14, 1), ("r1",), (("r1", "tg1"),)),
-        Route("tg2", (14, 2), ("r2",), (("r2", "wake"),)),
-        Route("tg3", (14, 3), ("r3",), (("r3", "tg3"),)),
-    ]
-    plan = plan_routes(routes, records, NOW)
-    assert plan.resign == [("r1", "tg1"), ("r2", "wake")]  # the removed route's rule goes, not resigned
+    found = [Route((14, 1), "tg1", ("r1",), (("r1", "tg1"),)), Route((14, 3), "tg3", ("r3",), (("r3", "tg3"),))]
+    plan = plan_routes(found, records, NOW)
+    assert plan.resign == [("r1", "tg1")]  # the removed route's rule goes, not resigned
     assert [r.mr for r in plan.remove] == [(14, 3)]
 
 
-def test_has_app():
-    assert not has_app(None, NOW)
-    assert has_app(record(1, Status.QUEUED), NOW)  # woken by a visit, waiting for a slot: keep its address
-    assert not has_app(record(1, Status.QUEUED, host=""), NOW)
-    assert has_app(record(1, Status.ASLEEP), NOW)
-    assert has_app(record(1, Status.STOPPING), NOW)
-    assert has_app(record(1, Status.STOPPED, stopped_at=NOW - 1), NOW)
-    assert not has_app(record(1, Status.STOPPED, stopped_at=0), NOW)
+def test_leftovers_follow_the_record_read_again():
+    found = route(1, "r1")
+    assert addresses.leftovers(found, None) == Route((14, 1), "tg1", ("r1",))
+    launching = record(1, Status.DEPLOYING, target_group_arn="tg1")  # launched again since the plan
+    assert addresses.leftovers(found, launching) == Route((14, 1), "", ("r1",))
+    live = record(1, Status.LIVE, target_group_arn="tg1", rule_arn="r1", **HEALTHY)
+    assert addresses.leftovers(found, live) == Route((14, 1), "", ())
 
 
-def test_unrouted_keeps_the_host():
-    done = addresses.unrouted(record(1, Status.STOPPED, target_group_arn="tg", rule_arn="r", routed_target="x:1"))
-    assert (done.host, done.target_group_arn, done.rule_arn, done.routed_target) == ("h1", "", "", "")
+def test_target_state_and_the_first_healthy_look():
+    health = [
+        {"Target": {"Id": "10.0.0.7", "Port": 8000}, "TargetHealth": {"State": "initial"}},
+        {"Target": {"Id": "10.0.0.8", "Port": 8000}, "TargetHealth": {"State": "healthy"}},
+    ]
+    assert addresses.target_state(health, "10.0.0.7:8000") == "initial"
+    assert addresses.target_state(health, "10.0.0.8:8000") == "healthy"
+    assert addresses.target_state(health, "10.0.0.8:9000") == ""
+    starting = record(1, Status.LIVE, routed_target="10.0.0.7:8000")
+    assert addresses.after_health_look(starting, health, NOW).healthy_at == 0
+    found = addresses.after_health_look(record(1, Status.LIVE, routed_target="10.0.0.8:8000"), health, NOW)
+    assert found.healthy_at == NOW and route_wanted(found).rule
+    # Found healthy once, it keeps its rule when a later check fails (the note explains why).
+    failing = [
+        {"Target": {"Id": "10.0.0.8", "Port": 8000}, "TargetHealth": {"State": "unhealthy", "Reason": "Target.Timeout"}}
+    ]
+    later = addresses.after_health_look(found, failing, NOW + 60)
+    assert later.healthy_at == NOW and route_wanted(later).rule and "did not answer" in later.health_note
+
+
+def test_refused_hosts_are_remembered_for_a_minute_and_bounded():
+    refused = sleep.RefusedHosts()
+    refused.remember("a.example", 100)
+    assert refused.refused("a.example", 100 + sleep.REFUSAL_MEMORY_SECONDS - 1)
+    assert not refused.refused("a.example", 100 + sleep.REFUSAL_MEMORY_SECONDS)
+    assert not refused.refused("b.example", 100)
+    for n in range(sleep.REFUSAL_MEMORY_HOSTS + 5):
+        refused.remember(f"h{n}.example", 200)
+    assert not refused.refused("h0.example", 201) and refused.refused(f"h{sleep.REFUSAL_MEMORY_HOSTS + 4}.example", 201)
 
 
 # --------------------------------------------------------------------------- settings and spec
@@ -248,7 +302,7 @@ def test_address_settings():
         ({"VPC_ID": "my-vpc"}, "VPC_ID must be a VPC id"),
         ({"VPC_ID": ""}, "VPC_ID is not set"),
         ({"MAX_RUNNING_APPS": "0"}, "unset \\(no cap\\).*at most 100"),
-        ({"MAX_RUNNING_APPS": "101"}, "MAX_RUNNING_APPS is 101.*between 1 and 100"),
+        ({"MAX_RUNNING_APPS": "100"}, "MAX_RUNNING_APPS is 100.*the wake function has one.*between 1 and 99"),
     ],
 )
 def test_address_settings_refuse_what_the_alb_cannot_hold(change, message):

@@ -195,7 +195,24 @@ RECORDS["address mode, live, developers only"] = record(
     **{**LIVE, **ADDRESS, "viewers": "members:30", "project_path": "acme/shop"}
 )
 RECORDS["address mode, deploying, replacing"] = record(**ADDRESS, replaced_commit=SHA2)
-RECORDS["address mode, live"] = record(**{**LIVE, **ADDRESS, "routed_target": "10.0.0.7:8000"})
+RECORDS["address mode, live, waiting for its first health check"] = record(
+    **{**LIVE, **ADDRESS, "routed_target": "10.0.0.7:8000"}
+)
+RECORDS["address mode, live"] = record(**{**LIVE, **ADDRESS, "routed_target": "10.0.0.7:8000", "healthy_at": NOW + 47})
+RECORDS["address mode, live, started in phases, then healthy"] = record(
+    **{
+        **LIVE,
+        **ADDRESS,
+        "routed_target": "10.0.0.7:8000",
+        "launched_at": NOW - 3,
+        "mr_updated_at": NOW - 5,
+        "task_created_at": NOW,
+        "pull_started_at": NOW + 2,
+        "pull_stopped_at": NOW + 33,
+        "healthy_at": NOW + 47,
+    }
+)
+RECORDS["queued, far back"] = record(status=Status.QUEUED, queue_place=21, queue_detail="the install runs at most 3")
 RECORDS["address mode, live, health check failing"] = record(
     **{
         **LIVE,
@@ -1005,13 +1022,14 @@ def test_every_address_sleep_and_wake_answer():
     queries = sleep.metric_queries(sleep.candidates(apps, NOW))
     points = {"q0": [(NOW - 900, 1.0)], "q1": [(NOW - 3600, 0.0), (NOW - 3601, 9.0)]}
     routes = [
-        addresses.Route(tg.format(1), (14, 1), ("rule-0", "rule-1", "rule-x")),
-        addresses.Route(tg.format(2), (14, 2), ("rule-2", "rule-y")),
-        addresses.Route(tg.format(8), (14, 8), ("rule-8",)),
-        addresses.Route(tg.format(9), (14, 9), ()),
+        addresses.Route((14, 1), tg.format(1), ("rule-0", "rule-1", "rule-x")),
+        addresses.Route((14, 2), tg.format(2), ("rule-2", "rule-y")),
+        addresses.Route((14, 8), tg.format(8), ("rule-8",)),
+        addresses.Route((14, 9), tg.format(9), ()),
+        addresses.Route((14, 11), "", ("rule-11",)),
     ]
     route_records = [
-        app(1),
+        app(1, healthy_at=NOW - 100, routed_target="10.0.0.7:8000"),
         app(2),
         app(9, status=Status.STOPPED, stopped_at=NOW - 10),
         app(10, status=Status.LIVE, rule_arn="", target_group_arn="", launched_at=NOW - 600),
@@ -1031,7 +1049,7 @@ def test_every_address_sleep_and_wake_answer():
     ]
     answers = [
         sleep.WakeAnswer(kind, 42, place=3, start_seconds=start)
-        for kind in ("waking", "queued", "awake", "failed", "missing", "retry")
+        for kind in ("waking", "starting", "queued", "awake", "failed", "missing", "retry")
         for start in (0, 95)
     ]
     hosts = [
@@ -1069,6 +1087,9 @@ def test_every_address_sleep_and_wake_answer():
         ),
         "woke": sleep.woke(app(1, status=Status.DEPLOYING, asleep_since=NOW - 5), NOW),
         "what a visit finds": {str(st): sleep.answer_for(app(1, status=st)) for st in statuses},
+        "what a visit finds, live and found healthy": sleep.answer_for(
+            app(1, healthy_at=NOW - 5, routed_target="10.0.0.7:8000")
+        ),
         "what a visit finds, falling asleep": sleep.answer_for(
             app(1, status=Status.STOPPING, stop_reason=StopReason.ASLEEP)
         ),

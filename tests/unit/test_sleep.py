@@ -79,7 +79,7 @@ def test_idle_means_no_request_within_each_apps_own_sleep_after():
 
 def test_falling_asleep_then_stopped_is_asleep_with_its_cost_summed():
     record = sleep.falling_asleep(live(1, history=["woke at 09:00 for a visit"]), NOW)
-    assert record.status == Status.STOPPING and record.stop_reason == StopReason.ASLEEP and record.rule_to_wake
+    assert record.status == Status.STOPPING and record.stop_reason == StopReason.ASLEEP
     assert record.stop_detail == "nobody visited it for 15m"
     assert record.history[-1] == f"slept at {(NOW // 3600) % 24:02d}:{(NOW // 60) % 60:02d} after 15m idle"
     asleep = stopped(record, task_event("STOPPED", exit_code=143, stop_code="UserInitiated"), NOW)
@@ -119,10 +119,12 @@ def test_an_ended_sleeping_app_stops_for_good():
     ("record", "kind"),
     [
         (None, "missing"),
-        (live(1, status=Status.DEPLOYING), "waking"),
+        (live(1, status=Status.DEPLOYING), "starting"),
         (live(1, status=Status.ASLEEP, stop_reason=StopReason.ASLEEP), "waking"),
         (live(1, status=Status.QUEUED, queue_place=4), "queued"),
-        (live(1), "awake"),
+        (live(1), "starting"),  # address mode: up, but the load balancer has not found it healthy yet
+        (live(1, healthy_at=NOW, routed_target="10.0.0.7:8000"), "awake"),
+        (live(1, status=Status.STOPPING, stop_reason=StopReason.ASLEEP), "waking"),
         (live(1, status=Status.FAILED), "failed"),
         (live(1, status=Status.REJECTED), "failed"),
         (live(1, status=Status.STOPPED), "missing"),
@@ -196,7 +198,7 @@ def test_a_ttl_ends_a_stretch_not_the_app_when_it_can_sleep():
     ran_out = stopped(live(1), task_event("STOPPED", exit_code=124), NOW)
     assert ran_out.status == Status.STOPPED and ran_out.stop_reason == StopReason.TTL
     asleep = sleep.after_ttl(ran_out)
-    assert asleep.status == Status.ASLEEP and asleep.rule_to_wake and asleep.expires_at == 0
+    assert asleep.status == Status.ASLEEP and asleep.expires_at == 0
     assert asleep.asleep_since == ran_out.stopped_at and asleep.history[-1].endswith("when its time to live ran out")
     for cannot in (live(1, sleep_after=0), live(1, host="")):  # never sleeps, or IP mode
         still = stopped(cannot, task_event("STOPPED", exit_code=124), NOW)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,17 +81,19 @@ class Ecs:
             if code not in ("ClientException", "InvalidParameterException", "AccessDeniedException"):
                 raise
 
-    def derived_definitions(self) -> list[str]:
+    def derived_definitions(self, skip: Collection[str] = ()) -> list[str]:
         """Every ACTIVE revision in this install's families (and no one else's: the prefix
-        carries the install's name)."""
+        carries the install's name), except in the families named in `skip`. ECS lists families
+        with an ACTIVE revision in pages of 100, but revisions only family by family (its
+        familyPrefix takes a whole family name): skipping the families of running apps keeps
+        this to a call per family that has something to retire."""
         prefix = family_prefix(self._settings.install_id)
         arns: list[str] = []
         families = self._ecs.get_paginator("list_task_definition_families")
         for page in families.paginate(familyPrefix=prefix, status="ACTIVE"):
             for family in page["families"]:
-                if not family.startswith(prefix):
+                if not family.startswith(prefix) or family in skip:
                     continue
-                # ListTaskDefinitions' familyPrefix takes a whole family name.
                 revisions = self._ecs.get_paginator("list_task_definitions")
                 for revision_page in revisions.paginate(familyPrefix=family, status="ACTIVE"):
                     arns.extend(revision_page["taskDefinitionArns"])

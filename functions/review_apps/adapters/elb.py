@@ -1,5 +1,6 @@
 """Elastic Load Balancing v2 calls: each MR's target group and host-header rule on the install's
-HTTPS listener, its app's IP in and out, and finding this install's routes for the sweep.
+HTTPS listener, its app's IP in and out, and finding this install's routes for the sweep. What
+an MR should hold is decided in lifecycle.addresses.route_wanted and carried out in flows.routes.
 
 Everything created carries the install's tag (the IAM policy lets these calls touch nothing
 without it) and the MR's. Every call here is idempotent, so a retried event or a second
@@ -9,7 +10,6 @@ function doing the same thing at the same moment converges on one route per MR.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -30,9 +30,10 @@ _FULL = {
     "TooManyTargetGroups": "it has 100 target groups, the most an ALB can hold",
     "TooManyTargets": "it has as many targets as its quota allows",
 }
-_TAG_BATCH = 20
+_TAG_BATCH = 20  # DescribeTags takes at most 20 ARNs
+PAGE_SIZE = 400  # the most DescribeRules and DescribeTargetGroups return at once
 # The load balancer's own session cookie for review hosts (one per host: ALB cookies have no Domain).
-SESSION_COOKIE = "ReviewAppsSession"  # DescribeTags takes at most 20 ARNs
+SESSION_COOKIE = "ReviewAppsSession"
 
 
 class NoRoute(Exception):
@@ -59,12 +60,6 @@ class TargetGroupGone(Exception):
 
 def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-@dataclass(frozen=True)
-class RouteArns:
-    target_group_arn: str
-    rule_arn: str
 
 
 class Elb:
@@ -111,27 +106,8 @@ class Elb:
 
     # ------------------------------------------------------------------ one MR's route
 
-    def ensure_route(
-        self,
-        project_id: int,
-        mr_iid: int,
-        host: str,
-        port: int,
-        health_check: str,
-        known: RouteArns | None,
-        keep_forward: bool = False,
-    ) -> RouteArns:
-        """The MR's target group and rule, made if missing. `known`: what the record says exists
-        (a replacement's route), trusted except for its health check, which may have changed.
-        `keep_forward`: an existing rule stays forwarding where it does (to the wake function,
-        while a visit wakes the app: RUNNING turns it back)."""
-        if known and known.target_group_arn and known.rule_arn:
-            self._client.modify_target_group(TargetGroupArn=known.target_group_arn, HealthCheckPath=health_check)
-            return known
-        target_group = self._target_group(project_id, mr_iid, port, health_check)
-        return RouteArns(target_group, self._rule(project_id, mr_iid, host, target_group, keep_forward))
-
-    def _target_group(self, project_id: int, mr_iid: int, port: int, health_check: str) -> str:
+    def ensure_target_group(self, project_id: int, mr_iid: int, port: int, health_check: str) -> str:
+        """The MR's target group, made if missing, checking `health_check`."""
         name = addresses.target_group_name(self._settings.install_id, project_id, mr_iid)
         existing = self._find_target_group(name)
         if existing and not self._ours([existing], "TargetGroupArn"):
@@ -187,26 +163,36 @@ class Elb:
         marker: str | None = None
         while True:
             page = self._client.describe_rules(
-                ListenerArn=self._settings.alb_listener_arn, **({"Marker": marker} if marker else {})
+                ListenerArn=self._settings.alb_listener_arn,
+                PageSize=PAGE_SIZE,
+                **({"Marker": marker} if marker else {}),
             )
             yield from page.get("Rules", [])
             marker = page.get("NextMarker")
             if not marker:
                 return
 
-    def _rule(self, project_id: int, mr_iid: int, host: str, target_group: str, keep_forward: bool) -> str:
+    def _same_host(self, host: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """(every rule for `host`, those of them that are this install's)."""
         same_host = [rule for rule in self._rules() if host in _hosts(rule)]
-        ours = self._ours(same_host) if same_host else []
-        if same_host and not ours:
-            # Another team's (or another install's) rule for this host decides where it goes: it is
-            # theirs, never taken over, and a second rule of ours would never be reached.
-            self._delete_target_group(target_group)
+        return same_host, (self._ours(same_host) if same_host else [])
+
+    def check_host_free(self, host: str) -> None:
+        """Raise RouteTaken when a rule this install did not make routes `host`: another team's
+        (or another install's) rule decides where it goes, is never taken over, and a rule of
+        ours for it would never be reached."""
+        same_host, ours = self._same_host(host)
+        if len(ours) < len(same_host):
+            raise RouteTaken(f"`{host}` is already routed by a load balancer rule this install did not make")
+
+    def ensure_rule(self, project_id: int, mr_iid: int, host: str, target_group: str) -> str:
+        """The host's own rule, forwarding to `target_group`, made if missing."""
+        same_host, ours = self._same_host(host)
+        if len(ours) < len(same_host):
             raise RouteTaken(f"`{host}` is already routed by a load balancer rule this install did not make")
         for rule in ours:
-            if not keep_forward and target_group not in _forwards_to(rule):
+            if target_group not in _forwards_to(rule) or not self._sign_in_as_set(rule):
                 self.forward(rule["RuleArn"], target_group)
-            elif not self._sign_in_as_set(rule) and _forwards_to(rule):
-                self.forward(rule["RuleArn"], _forwards_to(rule)[0])
             return str(rule["RuleArn"])
         for priority in addresses.priorities(self._settings.install_id, project_id, mr_iid):
             try:
@@ -221,7 +207,6 @@ class Elb:
                 if _code(exc) == "PriorityInUse":
                     continue
                 if _code(exc) in _FULL:
-                    self._delete_target_group(target_group)  # nothing routes to it: don't hold a slot
                     raise ListenerFull(_FULL[_code(exc)]) from None
                 raise
             return str(created["Rules"][0]["RuleArn"])
@@ -239,7 +224,7 @@ class Elb:
         return issuers == [self._settings.oidc_issuer]
 
     def forward(self, rule_arn: str, target_group_arn: str) -> None:
-        """Send the host's visits to `target_group_arn`: the app's own, or the wake function's."""
+        """(Re)write the rule's actions: sign-in as the install has it, then forward."""
         self._client.modify_rule(RuleArn=rule_arn, Actions=self._actions(target_group_arn))
 
     def _ours(self, resources: list[dict[str, Any]], key: str = "RuleArn") -> list[dict[str, Any]]:
@@ -307,14 +292,12 @@ class Elb:
     # ------------------------------------------------------------------ removing routes
 
     def remove_route(self, target_group_arn: str, rule_arns: Iterable[str] = ()) -> None:
-        """Delete the rules forwarding to the target group, then the group. Gone already is fine."""
-        rules = {arn for arn in rule_arns if arn}
-        if not rules and target_group_arn:
-            rules = {r["RuleArn"] for r in self._rules() if target_group_arn in _forwards_to(r)}
-        for arn in sorted(rules):
+        """Delete the rules, then the target group (which the ALB refuses while a rule forwards
+        to it). Gone already is fine."""
+        for arn in sorted({arn for arn in rule_arns if arn}):
             self.delete_rule(arn)
         if target_group_arn:
-            self._delete_target_group(target_group_arn)
+            self.delete_target_group(target_group_arn)
 
     def own_rules(self) -> list[str]:
         """Every rule on the listener that carries this install's tag, wherever it forwards."""
@@ -328,7 +311,7 @@ class Elb:
             if _code(exc) != "RuleNotFound":
                 raise
 
-    def _delete_target_group(self, arn: str) -> None:
+    def delete_target_group(self, arn: str) -> None:
         try:
             self._client.delete_target_group(TargetGroupArn=arn)
         except ClientError as exc:
@@ -336,35 +319,35 @@ class Elb:
                 raise
 
     def routes(self) -> list[addresses.Route]:
-        """This install's target groups (name prefix, then its tag as proof) and their rules."""
-        install = self._settings.install_id
+        """What this install holds on the load balancer, per MR: target groups (by name prefix,
+        then its tag as proof) and host rules (by host, then its tag). A few calls whatever the
+        number of MRs: pages of 400, tags 20 at a time."""
+        install, domain = self._settings.install_id, self._settings.review_domain
         named: dict[str, tuple[int, int]] = {}
-        for page in self._client.get_paginator("describe_target_groups").paginate():
+        pages = self._client.get_paginator("describe_target_groups").paginate(PaginationConfig={"PageSize": PAGE_SIZE})
+        for page in pages:
             for group in page["TargetGroups"]:
                 mr = addresses.parse_target_group_name(group["TargetGroupName"], install)
                 if mr is not None:
                     named[group["TargetGroupArn"]] = mr
-        ours = {g["TargetGroupArn"] for g in self._ours([{"TargetGroupArn": arn} for arn in named], "TargetGroupArn")}
-        rules: dict[str, list[str]] = {arn: [] for arn in ours}
-        unlike: dict[str, list[tuple[str, str]]] = {arn: [] for arn in ours}
-        by_mr = {named[arn]: arn for arn in ours}
-        wake = self._settings.wake_target_group_arn
-        if ours:
-            for rule in self._rules():
-                for target in _forwards_to(rule):
-                    group = target if target in rules else None
-                    if target == wake and wake:  # a sleeping app's rule: its host says whose
-                        for host in _hosts(rule):
-                            mr = addresses.parse_host(host, self._settings.review_domain)
-                            group = by_mr.get(mr) if mr else group
-                    if group is None:
-                        continue
-                    rules[group].append(rule["RuleArn"])
-                    if not self._sign_in_as_set(rule):
-                        unlike[group].append((rule["RuleArn"], target))
+        found: dict[tuple[int, int], dict[str, Any]] = {}
+        for group in self._ours([{"TargetGroupArn": arn} for arn in named], "TargetGroupArn") if named else []:
+            found[named[group["TargetGroupArn"]]] = {"group": group["TargetGroupArn"], "rules": [], "unlike": []}
+        by_rule: dict[str, tuple[int, int]] = {}
+        hosted: list[dict[str, Any]] = []
+        for rule in self._rules():
+            mrs = [mr for mr in (addresses.parse_host(h, domain) for h in _hosts(rule)) if mr]
+            if mrs and not rule.get("IsDefault"):
+                by_rule[rule["RuleArn"]] = mrs[0]
+                hosted.append(rule)
+        for rule in self._ours(hosted) if hosted else []:
+            entry = found.setdefault(by_rule[rule["RuleArn"]], {"group": "", "rules": [], "unlike": []})
+            entry["rules"].append(rule["RuleArn"])
+            if not self._sign_in_as_set(rule) and _forwards_to(rule):
+                entry["unlike"].append((rule["RuleArn"], _forwards_to(rule)[0]))
         return [
-            addresses.Route(arn, named[arn], tuple(sorted(rules[arn])), tuple(sorted(unlike[arn])))
-            for arn in sorted(ours)
+            addresses.Route(mr, e["group"], tuple(sorted(e["rules"])), tuple(sorted(e["unlike"])))
+            for mr, e in sorted(found.items())
         ]
 
 

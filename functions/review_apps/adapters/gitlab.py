@@ -7,6 +7,8 @@ only calls GitLab for what differs. That makes it safe to call again after any f
 from __future__ import annotations
 
 import dataclasses
+import time
+from collections.abc import Callable
 from typing import Any
 
 import gitlab
@@ -30,7 +32,28 @@ from review_apps.spec import SPEC_PATH
 from review_apps.untrusted import MAX_FILE_BYTES, FileTooLarge
 
 
-def _session(retries: int) -> requests.Session:
+class _Budgeted(requests.Session):
+    """A session whose every request ends before the invocation's deadline: each one gets what
+    is left (shared with its retry), and none starts without some time left. `deadline()`:
+    time.monotonic() by which GitLab calls must be over, or None for no budget."""
+
+    def __init__(self, deadline: Callable[[], float | None], attempts: int) -> None:
+        super().__init__()
+        self._deadline, self._attempts = deadline, attempts
+
+    def request(self, method: str, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+        end = self._deadline()
+        if end is not None:
+            left = end - time.monotonic()
+            if left < MIN_CALL_SECONDS:
+                raise OutOfTime(f"no time left in this invocation for GitLab ({method!r} not sent)")
+            share = left / self._attempts
+            timeout = kwargs.get("timeout")
+            kwargs["timeout"] = min(timeout, share) if isinstance(timeout, int | float) else share
+        return super().request(method, url, *args, **kwargs)
+
+
+def _session(retries: int, deadline: Callable[[], float | None]) -> requests.Session:
     """Bounded retries with short backoff on transient errors. python-gitlab's own loop (up to
     10 tries, growing sleeps) is left off: it would blow through GitLab's 10-second budget.
     A POST that failed with a 5xx may have been applied, so only idempotent methods retry on
@@ -46,11 +69,34 @@ def _session(retries: int) -> requests.Session:
         raise_on_status=False,
         respect_retry_after_header=False,
     )
-    session = requests.Session()
+    session = _Budgeted(deadline, retries + 1)
     adapter = HTTPAdapter(max_retries=retry)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
+
+
+MIN_CALL_SECONDS = 0.3  # less than this left: the call is not worth starting
+
+
+class OutOfTime(requests.Timeout):
+    """The invocation has no time left for another GitLab call (a slow GitLab): the caller
+    answers as for any GitLab timeout, and a resend or the next run does the rest."""
+
+
+class _NoSleepOnRateLimit(gitlab.Gitlab):
+    """python-gitlab, told never to sleep on a 429 (its default waits Retry-After, up to 10 times,
+    which would hold a function past its timeout): a 429 raises at once, as GitlabHttpError with
+    response_code 429, and the caller answers a retryable error or tries on its next run."""
+
+    def http_request(self, *args: Any, **kwargs: Any) -> requests.Response:
+        kwargs["obey_rate_limit"] = False
+        kwargs["max_retries"] = 1
+        return super().http_request(*args, **kwargs)
+
+
+def rate_limited(exc: BaseException) -> bool:
+    return isinstance(exc, gitlab.exceptions.GitlabError) and exc.response_code == 429
 
 
 class NoAccess(Exception):
@@ -69,8 +115,15 @@ class MergeRequestNow:
 
 
 class GitLab:
-    def __init__(self, url: str, token: str, timeout: float = 4.0, retries: int = 2) -> None:
-        self._gl = gitlab.Gitlab(url, private_token=token, timeout=timeout, session=_session(retries))
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        timeout: float = 4.0,
+        retries: int = 2,
+        deadline: Callable[[], float | None] = lambda: None,
+    ) -> None:
+        self._gl = _NoSleepOnRateLimit(url, private_token=token, timeout=timeout, session=_session(retries, deadline))
 
     def _project(self, project_id: int) -> Any:
         return self._gl.projects.get(project_id, lazy=True)

@@ -15,9 +15,26 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from review_apps.lifecycle import Caps, Slot, slot_scopes
 from review_apps.model.record import Record
+from review_apps.model.values import Status
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
+
+
+# What a queued record's place and start need (store.waiting).
+_QUEUE_FIELDS = (
+    "project_id",
+    "mr_iid",
+    "rev",
+    "status",
+    "queued_at",
+    "queue_place",
+    "note_id",
+    "commit_sha",
+    "source_project_id",
+    "source_branch",
+    "project_path",
+)
 
 
 class Conflict(Exception):
@@ -58,6 +75,22 @@ class RecordStore:
             ConsistentRead=True,
             FilterExpression="begins_with(pk, :mr)",
             ExpressionAttributeValues={":mr": {"S": "mr#"}},
+        ):
+            records.extend(self._record(item) for item in page["Items"])
+        return records
+
+    def waiting(self) -> list[Record]:
+        """The queued MRs' records, with only what ordering, numbering and starting them needs
+        (never to be saved as they are): a small read however many MRs are open."""
+        records: list[Record] = []
+        names = {f"#{n}": n for n in _QUEUE_FIELDS}
+        for page in self._db.get_paginator("scan").paginate(
+            TableName=self._table,
+            ConsistentRead=True,
+            FilterExpression="begins_with(pk, :mr) AND #status = :queued",
+            ProjectionExpression=", ".join(names),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues={":mr": {"S": "mr#"}, ":queued": {"S": Status.QUEUED.value}},
         ):
             records.extend(self._record(item) for item in page["Items"])
         return records

@@ -49,7 +49,11 @@ def clean_up(services: Services, logger: Any, time_left: Callable[[], float]) ->
         # Rules first, found by tag (a sleeping app's forwards to the wake function), then groups.
         steps.append(("listener rules", services.elb.own_rules, services.elb.delete_rule))
         steps.append(
-            ("target groups", lambda: [r.target_group_arn for r in services.elb.routes()], services.elb.remove_route)
+            (
+                "target groups",
+                lambda: [r.target_group_arn for r in services.elb.routes() if r.target_group_arn],
+                services.elb.remove_route,
+            )
         )
     steps.append(("task definitions", services.ecs.derived_definitions, services.ecs.retire))
     for what, find, remove in steps:

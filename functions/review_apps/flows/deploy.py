@@ -13,14 +13,15 @@ from typing import Any
 
 from review_apps import compose, cost, lifecycle, ownership, taskdef
 from review_apps.adapters.ecs import DefinitionRefused, TaskDefinitionNotFound
-from review_apps.adapters.elb import NoRoute, RouteArns
+from review_apps.adapters.elb import NoRoute
 from review_apps.adapters.gitlab import NoAccess
 from review_apps.adapters.store import Conflict, SlotsTaken
+from review_apps.flows import routes
 from review_apps.flows.outcome import Outcome, Result
 from review_apps.flows.retry import until_written
 from review_apps.lifecycle import addresses, crash_log, sleep
 from review_apps.model.record import MergeRequestRef, Record
-from review_apps.model.values import Cause, Status, StopReason
+from review_apps.model.values import Cause, Status
 from review_apps.problems import Problems
 from review_apps.services import Services
 from review_apps.spec import SPEC_PATH, Spec, parse_spec, placeholder_values
@@ -122,7 +123,7 @@ class Deployer:
         )
         if ask.cause == Cause.WAKE:
             claim = sleep.woke(claim, now)
-            if lifecycle.wake_waits(lifecycle.queue_order(store.all()), mr.key):
+            if lifecycle.wake_waits(lifecycle.queue_order(store.waiting()), mr.key):
                 return self._wait(store.save(lifecycle.queued(claim, record, lifecycle.WAITS_ITS_TURN)), "turn")
         try:
             claimed = store.save(claim, lifecycle.slot_change(record, claim))
@@ -221,17 +222,12 @@ class Deployer:
             td_arn = ecs.register(derived.register_kwargs)
         except DefinitionRefused as refused:
             return self._launch_failed(record, (taskdef.refused_by_ecs(str(refused)),), fresh)
-        route = RouteArns("", "")
         if record.host:
+            # The target group now; the host's own rule once the app is healthy (flows.routes).
             try:
-                route = self.services.elb.ensure_route(
-                    record.project_id,
-                    record.mr_iid,
-                    record.host,
-                    derived.port,
-                    record.health_check_path or "/",
-                    RouteArns(record.target_group_arn, record.rule_arn),
-                    keep_forward=record.rule_to_wake,
+                self.services.elb.check_host_free(record.host)
+                record = routes.settle(
+                    self.services.elb, dataclasses.replace(record, port=derived.port), check_group=True
                 )
             except NoRoute as refused:
                 ecs.retire(td_arn)
@@ -249,8 +245,8 @@ class Deployer:
             port=derived.port,
             wrapped=derived.wrapped,
             unwrapped_because=derived.unwrapped_because,
-            target_group_arn=route.target_group_arn,
-            rule_arn=route.rule_arn,
+            target_group_arn=record.target_group_arn,
+            rule_arn=record.rule_arn,
             log_streams=tuple(
                 s.encode() for s in crash_log.streams(derived.register_kwargs, self.services.settings.region)
             ),
@@ -281,6 +277,8 @@ class Deployer:
         # The old app is stopped too: the MR has moved on, and a task no record tracks would leak.
         self._stop_replaced(record)
         failed = lifecycle.launch_failed(record, problems, int(time.time()))
+        if failed.target_group_arn or failed.rule_arn:
+            failed = self._settled(failed)
         try:
             record = self.services.store.save(failed, lifecycle.slot_change(record, failed))
         except Conflict:
@@ -304,6 +302,14 @@ class Deployer:
         if record.replaced_task_definition_arn:
             self.services.ecs.retire(record.replaced_task_definition_arn)
 
+    def _settled(self, record: Record) -> Record:
+        """`record` with its route settled; as it was if the load balancer fails, for the sweep."""
+        try:
+            return routes.settle(self.services.elb, record)
+        except Exception:
+            self.logger.exception("could not settle the app's route; the reconciler repairs it")
+            return record
+
     def _quietly(self, what: str, call: Any, *args: Any) -> None:
         """A load balancer call whose failure the reconciler's sweep or the next event repairs."""
         try:
@@ -322,16 +328,11 @@ class Deployer:
         target = lifecycle.plan_stop(record, ask.updated_at)
         if isinstance(target, lifecycle.Ignore):
             return Outcome.ignored(target.reason)
-        who = f"@{ask.by}" if ask.by else ""
+        who = f"@{ask.by}" if ask.by else ask.detail
         if target.status == Status.ASLEEP:
             ended = store.save(sleep.ended_asleep(target, ask.reason, who, int(time.time()), ask.updated_at))
-            if ended.target_group_arn or ended.rule_arn:
-                self._quietly(
-                    "delete the sleeping app's route",
-                    self.services.elb.remove_route,
-                    ended.target_group_arn,
-                    [ended.rule_arn],
-                )
+            if ended.target_group_arn or ended.rule_arn:  # a sleeping app's should be gone already
+                ended = store.save(self._settled(ended))
             self.publish(ended)
             return Outcome(Result.ENDED, "the sleeping app will not wake again; its address is gone")
         if target.queued:
@@ -340,19 +341,14 @@ class Deployer:
             self.renumber_queue()
             return Outcome(Result.LEFT_QUEUE, "taken out of the queue")
         stopping = store.save(lifecycle.stop_requested(target, ask.reason, detail=who, updated_at=ask.updated_at))
+        # Its host goes to the waker (which says the app is stopping) before the task stops.
         # A launch may be in flight (no task recorded yet): it will find the record changed and
         # stop its own task; the task it was replacing is stopped here.
+        if stopping.target_group_arn or stopping.rule_arn:
+            stopping = store.save(self._settled(stopping))
         for task in filter(None, (stopping.task_arn, stopping.replaced_task_arn)):
             self.services.ecs.stop(task, f"Review app stopped: merge request {ask.reason}")
         self.clear_deadline(stopping)
-        if stopping.target_group_arn and ask.reason in (StopReason.MERGED, StopReason.CLOSED):
-            # The MR is over, so is its address. STOPPED (or the sweep) finishes what fails here.
-            self._quietly(
-                "delete the merge request's route",
-                self.services.elb.remove_route,
-                stopping.target_group_arn,
-                [stopping.rule_arn],
-            )
         self.publish(stopping)
         return Outcome(Result.STOPPING, "stopping", {"task": stopping.task_arn})
 
@@ -362,7 +358,7 @@ class Deployer:
         """Start waiting apps, first come first served, while slots are free. Returns how many
         started. Safe to run anywhere at any time: the slot transaction is the real guard, the
         look at the holders only saves a GitLab round trip when nothing can start."""
-        queue = lifecycle.queue_order(self.services.store.all() if records is None else records)
+        queue = lifecycle.queue_order(self.services.store.waiting() if records is None else records)
         if not queue:
             return 0
         started = 0
@@ -400,12 +396,17 @@ class Deployer:
 
         def one_pass() -> None:
             lost = False
-            for place, record in enumerate(lifecycle.queue_order(self.services.store.all()), start=1):
-                places[record.key] = place
-                if record.queue_place == place and record.note_id:
+            for place, waiting in enumerate(lifecycle.queue_order(self.services.store.waiting()), start=1):
+                places[waiting.key] = place
+                shown = lifecycle.shown_place(place)
+                if waiting.queue_place == shown and waiting.note_id:
+                    continue
+                record = self.services.store.get(waiting.project_id, waiting.mr_iid)  # the whole record
+                if record is None or record.rev != waiting.rev:
+                    lost = True
                     continue
                 try:
-                    saved = self.services.store.save(dataclasses.replace(record, queue_place=place))
+                    saved = self.services.store.save(dataclasses.replace(record, queue_place=shown))
                 except Conflict:
                     lost = True
                     continue
@@ -417,7 +418,7 @@ class Deployer:
             until_written(one_pass, "the queue")
         except Conflict:
             self.logger.info("the queue kept changing; the last writer numbers it")
-        return places.get(key, 0)
+        return lifecycle.shown_place(places.get(key, 0))
 
     # ------------------------------------------------------------------ the deadline's schedule
 

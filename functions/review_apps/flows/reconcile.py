@@ -14,6 +14,7 @@ from review_apps import lifecycle
 from review_apps.adapters.elb import NoRoute
 from review_apps.adapters.store import Conflict
 from review_apps.events import task_from_description
+from review_apps.flows import routes
 from review_apps.flows.deploy import Deployer
 from review_apps.flows.sleep import put_idle_apps_to_sleep
 from review_apps.lifecycle import addresses
@@ -30,7 +31,9 @@ def reconcile(deployer: Deployer) -> dict[str, Any]:
         for t in services.ecs.review_app_tasks()
     ]
     records = services.store.all()
-    plan = plans.plan(tasks, records, services.ecs.derived_definitions(), now, services.settings.install_id)
+    install = services.settings.install_id
+    definitions = services.ecs.derived_definitions(skip=plans.families_in_use(records, install))
+    plan = plans.plan(tasks, records, definitions, now, install)
     summary = {
         "tasks": len(tasks),
         "records": len(records),
@@ -79,7 +82,7 @@ def reconcile(deployer: Deployer) -> dict[str, Any]:
         summary.update(_guarded(deployer, "route sweep", lambda: _sweep_routes(deployer, records, now)))
         # Apps this run put to sleep have no target left to look at: read the records again then.
         awake = services.store.all() if summary.get("put_to_sleep") else records
-        summary.update(_guarded(deployer, "health check", lambda: _explain_health(deployer, awake, summary)))
+        summary.update(_guarded(deployer, "health check", lambda: _look_at_health(deployer, awake, summary)))
     summary["slots_corrected"] = _correct_slots(deployer, records)
     summary["started_from_queue"] = deployer.start_queued(records)
     return summary
@@ -144,57 +147,56 @@ def _guarded(deployer: Deployer, step: str, run: Callable[[], dict[str, int]]) -
         return {f"{step.replace(' ', '_')}_failed": 1}
 
 
-def _explain_health(deployer: Deployer, records: list[Record], summary: dict[str, Any]) -> dict[str, int]:
-    """Say on the MR, in words, why the load balancer's health check of a live app fails (and take
-    it back once it passes): one DescribeTargetHealth per live, routed app."""
-    changed = 0
+def _look_at_health(deployer: Deployer, records: list[Record], summary: dict[str, Any]) -> dict[str, int]:
+    """One DescribeTargetHealth per live app with a target: the first healthy look gives its host
+    its own rule; a failing check is said on the MR in words (and taken back once it passes)."""
+    counts = {"health_notes_changed": 0, "found_healthy": 0}
     for record in records:
         if record.status != Status.LIVE or not (record.target_group_arn and record.routed_target):
             continue
-        health = deployer.services.elb.target_health(record.target_group_arn)
-        note = addresses.health_problem(health, record.routed_target, record.health_check_path or "/")
-        if note != record.health_note and _save(
-            deployer, dataclasses.replace(record, health_note=note), summary, before=record
-        ):
-            changed += 1
-    return {"health_notes_changed": changed}
+        looked = routes.look_at_health(deployer.services.elb, record)
+        if looked != record and _save(deployer, looked, summary, before=record):
+            counts["health_notes_changed"] += looked.health_note != record.health_note
+            counts["found_healthy"] += looked.healthy_at != record.healthy_at
+    return counts
 
 
 def _sweep_routes(deployer: Deployer, records: list[Record], now: int) -> dict[str, int]:
-    """Delete routes whose MR has no app, and make missing routes of running apps again."""
+    """Delete what no record wants on the load balancer, and make what a record wants and lacks."""
     services, logger = deployer.services, deployer.logger
     elb, store = services.elb, services.store
-    plan = addresses.plan_routes(elb.routes(), records, now)
+    found = elb.routes()
+    plan = addresses.plan_routes(found, records, now)
     counts = {"routes_removed": 0, "routes_repaired": 0}
-    for route in plan.remove:
-        if addresses.has_app(store.get(*route.mr), int(time.time())):
-            continue  # launched again since the records were read: the route is in use
-        elb.remove_route(route.target_group_arn, route.rule_arns)
+    for extra in plan.remove:
+        extra = addresses.leftovers(extra, store.get(*extra.mr))  # the record may have moved on since
+        if not (extra.target_group_arn or extra.rule_arns):
+            continue
+        elb.remove_route(extra.target_group_arn, extra.rule_arns)
         counts["routes_removed"] += 1
-        logger.info("removed a route whose merge request has no app", extra={"mr": route.mr})
-    for rule in plan.extra_rules:
-        elb.delete_rule(rule)
+        logger.info("removed load balancer leftovers of an app", extra={"mr": extra.mr})
     for rule, target in plan.resign:  # the install's sign-in changed: every kept rule follows it
-        if rule not in plan.extra_rules:
-            elb.forward(rule, target)
-            counts["rules_resigned"] = counts.get("rules_resigned", 0) + 1
-    for record in plan.repair:
+        elb.forward(rule, target)
+        counts["rules_resigned"] = counts.get("rules_resigned", 0) + 1
+    there = {route.mr: route for route in found}
+    for stale in plan.repair:
+        record = store.get(stale.project_id, stale.mr_iid)  # this run may have put it to sleep since
+        if record is None or record.rev != stale.rev:
+            continue  # moved on: its own flow settles it, or the next run looks again
+        route = there.get((record.project_id, record.mr_iid))
+        known = dataclasses.replace(
+            record,
+            target_group_arn=route.target_group_arn if route else "",
+            rule_arn=record.rule_arn if route and record.rule_arn in route.rule_arns else "",
+            routed_target=record.routed_target or _live_target(deployer, record),
+        )
         try:
-            made = elb.ensure_route(
-                record.project_id, record.mr_iid, record.host, record.port, record.health_check_path or "/", None
-            )
+            repaired = routes.settle(elb, known)
         except NoRoute as refused:
             logger.warning(
                 "a running app's route is missing and can't be made", extra={"mr": record.key, "why": str(refused)}
             )
             continue
-        target = record.routed_target or _live_target(deployer, record)
-        if target:
-            ip, _, port = target.rpartition(":")
-            elb.route_to(made.target_group_arn, ip, int(port))
-        repaired = dataclasses.replace(
-            record, target_group_arn=made.target_group_arn, rule_arn=made.rule_arn, routed_target=target, url_note=""
-        )
         try:
             store.save(repaired)
         except Conflict:

@@ -10,10 +10,11 @@ import time
 from review_apps import lifecycle
 from review_apps.adapters.elb import NoRoute, TargetGroupGone
 from review_apps.events import TaskEvent
+from review_apps.flows import routes
 from review_apps.flows.deploy import Deployer
 from review_apps.flows.outcome import Outcome, Result
 from review_apps.flows.retry import until_written
-from review_apps.lifecycle import addresses, crash_log, sleep
+from review_apps.lifecycle import crash_log, sleep
 from review_apps.messages import needs_publish
 from review_apps.model.record import Record
 from review_apps.model.values import StopReason
@@ -50,17 +51,9 @@ def _once(deployer: Deployer, task: TaskEvent, mr: tuple[int, int]) -> Outcome:
         updated = lifecycle.stopped(record, task, now)
         if updated.stop_reason == StopReason.CRASHED:
             updated = _with_crash_log(deployer, updated)
-        if record.target_group_arn and updated.stop_reason in (StopReason.MERGED, StopReason.CLOSED):
-            services.elb.remove_route(record.target_group_arn, [record.rule_arn])
-            updated = addresses.unrouted(updated)
-        elif record.target_group_arn:
-            services.elb.unroute(record.target_group_arn)
-            updated = dataclasses.replace(updated, routed_target="")
-            wake_group = services.settings.wake_target_group_arn
-            asleep = sleep.after_ttl(updated) if wake_group and record.rule_arn else updated
-            if asleep.rule_to_wake and not record.rule_to_wake:  # its TTL ran out: visits wake it now
-                services.elb.forward(record.rule_arn, wake_group)
-            updated = asleep
+        if services.settings.wake_target_group_arn:  # its TTL ran out: it sleeps, and a visit wakes it
+            updated = sleep.after_ttl(updated)
+        updated = routes.settle(services.elb, updated) if record.host else updated
     saved = services.store.save(updated, lifecycle.slot_change(record, updated))
     if isinstance(decision, lifecycle.Stopped):
         deployer.clear_deadline(saved)
@@ -97,30 +90,22 @@ def _publish(deployer: Deployer, record: Record) -> None:
 
 
 def _route_live_app(deployer: Deployer, record: Record, task: TaskEvent, now: int) -> Record:
-    """Address mode: the app's IP behind its host; the address on the MR stays the same."""
+    """Address mode: the app's IP into its target group, and the host's own rule as soon as the
+    load balancer finds it healthy (until then the catch-all rule shows the waking page)."""
     elb = deployer.services.elb
     if not task.private_ip:
         caveat = "ECS reported no IP address for the task, so its address has nothing to route to."
         return lifecycle.went_live(record, task, url=record.url, url_note=caveat, now=now)
     target = f"{task.private_ip}:{record.port}"
+    live = lifecycle.went_live(record, task, url=record.url, url_note="", now=now, routed_target=target)
     try:
-        if not record.target_group_arn:
-            raise TargetGroupGone("no route recorded")
-        elb.route_to(record.target_group_arn, task.private_ip, record.port)
-    except TargetGroupGone:
-        # The sweep removed the route while this app launched: make it again.
+        if not live.target_group_arn:
+            raise TargetGroupGone("no target group recorded")
+        elb.route_to(live.target_group_arn, task.private_ip, record.port)
+    except TargetGroupGone:  # the sweep removed it while this app launched: settle makes it again
         try:
-            route = elb.ensure_route(
-                record.project_id, record.mr_iid, record.host, record.port, record.health_check_path or "/", None
-            )
+            return routes.look_at_health(elb, routes.settle(elb, dataclasses.replace(live, target_group_arn="")))
         except NoRoute as refused:
-            caveat = refused.problem(
-                "so the app runs but its address has no route; the reconciler tries again every minute"
-            )
-            return lifecycle.went_live(record, task, url=record.url, url_note=caveat, now=now)
-        record = dataclasses.replace(record, target_group_arn=route.target_group_arn, rule_arn=route.rule_arn)
-        elb.route_to(route.target_group_arn, task.private_ip, record.port)
-    if record.rule_to_wake and record.rule_arn:  # woken by a visit: the host is the app's again
-        elb.forward(record.rule_arn, record.target_group_arn)
-        record = dataclasses.replace(record, rule_to_wake=False)
-    return lifecycle.went_live(record, task, url=record.url, url_note="", now=now, routed_target=target)
+            caveat = refused.problem("so the app runs but its address has no route; the reconciler tries again")
+            return dataclasses.replace(live, url_note=caveat, target_group_arn="")
+    return routes.look_at_health(elb, live)

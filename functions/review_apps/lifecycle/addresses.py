@@ -25,8 +25,8 @@ TARGET_GROUP_NAME_MAX = 32
 # evaluated first (ours only ever match their own host, so order matters only for theirs).
 PRIORITY_MIN = 10_000
 PRIORITY_MAX = 49_999
-# A launch creates its route a moment after it claims the record; a record that stopped this
-# recently may be launching again, so its route is left for the next run to judge.
+# A launch makes its target group a moment after it claims the record: the sweep leaves a route
+# missing that young for the launch to make.
 ROUTE_GRACE_SECONDS = 120
 
 _NOT_ALNUM = re.compile(r"[^a-z0-9]+")
@@ -145,9 +145,44 @@ def route_taken_problem(what: str, consequence: str = "") -> str:
     )
 
 
-def unrouted(record: Record) -> Record:
-    """The record once its route is deleted (MR merged or closed, or swept): the host stays."""
-    return dataclasses.replace(record, target_group_arn="", rule_arn="", routed_target="")
+# ---------------------------------------------------------------------- what a host's route should be
+
+
+@dataclass(frozen=True)
+class RouteWanted:
+    """What the load balancer should hold for one MR. Without either, the listener's catch-all
+    rule sends the host's visits to the wake function, which answers for sleeping, queued,
+    starting and ended apps alike; so an MR costs the load balancer nothing unless its app is up."""
+
+    target_group: bool  # from launch until the app stops: its task's IP is registered there
+    rule: bool  # only once the load balancer has found that target healthy
+
+
+def route_wanted(record: Record | None) -> RouteWanted:
+    if record is None or not record.host or record.status not in (Status.DEPLOYING, Status.LIVE):
+        return RouteWanted(False, False)
+    return RouteWanted(True, record.status == Status.LIVE and bool(record.healthy_at and record.routed_target))
+
+
+def target_state(health: list[dict[str, Any]], target: str) -> str:
+    """The load balancer's state for `ip:port` in DescribeTargetHealth's descriptions ("" when
+    it is not registered): initial, healthy, unhealthy, draining, unavailable…"""
+    ip, _, port = target.rpartition(":")
+    for described in health:
+        where = described.get("Target", {})
+        if (where.get("Id"), str(where.get("Port"))) == (ip, port):
+            return str(described.get("TargetHealth", {}).get("State", ""))
+    return ""
+
+
+def after_health_look(record: Record, health: list[dict[str, Any]], now: int) -> Record:
+    """The record once the load balancer's view of its target is known: the first healthy look
+    gives the host its own rule (route_wanted); a failing check is explained on the MR."""
+    if not record.routed_target:
+        return record
+    note = health_problem(health, record.routed_target, record.health_check_path or "/")
+    healthy = record.healthy_at or (now if target_state(health, record.routed_target) == "healthy" else 0)
+    return dataclasses.replace(record, health_note=note, healthy_at=healthy)
 
 
 # ---------------------------------------------------------------------- the reconciler's sweep
@@ -155,52 +190,52 @@ def unrouted(record: Record) -> Record:
 
 @dataclass(frozen=True)
 class Route:
-    """One of this install's target groups, and the listener rules that forward to it."""
+    """What the load balancer holds for one MR of this install: its target group ("" if none)
+    and the rules for its host."""
 
-    target_group_arn: str
     mr: tuple[int, int]
-    rule_arns: tuple[str, ...]
+    target_group_arn: str = ""
+    rule_arns: tuple[str, ...] = ()
     # (rule, where it forwards) for rules whose sign-in is not the install's (ReviewAppAccess changed).
     unlike_sign_in: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
 class RoutePlan:
-    remove: list[Route]  # rule(s) then target group: their MR has no app
-    repair: list[Record]  # active apps whose route is missing: ensure it again
-    extra_rules: list[str]  # a second rule for the same app (two launches raced): delete
+    remove: list[Route]  # what is there and the record does not want: rules first, then the group
+    repair: list[Record]  # apps whose wanted target group or rule is missing: settle them again
     # (rule, forward target): rewrite with the install's sign-in, forwarding where it does now
     resign: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
 
-def has_app(record: Record | None, now: int) -> bool:
-    """Whether an MR's route must stay: its app may run, sleeps (a visit wakes it), waits in the
-    queue after a visit, or stopped so recently that it may be launching again."""
-    if record is None:
-        return False
-    if record.active or record.status == Status.ASLEEP or (record.queued and record.host):
-        return True
-    return bool(record.stopped_at) and now - record.stopped_at < ROUTE_GRACE_SECONDS
+def leftovers(route: Route, record: Record | None) -> Route:
+    """The part of `route` that `record` does not want: every rule when the app has none, a
+    second rule (two launches raced), the target group when the app is not up."""
+    wanted = route_wanted(record)
+    keep = record.rule_arn if wanted.rule and record is not None else ""
+    return Route(
+        route.mr,
+        route.target_group_arn if route.target_group_arn and not wanted.target_group else "",
+        tuple(arn for arn in route.rule_arns if arn != keep),
+    )
 
 
 def plan_routes(routes: list[Route], records: list[Record], now: int) -> RoutePlan:
     by_mr = {(r.project_id, r.mr_iid): r for r in records}
-    plan = RoutePlan([], [], [])
-    routed: dict[tuple[int, int], Route] = {}
+    plan = RoutePlan([], [])
+    found: dict[tuple[int, int], Route] = {}
     for route in routes:
-        record = by_mr.get(route.mr)
-        if not has_app(record, now):
-            plan.remove.append(route)
-            continue
-        routed[route.mr] = route
-        plan.resign += [(rule, target) for rule, target in route.unlike_sign_in if rule in route.rule_arns]
-        if record is not None and record.rule_arn in route.rule_arns:
-            plan.extra_rules += [arn for arn in route.rule_arns if arn != record.rule_arn]
+        found[route.mr] = route
+        extra = leftovers(route, by_mr.get(route.mr))
+        if extra.target_group_arn or extra.rule_arns:
+            plan.remove.append(extra)
+        plan.resign += [(rule, target) for rule, target in route.unlike_sign_in if rule not in extra.rule_arns]
     for record in records:
-        if not (record.active and record.host):
-            continue  # not in address mode, or no app
-        found = routed.get((record.project_id, record.mr_iid))
-        missing = found is None or record.rule_arn not in found.rule_arns
+        wanted = route_wanted(record)
+        there = found.get((record.project_id, record.mr_iid), Route((record.project_id, record.mr_iid)))
+        missing = (wanted.target_group and not there.target_group_arn) or (
+            wanted.rule and record.rule_arn not in there.rule_arns
+        )
         if missing and now - record.launched_at >= ROUTE_GRACE_SECONDS:  # a launch in flight routes itself
             plan.repair.append(record)
     return plan

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from gitlab.const import AccessLevel
 
 from review_apps.durations import DurationError, format_duration, format_utc, parse_duration
+from review_apps.lifecycle.queue import place_words
 from review_apps.lifecycle.routing import Command, ConsiderDeploy, StopApp
 from review_apps.lifecycle.transitions import base_record
 from review_apps.model.record import MergeRequestRef, Record
@@ -48,7 +49,7 @@ def answer_command(
             Status.LIVE: f"live at {record.url} until {format_utc(record.deadline)}",
             Status.DEPLOYING: "deploying",
             Status.STOPPING: "stopping",
-            Status.QUEUED: f"queued (number {record.queue_place or 1} in line)",
+            Status.QUEUED: f"queued ({place_words(record.queue_place)} in line)",
         }.get(record.status, record.status)
         return f"{who}: the review app for commit `{record.commit_sha[:8]}` is {summary}."
     if command.verb == "extend":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from review_apps.lifecycle.queue import place_words
 from review_apps.lifecycle.routing import ConsiderDeploy, Ignore, StopApp
 from review_apps.model.record import Record
 from review_apps.model.values import EXPLICIT_CAUSES, Cause, Status, StopReason
@@ -105,7 +106,7 @@ def plan_deploy(
     if record is not None and record.active and record.commit_sha == ask.sha and not explicit:
         return Ignore(f"commit {ask.sha[:8]} is already deployed or deploying")
     if record is not None and record.queued and record.commit_sha == ask.sha and ask.cause != Cause.QUEUE:
-        return Ignore(f"commit {ask.sha[:8]} is already queued (number {record.queue_place or 1} in line)")
+        return Ignore(f"commit {ask.sha[:8]} is already queued ({place_words(record.queue_place)} in line)")
     return Launch(spec=spec, sha=ask.sha, updated_at=ask.updated_at)
 
 

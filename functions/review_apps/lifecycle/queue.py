@@ -16,6 +16,23 @@ class Caps:
     per_project: int = 0
 
 
+# Places beyond this are not told apart: with hundreds waiting, every start would otherwise edit
+# every waiting MR's note (hundreds of GitLab calls per start, and GitLab's rate limit).
+PLACES_SHOWN = 20
+
+
+def shown_place(place: int) -> int:
+    """The place a waiting MR's record keeps: exact up to PLACES_SHOWN, one value beyond."""
+    return min(place, PLACES_SHOWN + 1)
+
+
+def place_words(place: int) -> str:
+    """`number 3` or `behind more than 20 others`, for a record's (shown) place."""
+    if place > PLACES_SHOWN:
+        return f"behind more than {PLACES_SHOWN} others"
+    return f"number {place or 1}"
+
+
 def slot_scopes(caps: Caps, project_id: int) -> tuple[tuple[str, int], ...]:
     """(scope, cap) pairs an app of this project counts against."""
     scopes = []

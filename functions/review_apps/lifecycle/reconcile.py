@@ -90,6 +90,12 @@ def plan(
     return result
 
 
+def families_in_use(records: list[Record], install: str) -> set[str]:
+    """Task-definition families of apps that may run: not listed each run (their revisions are
+    retired when the app stops), so the listing costs calls per leftover, not per open MR."""
+    return {review_family(install, r.project_id, r.mr_iid) for r in records if r.active}
+
+
 def _family(task_definition_arn: str) -> str:
     return task_definition_arn.rsplit("/", 1)[-1].rsplit(":", 1)[0]
 

@@ -37,6 +37,7 @@ class StopApp:
     reason: StopReason
     updated_at: int = 0
     by: str = ""  # who asked, for a /review-app stop
+    detail: str = ""  # why, in words, when no one asked (a visit that could not wake the app)
 
 
 COMMAND_PREFIX = "/review-app"

@@ -2,8 +2,9 @@
 (judged on the load balancer's per-target-group RequestCount), the record as an app falls asleep
 and as a visit wakes it, and what a visit to its address is answered.
 
-An app sleeps only in address mode: its host stays, its rule forwards to the wake function, and
-the next visit starts it again through the same launch path as every other launch.
+An app sleeps only in address mode: its host stays, its rule and target group go (the listener's
+catch-all rule sends its visits to the wake function), and the next visit starts it again through
+the same launch path as every other launch.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ def falling_asleep(record: Record, now: int) -> Record:
     idle_for = format_duration(record.sleep_after)
     asleep = stop_requested(record, StopReason.ASLEEP, detail=f"nobody visited it for {idle_for}")
     line = f"slept at {_clock(now)} after {idle_for} idle"
-    return dataclasses.replace(asleep, history=_with_history(record, line), rule_to_wake=True)
+    return dataclasses.replace(asleep, history=_with_history(record, line))
 
 
 def after_ttl(stopped: Record) -> Record:
@@ -97,7 +98,6 @@ def after_ttl(stopped: Record) -> Record:
         stopped,
         status=Status.ASLEEP,
         asleep_since=at,
-        rule_to_wake=True,
         expires_at=0,
         history=_with_history(stopped, f"slept at {_clock(at)} when its time to live ran out"),
     )
@@ -121,19 +121,24 @@ def woke(claim: Record, now: int) -> Record:
 
 @dataclass(frozen=True)
 class WakeAnswer:
-    kind: str  # "waking", "queued", "awake", "failed", "missing", "retry" (could not look just now)
+    # "waking" (a visit woke it), "starting" (launching, or up but not yet found healthy), "queued",
+    # "awake", "failed", "missing", "retry" (could not look just now)
+    kind: str
     mr_iid: int = 0
     place: int = 0
     start_seconds: int = 0
 
 
-def answer_for(record: Record | None) -> WakeAnswer:
-    """What a visit finds, once any launch it asked for is claimed."""
+def answer_for(record: Record | None, woken: bool = False) -> WakeAnswer:
+    """What a visit finds, once any launch it asked for is claimed. `woken`: this visit found the
+    app asleep and asked for the launch."""
     if record is None:
         return WakeAnswer("missing")
     iid, usual = record.mr_iid, record.start_seconds
-    if record.status == Status.DEPLOYING or may_wake(record):
+    if may_wake(record) or (woken and record.status == Status.DEPLOYING):
         return WakeAnswer("waking", iid, start_seconds=usual)
+    if record.status == Status.DEPLOYING or (record.status == Status.LIVE and record.host and not record.healthy_at):
+        return WakeAnswer("starting", iid, start_seconds=usual)
     if record.status == Status.QUEUED:
         return WakeAnswer("queued", iid, place=record.queue_place or 1, start_seconds=usual)
     if record.status == Status.LIVE:
@@ -141,3 +146,29 @@ def answer_for(record: Record | None) -> WakeAnswer:
     if record.status in (Status.FAILED, Status.REJECTED):
         return WakeAnswer("failed", iid)
     return WakeAnswer("missing")
+
+
+REFUSAL_MEMORY_SECONDS = 60
+REFUSAL_MEMORY_HOSTS = 10_000
+
+
+class RefusedHosts:
+    """Hosts whose visit found no app to wake, remembered for a minute: a crawler hammering an
+    ended app's address costs neither a GitLab call nor a table read per request. Bounded: the
+    oldest are forgotten first. One per WakeFunction container."""
+
+    def __init__(self) -> None:
+        self._until: dict[str, float] = {}
+
+    def refused(self, host: str, now: float) -> bool:
+        until = self._until.get(host)
+        if until is not None and until <= now:
+            del self._until[host]
+            return False
+        return until is not None
+
+    def remember(self, host: str, now: float) -> None:
+        self._until.pop(host, None)
+        self._until[host] = now + REFUSAL_MEMORY_SECONDS
+        while len(self._until) > REFUSAL_MEMORY_HOSTS:
+            del self._until[next(iter(self._until))]

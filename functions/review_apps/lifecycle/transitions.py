@@ -93,6 +93,7 @@ def claim_launch(
         rule_arn=base.rule_arn if keep_route else "",
         # The predecessor's target, which this launch takes out when it stops the predecessor.
         routed_target=base.routed_target if keep_route else "",
+        healthy_at=0,  # a new task: its host is the waker's until the load balancer finds it healthy
         sleep_after=sleep_after if host else 0,
         show_crash_log=spec.show_crash_log,
         log_streams=[],  # a new launch: the last app's logs and crash are not this one's
@@ -134,8 +135,8 @@ def launched(
         log_streams=list(log_streams),
         crash_log="",
         crash_log_hidden=False,
-        target_group_arn=target_group_arn or record.target_group_arn,
-        rule_arn=rule_arn or record.rule_arn,
+        target_group_arn=target_group_arn,
+        rule_arn=rule_arn,
         task_arn=task_arn,
         task_definition_arn=task_definition_arn,
         container=container,

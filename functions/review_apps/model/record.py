@@ -91,6 +91,9 @@ class Record:
     target_group_arn: str = ""
     rule_arn: str = ""
     routed_target: str = ""  # "ip:port" registered in the target group
+    # When the load balancer first found this task's target healthy (0: not yet). Only then does
+    # the host get a rule of its own; until then the catch-all rule sends visits to the waker.
+    healthy_at: int = 0
     health_note: str = ""  # the load balancer's health check failing, in words (address mode)
     # Sleep and wake: how long without a visit before it sleeps (0 = never), since when it
     # sleeps, what it has cost awake so far (summed over wakes, micro-dollars) against since
@@ -103,7 +106,6 @@ class Record:
     first_live_at: int = 0
     start_seconds: int = 0
     history: list[str] = field(default_factory=list)
-    rule_to_wake: bool = False  # its rule forwards to the wake function until it is live again
     event_version: int = 0
     stop_reason: StopReason = StopReason.NONE
     stop_detail: str = ""

@@ -36,6 +36,7 @@ class StopReason(StrEnum):
     UNLABELED = "unlabeled"
     COMMAND = "command"
     ASLEEP = "asleep"  # nobody visited it for its `sleep_after`
+    CANNOT_WAKE = "cannot_wake"  # a visit found it may not run any more (no spec, project not allowed)
     UNKNOWN = "unknown"
 
 
@@ -48,6 +49,7 @@ REQUESTED_STOPS = frozenset(
         StopReason.UNLABELED,
         StopReason.COMMAND,
         StopReason.ASLEEP,
+        StopReason.CANNOT_WAKE,
     }
 )
 
