@@ -216,40 +216,59 @@ def main() -> None:
         + "\n\nWakeFunction's cold init is in the first table (`WakeFunction`)."
     )
 
-    with running_world(alb=True, MAX_RUNNING_APPS="100") as world:
-        print("reconciler with 100 live apps …", file=sys.stderr)
-        r = sleep.reconciler_with_live_apps(world)
+    with running_world(alb=True, MAX_RUNNING_APPS=str(sleep.AWAKE), REVIEW_APP_ACCESS="public") as world:
+        print("reconciler at 1,000 open MRs …", file=sys.stderr)
+        r = sleep.reconciler_at_a_thousand(world)
 
-    def calls(counted: dict) -> str:
+    def calls(counted: dict, dynamodb: bool = False) -> str:
         return ", ".join(
-            f"{k.split(':', 1)[1]}×{v}" if v > 1 else k.split(":", 1)[1] for k, v in sorted(counted.items())
+            f"{k.split(':', 1)[1]}×{v}" if v > 1 else k.split(":", 1)[1]
+            for k, v in sorted(counted.items())
+            if k.startswith("dynamodb:") == dynamodb
         )
 
+    def aws(counted: dict) -> int:
+        return sum(v for k, v in counted.items() if not k.startswith("dynamodb:"))
+
+    budget = 3 * r["awake"] + 20
     sections.append(
-        f"## Reconciler with {r['apps']} live apps (address mode)\n\n"
+        f"## The reconciler at {r['open']:,} open MRs ({r['awake']} awake, address mode)\n\n"
+        f"{r['records']:,} records: {r['awake']} apps awake for 30 minutes, the rest asleep (one put to sleep "
+        "through the handlers, the others written as copies of it). The budget is "
+        f"3 × awake + 20 = **{budget}** AWS calls, DynamoDB apart.\n\n"
         + table(
-            ["run", "time", "AWS calls", "operations"],
+            ["run", "time", "AWS calls", "AWS operations", "DynamoDB"],
             [
                 [
                     f"steady ({r['steady_summary'].get('sleep_candidates', 0)} candidates, all visited)",
                     ms(r["steady_seconds"]),
-                    str(sum(r["steady_calls"].values())),
+                    f"{aws(r['steady_calls'])} ({aws(r['steady_calls']) / budget:.2f}× budget)",
                     calls(r["steady_calls"]),
+                    calls(r["steady_calls"], dynamodb=True),
                 ],
                 [
                     f"puts {r['summary'].get('put_to_sleep', 0)} idle apps to sleep",
                     ms(r["sleep_seconds"]),
-                    str(sum(r["sleep_calls"].values())),
+                    f"{aws(r['sleep_calls'])} ({aws(r['sleep_calls']) / budget:.2f}× budget)",
                     calls(r["sleep_calls"]),
+                    calls(r["sleep_calls"], dynamodb=True),
                 ],
             ],
         )
         + f"\n\n`GetMetricData` calls per run: **{r['steady_calls'].get('cloudwatch:GetMetricData', 0)}** and "
-        f"**{r['sleep_calls'].get('cloudwatch:GetMetricData', 0)}** for {r['summary'].get('sleep_candidates', 0)} "
-        "candidates. The second run is 20 minutes later on a moved clock (time-machine), with only half the apps "
-        "visited since. GitLab calls (one note edit, commit status and environment per app put to sleep) are not "
-        "counted here. `ListTaskDefinitions` is one call per derived family: ECS filters it by a whole family name "
-        "only, and the reconciler retires unused revisions family by family."
+        f"**{r['sleep_calls'].get('cloudwatch:GetMetricData', 0)}**. The second run is 20 minutes later on a moved "
+        "clock (time-machine), with only half the apps visited since; putting an app to sleep costs a few calls of "
+        "its own (DeleteRule, DeleteTargetGroup, StopTask, DeleteSchedule). Each `Scan` is one page of the records "
+        "(1 MB a page). GitLab calls (one note edit, commit status and environment per app put to sleep) are not "
+        "counted here. `ListTaskDefinitions` runs only for families without a running app: their revisions are "
+        "retired when the app stops.\n\n"
+        f"On the load balancer, this install's own target groups and rules: **{r['alb_after_sleep'][0]}** and "
+        f"**{r['alb_after_sleep'][1]}** after the sleeps, **{r['alb_at_end'][0]}** and **{r['alb_at_end'][1]}** "
+        "after the visits below (each woken app's target group is made at launch; its rule when it is healthy), "
+        "plus the stack's catch-all rule and the wake function's target group.\n\n"
+        f"A visit to an asleep MR's address through the catch-all rule (the local ALB to WakeFunction, warm): "
+        f"**{ms(r['wake_visit_p50'])}** p50 to the waking page over {r['visits']} visits "
+        f'({r["wake_pages"]} answered "Waking up").'
     )
 
     print("package size …", file=sys.stderr)

@@ -78,6 +78,54 @@ def _serialize_dynamodb_requests() -> None:
     from moto.dynamodb.responses import DynamoHandler
 
     _one_request_at_a_time(DynamoHandler, "conditional writes are atomic in DynamoDB")
+    _transactions_back_up_only_their_items()
+
+
+def _transactions_back_up_only_their_items() -> None:
+    """moto backs up each table a transaction names by deep-copying all of it, so that it can
+    roll back: at a thousand records that is a second or more per transaction, which DynamoDB
+    never takes (and a request-path timeout in our functions). Back up only the items the
+    transaction names, and put those back when it is cancelled."""
+    import copy
+
+    from moto.dynamodb import models
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.table import Table
+
+    backend = models.DynamoDBBackend
+    if getattr(backend.transact_write_items, "backs_up_items", False):
+        return
+    whole_table_copy = backend.transact_write_items
+
+    class _NoTableCopies:  # what the original calls as `copy`: tables are not copied (see below)
+        @staticmethod
+        def deepcopy(value: Any) -> Any:
+            return value if isinstance(value, Table) else copy.deepcopy(value)
+
+    models.copy = _NoTableCopies  # type: ignore[assignment]
+
+    def backs_up_items(self, transact_items):  # type: ignore[no-untyped-def]
+        saved = []
+        for entry in transact_items:
+            _, op = next(iter(entry.items()))
+            table = self.tables.get(op.get("TableName"))
+            key = op.get("Key") or op.get("Item") or {}
+            if table is None or table.range_key_attr or table.hash_key_attr not in key:
+                continue
+            hash_value = DynamoType(key[table.hash_key_attr])
+            saved.append((table, hash_value, copy.deepcopy(table.items.get(hash_value))))
+        try:
+            return whole_table_copy(self, transact_items)
+        except Exception:
+            for table, hash_value, item in reversed(saved):
+                if item is None:
+                    table.items.pop(hash_value, None)
+                else:
+                    table.items[hash_value] = item
+            raise
+
+    backs_up_items.backs_up_items = True  # type: ignore[attr-defined]
+    backend.transact_write_items = backs_up_items  # type: ignore[method-assign]
 
 
 # The load balancer quotas AWS enforces and moto doesn't (per ALB, not counting default rules).
@@ -830,6 +878,31 @@ class World:
     def running_slots(self, scope: str = "all") -> set[str]:
         item = self.dynamodb.get_item(TableName=TABLE, Key={"pk": {"S": f"slots#{scope}"}}).get("Item", {})
         return set(item.get("holders", {}).get("SS", []))
+
+    def asleep_like(self, iid: int, iids: range) -> None:
+        """Open MRs `iids`, each asleep as MR `iid` is (as if each had run, slept, and its MR been
+        told so): written straight to the table, for tests and the benchmark about many open MRs,
+        where launching and sleeping each through the handlers would take minutes in moto."""
+        import dataclasses
+
+        from review_apps.adapters.store import RecordStore
+        from review_apps.lifecycle import Caps, addresses
+        from review_apps.messages import commit_status_marker, digest, gitlab_view, render_note
+        from review_apps.model.record import Record
+
+        base = Record.from_item(self.record(iid))
+        assert base.status == "asleep", base.status
+        store = RecordStore(TABLE, self.dynamodb, Caps())
+        for n in iids:
+            branch = f"feature/{n}"
+            self.gitlab.state.open_merge_request(PROJECT_ID, n, sha=base.commit_sha, source_branch=branch)
+            host = addresses.hostname(base.project_path, PROJECT_ID, n, REVIEW_DOMAIN)
+            record = dataclasses.replace(base, mr_iid=n, host=host, url=f"https://{host}", source_branch=branch, rev=0)
+            view = gitlab_view(record)
+            record.note_digest = digest(render_note(record))
+            if view.commit_status:
+                record.commit_status = commit_status_marker(record, view.commit_status)
+            store.save(record)
 
     def all_records(self) -> list[dict]:
         """Every MR record in the table (not the slot sets or the delivery memory)."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 
+from local.aws_calls import AwsCallCounter
 from local.world import PROJECT_ID, REVIEW_DOMAIN, World
 
 SHA = "1" * 40
@@ -153,3 +154,37 @@ def test_a_gitlab_slow_on_every_call_never_holds_the_webhook_past_its_timeout(wo
     assert took < 8, f"the webhook took {took:.1f}s; its timeout is 8 s"
     assert answer["status"] in (202, 502), answer
     world.gitlab.state.delays.clear()
+
+
+def test_the_reconciler_calls_aws_in_proportion_to_awake_apps_not_open_mrs(make_world):
+    world = make_world(alb=True, MAX_RUNNING_APPS="10")
+    world.commit(SHA, spec=SPEC)
+    world.gitlab.state.open_merge_request(PROJECT_ID, 1, sha=SHA, source_branch="feature/1")
+    world.send_mr(1, "open")
+    world.task_event(world.record(1)["task_arn"], "RUNNING")
+    world.live_for(1, 20)
+    world.reconcile()
+    world.task_event(world.record(1)["task_arn"], "STOPPED", exit_codes={"web": 143}, stop_code="UserInitiated")
+
+    def budget_holds(awake_apps: int) -> dict[str, int]:
+        world.reconcile()  # anything the last changes moved is settled and told; the next run is steady
+        world.cold_start()
+        with AwsCallCounter() as counted:
+            world.reconcile()
+        calls = {k: v for k, v in counted.calls.items() if not k.startswith("dynamodb:")}
+        assert sum(calls.values()) <= 3 * awake_apps + 20, calls
+        assert calls.get("cloudwatch:GetMetricData", 0) <= 1, calls
+        return calls
+
+    few = budget_holds(0)
+    world.asleep_like(1, range(2, 201))  # 200 open MRs, all asleep
+    assert budget_holds(0) == few  # no call more for 199 more asleep MRs
+    for iid in range(201, 211):  # and ten awake ones
+        world.gitlab.state.open_merge_request(PROJECT_ID, iid, sha=SHA, source_branch=f"feature/{iid}")
+        world.send_mr(iid, "open")
+        world.task_event(world.record(iid)["task_arn"], "RUNNING")
+        world.live_for(iid, 5)
+    assert len(world.rules()) == 10
+    busy = budget_holds(10)
+    assert busy["elbv2:DescribeTargetHealth"] == 10  # one per awake app
+    assert "ecs:ListTaskDefinitions" not in busy  # the families of running apps are not listed
