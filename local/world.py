@@ -910,8 +910,8 @@ class World:
 
     def _records(self) -> list[dict]:
         deserializer = TypeDeserializer()
-        items = self.dynamodb.scan(TableName=TABLE)["Items"]
-        return [{k: deserializer.deserialize(v) for k, v in item.items()} for item in items]
+        pages = self.dynamodb.get_paginator("scan").paginate(TableName=TABLE)  # 1 MB a page
+        return [{k: deserializer.deserialize(v) for k, v in item.items()} for page in pages for item in page["Items"]]
 
     def record(self, iid: int, project_id: int = PROJECT_ID) -> dict | None:
         item = self.dynamodb.get_item(TableName=TABLE, Key={"pk": {"S": f"mr#{project_id}/{iid}"}}).get("Item")

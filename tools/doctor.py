@@ -6,7 +6,8 @@
 Reads the stack's parameters and outputs, then checks what the install relies on but does not
 create: its SSM parameters exist and decrypt, the cluster, subnets and security groups exist, the
 listed roles exist and carry their `review-apps:projects` tag, in address mode the listener's
-certificate covers `*.<ReviewDomain>`, GitLab answers the bot's token and its scopes suffice, and
+certificate covers `*.<ReviewDomain>` and a shared listener has room for `MaxRunningApps` awake
+apps, GitLab answers the bot's token and its scopes suffice, and
 the webhook URL refuses an unsigned request with 401. Exit code 1 if anything failed.
 """
 
@@ -86,6 +87,8 @@ def run(stack: str, aws: Clients, http: requests.Session) -> list[Check]:
     checks += _roles(aws, params)
     if address:
         checks += _certificate(aws, params)
+    if params.get("AlbListenerArn"):
+        checks.append(_listener_room(aws, params))
     checks.append(_gitlab(aws, http, params))
     if outputs.get("WebhookUrl"):
         checks.append(_webhook(http, outputs["WebhookUrl"]))
@@ -213,6 +216,53 @@ def _certificate(aws: Clients, params: dict[str, str]) -> list[Check]:
         return [Check(False, f"listener {listener or '(created by the stack)'}: {_code(exc)}", fix)]
     covered = wildcard in names
     return [Check(covered, f"the listener's certificate {'covers' if covered else 'does not cover'} {wildcard}", fix)]
+
+
+def _listener_room(aws: Clients, params: dict[str, str]) -> Check:
+    """A shared listener: whether its quotas leave room for MaxRunningApps awake apps (one rule and
+    one target group each) plus the stack's catch-all rule and wake target group, beside what
+    others have on it (rules for hosts outside *.ReviewDomain, and their target groups)."""
+    listener, domain = params["AlbListenerArn"], params.get("ReviewDomain", "")
+    cap = int(params.get("MaxRunningApps") or 0)
+    try:
+        limits = {item["Name"]: int(item["Max"]) for item in aws.elbv2.describe_account_limits()["Limits"]}
+        rules, marker = [], {}
+        while True:
+            page = aws.elbv2.describe_rules(ListenerArn=listener, PageSize=400, **marker)
+            rules += page["Rules"]
+            if not page.get("NextMarker"):
+                break
+            marker = {"Marker": page["NextMarker"]}
+    except Exception as exc:
+        return Check(False, f"listener {listener}: {_code(exc)}", "check AlbListenerArn")
+
+    def ours(rule: dict[str, Any]) -> bool:
+        hosts = [
+            host
+            for condition in rule.get("Conditions", [])
+            if condition.get("Field") == "host-header"
+            for host in condition.get("HostHeaderConfig", {}).get("Values", [])
+        ]
+        return bool(hosts) and all(host == f"*.{domain}" or host.endswith(f".{domain}") for host in hosts)
+
+    theirs = [rule for rule in rules if not rule.get("IsDefault") and not ours(rule)]
+    groups = {
+        action["TargetGroupArn"]
+        for rule in theirs
+        for action in rule.get("Actions", [])
+        if action.get("Type") == "forward" and action.get("TargetGroupArn")
+    }
+    room = min(
+        limits.get("rules-per-application-load-balancer", 100) - len(theirs),
+        limits.get("target-groups-per-application-load-balancer", 100) - len(groups),
+    ) - 1  # the stack's catch-all rule and the wake function's target group
+    return Check(
+        0 < cap <= room,
+        f"the listener has room for {room} awake review apps beside others' {len(theirs)} rules and "
+        f"{len(groups)} target groups; MaxRunningApps is {cap}",
+        f"sam deploy --parameter-overrides MaxRunningApps={max(room, 1)}, or raise the ALB's rules quota "
+        "(Service Quotas: Rules per Application Load Balancer)",
+    )
 
 
 def _gitlab(aws: Clients, http: requests.Session, params: dict[str, str]) -> Check:

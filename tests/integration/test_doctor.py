@@ -41,6 +41,7 @@ def deploy_stack(world: World, **changes: str) -> None:
         "AlbListenerArn": world.listener_arn,
         "ReviewDomain": REVIEW_DOMAIN,
         "ReviewAppAccess": "members",
+        "MaxRunningApps": "20",
         **changes,
     }
     template = {
@@ -71,8 +72,9 @@ def test_a_healthy_install_passes_every_check(alb_world):
     deploy_stack(alb_world)
     checks, shown = examine(alb_world)
     assert all(c.ok for c in checks), shown
-    assert len(checks) == 13, shown
-    assert shown.endswith("13 checks, 0 failed")
+    assert len(checks) == 14, shown
+    assert shown.endswith("14 checks, 0 failed")
+    assert "the listener has room for 99 awake review apps beside others' 0 rules and 0 target groups" in shown
     assert f"the listener's certificate covers *.{REVIEW_DOMAIN}" in shown
     assert f"webhook https://{WEBHOOK_HOST}/webhook answers an unsigned request with 401" in shown
 
@@ -87,6 +89,18 @@ def broken_oauth(world):
 
 def broken_role_tag(world):
     world.tag_role(TASK_ROLE, None)
+
+
+def other_teams_rules(world):
+    vpc = world.elbv2.describe_load_balancers()["LoadBalancers"][0]["VpcId"]
+    for n in range(5):
+        group = world.elbv2.create_target_group(Name=f"team-{n}", Protocol="HTTP", Port=80, VpcId=vpc)
+        world.elbv2.create_rule(
+            ListenerArn=world.listener_arn,
+            Priority=n + 1,
+            Conditions=[{"Field": "host-header", "HostHeaderConfig": {"Values": [f"team-{n}.example.org"]}}],
+            Actions=[{"Type": "forward", "TargetGroupArn": group["TargetGroups"][0]["TargetGroupArn"]}],
+        )
 
 
 def broken_scopes(world):
@@ -135,6 +149,13 @@ def broken_scopes(world):
             "aws acm request-certificate --domain-name '*.apps.example.org'",
         ),
         (broken_scopes, {}, "the bot's token has scopes read_api; review apps need api", "scope api"),
+        (
+            other_teams_rules,
+            {"MaxRunningApps": "95"},
+            "the listener has room for 94 awake review apps beside others' 5 rules and 5 target groups; "
+            "MaxRunningApps is 95",
+            "MaxRunningApps=94",
+        ),
         (None, {"GitLabUrl": "http://127.0.0.1:9"}, "GitLab at http://127.0.0.1:9 did not answer", "check GitLabUrl"),
     ],
 )

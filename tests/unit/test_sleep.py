@@ -233,3 +233,12 @@ def test_the_awake_cost_line_is_left_out_when_it_never_slept():
     assert awake_cost_line(never_slept) == ""  # awake the whole span: "the whole time" would say the same
     slept = Record(**{**never_slept.__dict__, "awake_counted_until": 1_000 + 7200})
     assert "running the whole time would have cost about" in awake_cost_line(slept)
+
+
+def test_the_visit_that_woke_an_app_says_so_and_later_visits_that_it_starts():
+    claimed = live(1, status=Status.DEPLOYING)
+    assert sleep.answer_for(claimed, woken=True).kind == "waking"
+    assert sleep.answer_for(claimed).kind == "starting"
+    # Woken into the queue, or found failed: `woken` changes nothing.
+    assert sleep.answer_for(live(1, status=Status.QUEUED, queue_place=2), woken=True).kind == "queued"
+    assert sleep.answer_for(live(1, status=Status.FAILED), woken=True).kind == "failed"
