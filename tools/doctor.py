@@ -252,10 +252,13 @@ def _listener_room(aws: Clients, params: dict[str, str]) -> Check:
         for action in rule.get("Actions", [])
         if action.get("Type") == "forward" and action.get("TargetGroupArn")
     }
-    room = min(
-        limits.get("rules-per-application-load-balancer", 100) - len(theirs),
-        limits.get("target-groups-per-application-load-balancer", 100) - len(groups),
-    ) - 1  # the stack's catch-all rule and the wake function's target group
+    room = (
+        min(
+            limits.get("rules-per-application-load-balancer", 100) - len(theirs),
+            limits.get("target-groups-per-application-load-balancer", 100) - len(groups),
+        )
+        - 1
+    )  # the stack's catch-all rule and the wake function's target group
     return Check(
         0 < cap <= room,
         f"the listener has room for {room} awake review apps beside others' {len(theirs)} rules and "
