@@ -153,8 +153,9 @@ def main() -> None:
         "## With caps on\n\nThe same steps with a cap on running apps (the template's default is "
         "`MaxRunningApps=20`; here a cap these runs never reach, since what a cap costs does not depend on its "
         "value). A write that starts or ends an app becomes a DynamoDB transaction with the cap scope's slot "
-        "set; the other writes do not change. moto copies the whole table for every transaction (so that it "
-        "can roll back), which DynamoDB does not: against moto the difference is an upper bound.\n\n"
+        "set; the other writes do not change. (moto would copy the whole table for every transaction, to "
+        "roll it back; the local world backs up only the items a transaction names, as a cost DynamoDB does "
+        "not have either.)\n\n"
         + table(["event", "p50 without caps", "p50 with caps", "ratio"], rows)
     )
 
