@@ -155,8 +155,7 @@ def main() -> None:
         "value). A write that starts or ends an app becomes a DynamoDB transaction with the cap scope's slot "
         "set; the other writes do not change. (moto would copy the whole table for every transaction, to "
         "roll it back; the local world backs up only the items a transaction names, as a cost DynamoDB does "
-        "not have either.)\n\n"
-        + table(["event", "p50 without caps", "p50 with caps", "ratio"], rows)
+        "not have either.)\n\n" + table(["event", "p50 without caps", "p50 with caps", "ratio"], rows)
     )
 
     with running_world() as world:
