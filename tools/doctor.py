@@ -226,7 +226,8 @@ def _listener_room(aws: Clients, params: dict[str, str]) -> Check:
     cap = int(params.get("MaxRunningApps") or 0)
     try:
         limits = {item["Name"]: int(item["Max"]) for item in aws.elbv2.describe_account_limits()["Limits"]}
-        rules, marker = [], {}
+        rules: list[dict[str, Any]] = []
+        marker: dict[str, str] = {}
         while True:
             page = aws.elbv2.describe_rules(ListenerArn=listener, PageSize=400, **marker)
             rules += page["Rules"]
