@@ -70,7 +70,8 @@ def wake(deployer: Deployer, host: str) -> sleep.WakeAnswer:
             reason = StopReason.MERGED if current is not None and current.state == "merged" else StopReason.CLOSED
             deployer.stop(lifecycle.StopApp(record.mr, reason))
         else:
-            deployer.stop(lifecycle.StopApp(record.mr, StopReason.CANNOT_WAKE, detail=outcome.message))
+            why = outcome.message.removeprefix("ignored: ")  # our own words for why it may not run
+            deployer.stop(lifecycle.StopApp(record.mr, StopReason.CANNOT_WAKE, detail=why))
         return sleep.WakeAnswer("missing")
     return sleep.answer_for(after, woken=True)
 
