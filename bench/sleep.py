@@ -30,9 +30,7 @@ def _asleep(world: World, iid: int) -> None:
     task = world.record(iid)["task_arn"]
     world.live_for(iid, 20)
     world.reconcile()
-    world.task_event(
-        task, "STOPPED", exit_codes={"web": 143}, stop_code="UserInitiated", stopped_reason="Review app asleep"
-    )
+    world.stopped_as_asked(task, "Review app asleep")
 
 
 def _timed(call) -> float:  # type: ignore[no-untyped-def]
@@ -108,13 +106,7 @@ def reconciler_at_a_thousand(world: World) -> dict:
     alb_after_sleep = (len(world.target_groups()), len(world.rules()))
     for record in world.all_records():  # ECS stops the tasks of the apps put to sleep
         if record.get("status") == "stopping":
-            world.task_event(
-                record["task_arn"],
-                "STOPPED",
-                exit_codes={"web": 143},
-                stop_code="UserInitiated",
-                stopped_reason="Review app asleep",
-            )
+            world.stopped_as_asked(record["task_arn"], "Review app asleep")
     # Visits to asleep MRs: the ALB stand-in matches no rule of theirs, the catch-all forwards to
     # WakeFunction, which launches through the queue (the install is not full after the sleeps).
     edge, visits, pages = world.edge(), [], []

@@ -817,6 +817,12 @@ class World:
         """Build the state-change event ECS would emit for the emulated task and deliver it."""
         return self.deliver_task_event(self.task_state_event(task_arn, last_status, **kwargs))
 
+    def stopped_as_asked(self, task_arn: str, reason: str = "Review app asleep: no visit for 15 minutes") -> dict:
+        """ECS's STOPPED event for a task the install stopped (StopTask): SIGTERM ends the app with 143."""
+        return self.task_event(
+            task_arn, "STOPPED", exit_codes={"web": 143}, stop_code="UserInitiated", stopped_reason=reason
+        )
+
     def task_state_event(self, task_arn: str, last_status: str, **kwargs: Any) -> dict:
         """The state-change event ECS would emit for the emulated task (not delivered)."""
         version = self._versions.get(task_arn, 1) + 1

@@ -60,13 +60,7 @@ def sleep_the_live_apps(world: World) -> None:
     assert summary["put_to_sleep"] == len(live), summary
     check_the_alb_holds_only_awake_apps(world)
     for record in live:
-        world.task_event(
-            record["task_arn"],
-            "STOPPED",
-            exit_codes={"web": 143},
-            stop_code="UserInitiated",
-            stopped_reason="Review app asleep: no visit for 15 minutes",
-        )
+        world.stopped_as_asked(record["task_arn"])
         check_the_alb_holds_only_awake_apps(world)
     world.reconcile()  # the slots are free: the queue starts the next apps
     check_the_alb_holds_only_awake_apps(world)
@@ -121,7 +115,7 @@ def test_gitlab_answering_429_to_everything_leaves_the_webhook_and_the_wake_in_t
     world.task_event(world.record(1)["task_arn"], "RUNNING")
     world.live_for(1, 20)
     world.reconcile()
-    world.task_event(world.record(1)["task_arn"], "STOPPED", exit_codes={"web": 143}, stop_code="UserInitiated")
+    world.stopped_as_asked(world.record(1)["task_arn"])
     assert world.record(1)["status"] == "asleep"
 
     world.gitlab.state.fail_next(10_000, status=429)  # rate-limited, whatever the bot asks
@@ -164,7 +158,7 @@ def test_the_reconciler_calls_aws_in_proportion_to_awake_apps_not_open_mrs(make_
     world.task_event(world.record(1)["task_arn"], "RUNNING")
     world.live_for(1, 20)
     world.reconcile()
-    world.task_event(world.record(1)["task_arn"], "STOPPED", exit_codes={"web": 143}, stop_code="UserInitiated")
+    world.stopped_as_asked(world.record(1)["task_arn"])
 
     def budget_holds(awake_apps: int) -> dict[str, int]:
         world.reconcile()  # anything the last changes moved is settled and told; the next run is steady

@@ -172,25 +172,19 @@ class Elb:
             if not marker:
                 return
 
-    def _same_host(self, host: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """(every rule for `host`, those of them that are this install's)."""
+    def check_host_free(self, host: str) -> list[dict[str, Any]]:
+        """This install's rules for `host`. Raises RouteTaken when a rule this install did not make
+        routes it: another team's (or another install's) rule decides where it goes, is never
+        taken over, and a rule of ours for it would never be reached."""
         same_host = [rule for rule in self._rules() if host in _hosts(rule)]
-        return same_host, (self._ours(same_host) if same_host else [])
-
-    def check_host_free(self, host: str) -> None:
-        """Raise RouteTaken when a rule this install did not make routes `host`: another team's
-        (or another install's) rule decides where it goes, is never taken over, and a rule of
-        ours for it would never be reached."""
-        same_host, ours = self._same_host(host)
+        ours = self._ours(same_host) if same_host else []
         if len(ours) < len(same_host):
             raise RouteTaken(f"`{host}` is already routed by a load balancer rule this install did not make")
+        return ours
 
     def ensure_rule(self, project_id: int, mr_iid: int, host: str, target_group: str) -> str:
         """The host's own rule, forwarding to `target_group`, made if missing."""
-        same_host, ours = self._same_host(host)
-        if len(ours) < len(same_host):
-            raise RouteTaken(f"`{host}` is already routed by a load balancer rule this install did not make")
-        for rule in ours:
+        for rule in self.check_host_free(host):
             if target_group not in _forwards_to(rule) or not self._sign_in_as_set(rule):
                 self.forward(rule["RuleArn"], target_group)
             return str(rule["RuleArn"])
@@ -240,17 +234,21 @@ class Elb:
 
     # ------------------------------------------------------------------ the app's address in and out
 
-    def route_to(self, target_group_arn: str, ip: str, port: int) -> None:
-        """Make `ip:port` the target group's only target: the new app in, a replaced one out."""
+    def route_to(self, target_group_arn: str, ip: str, port: int) -> list[dict[str, Any]]:
+        """Make `ip:port` the target group's only target: the new app in, a replaced one out.
+        Returns the DescribeTargetHealth descriptions it read once the new target was in, so the
+        caller can judge its health without asking again."""
         try:
             self._client.register_targets(TargetGroupArn=target_group_arn, Targets=[{"Id": ip, "Port": port}])
-            stale = [t for t in self._targets(target_group_arn) if (t["Id"], t.get("Port")) != (ip, port)]
+            health = self.target_health(target_group_arn, missing_raises=True)
         except ClientError as exc:
             if _code(exc) == "TargetGroupNotFound":
                 raise TargetGroupGone(target_group_arn) from None
             raise
+        stale = [t for t in _live_targets(health) if (t["Id"], t.get("Port")) != (ip, port)]
         if stale:
             self._client.deregister_targets(TargetGroupArn=target_group_arn, Targets=stale)
+        return health
 
     def deregister(self, target_group_arn: str, target: str) -> None:
         """Take one `ip:port` out (a replaced app, while its successor starts)."""
@@ -261,33 +259,15 @@ class Elb:
             if _code(exc) not in ("TargetGroupNotFound", "InvalidTarget"):
                 raise
 
-    def unroute(self, target_group_arn: str) -> None:
-        """Take every target out: the app has stopped, or is being replaced."""
-        try:
-            targets = self._targets(target_group_arn)
-            if targets:
-                self._client.deregister_targets(TargetGroupArn=target_group_arn, Targets=targets)
-        except ClientError as exc:
-            if _code(exc) != "TargetGroupNotFound":
-                raise
-
-    def target_health(self, target_group_arn: str) -> list[dict[str, Any]]:
-        """DescribeTargetHealth's descriptions; none once the group is gone."""
+    def target_health(self, target_group_arn: str, missing_raises: bool = False) -> list[dict[str, Any]]:
+        """DescribeTargetHealth's descriptions; none once the group is gone (unless `missing_raises`)."""
         try:
             answer = self._client.describe_target_health(TargetGroupArn=target_group_arn)
         except ClientError as exc:
-            if _code(exc) == "TargetGroupNotFound":
+            if _code(exc) == "TargetGroupNotFound" and not missing_raises:
                 return []
             raise
         return list(answer["TargetHealthDescriptions"])
-
-    def _targets(self, target_group_arn: str) -> list[dict[str, Any]]:
-        health = self._client.describe_target_health(TargetGroupArn=target_group_arn)["TargetHealthDescriptions"]
-        return [
-            {"Id": h["Target"]["Id"], "Port": h["Target"]["Port"]}
-            for h in health
-            if h.get("TargetHealth", {}).get("State") != "draining"
-        ]
 
     # ------------------------------------------------------------------ removing routes
 
@@ -349,6 +329,15 @@ class Elb:
             addresses.Route(mr, e["group"], tuple(sorted(e["rules"])), tuple(sorted(e["unlike"])))
             for mr, e in sorted(found.items())
         ]
+
+
+def _live_targets(health: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The targets of DescribeTargetHealth's descriptions that are not already draining."""
+    return [
+        {"Id": h["Target"]["Id"], "Port": h["Target"]["Port"]}
+        for h in health
+        if h.get("TargetHealth", {}).get("State") != "draining"
+    ]
 
 
 def _hosts(rule: dict[str, Any]) -> list[str]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from typing import Any
 
 from review_apps.adapters.elb import Elb, NoRoute
 from review_apps.lifecycle import addresses
@@ -47,10 +48,12 @@ def settle(elb: Elb, record: Record, *, check_group: bool = False) -> Record:
     return record
 
 
-def look_at_health(elb: Elb, record: Record) -> Record:
-    """A live app's target as the load balancer sees it (one DescribeTargetHealth), and its route
-    settled accordingly: healthy for the first time, the host gets its rule."""
+def look_at_health(elb: Elb, record: Record, health: list[dict[str, Any]] | None = None) -> Record:
+    """A live app's target as the load balancer sees it (`health`, if just read, else one
+    DescribeTargetHealth), and its route settled accordingly: healthy for the first time, the
+    host gets its rule."""
     if not (record.target_group_arn and record.routed_target):
         return record
-    looked = addresses.after_health_look(record, elb.target_health(record.target_group_arn), int(time.time()))
-    return settle(elb, looked)
+    if health is None:
+        health = elb.target_health(record.target_group_arn)
+    return settle(elb, addresses.after_health_look(record, health, int(time.time())))

@@ -101,11 +101,11 @@ def _route_live_app(deployer: Deployer, record: Record, task: TaskEvent, now: in
     try:
         if not live.target_group_arn:
             raise TargetGroupGone("no target group recorded")
-        elb.route_to(live.target_group_arn, task.private_ip, record.port)
+        health = elb.route_to(live.target_group_arn, task.private_ip, record.port)
     except TargetGroupGone:  # the sweep removed it while this app launched: settle makes it again
         try:
             return routes.look_at_health(elb, routes.settle(elb, dataclasses.replace(live, target_group_arn="")))
         except NoRoute as refused:
             caveat = refused.problem("so the app runs but its address has no route; the reconciler tries again")
             return dataclasses.replace(live, url_note=caveat, target_group_arn="")
-    return routes.look_at_health(elb, live)
+    return routes.look_at_health(elb, live, health)

@@ -116,12 +116,12 @@ def health_problem(health: list[dict[str, Any]], target: str, path: str) -> str:
     """What the load balancer says of the app's target, in words, when its health check fails;
     "" while it is healthy or still being checked for the first time. `health`: DescribeTargetHealth's
     TargetHealthDescriptions (Target Id/Port, TargetHealth State/Reason/Description)."""
-    ip, _, port = target.rpartition(":")
-    mine = [h for h in health if (h.get("Target", {}).get("Id"), str(h.get("Target", {}).get("Port"))) == (ip, port)]
-    if not mine or mine[0].get("TargetHealth", {}).get("State") != "unhealthy":
+    port = target.rpartition(":")[2]
+    seen = _health_of(health, target)
+    if seen.get("State") != "unhealthy":
         return ""
-    reason = mine[0]["TargetHealth"].get("Reason", "")
-    codes = re.findall(r"\d{3}", mine[0]["TargetHealth"].get("Description", ""))
+    reason = seen.get("Reason", "")
+    codes = re.findall(r"\d{3}", seen.get("Description", ""))
     checked = f"`{path}` on port {port}"
     words = {
         "Target.ResponseCodeMismatch": f"the app answered {', '.join(codes) or 'another code'} to {checked}, "
@@ -164,15 +164,21 @@ def route_wanted(record: Record | None) -> RouteWanted:
     return RouteWanted(True, record.status == Status.LIVE and bool(record.healthy_at and record.routed_target))
 
 
-def target_state(health: list[dict[str, Any]], target: str) -> str:
-    """The load balancer's state for `ip:port` in DescribeTargetHealth's descriptions ("" when
-    it is not registered): initial, healthy, unhealthy, draining, unavailable…"""
+def _health_of(health: list[dict[str, Any]], target: str) -> dict[str, Any]:
+    """`ip:port`'s TargetHealth (State, Reason, Description) in DescribeTargetHealth's
+    descriptions; {} when it is not registered."""
     ip, _, port = target.rpartition(":")
     for described in health:
         where = described.get("Target", {})
         if (where.get("Id"), str(where.get("Port"))) == (ip, port):
-            return str(described.get("TargetHealth", {}).get("State", ""))
-    return ""
+            return dict(described.get("TargetHealth", {}))
+    return {}
+
+
+def target_state(health: list[dict[str, Any]], target: str) -> str:
+    """The load balancer's state for `ip:port` ("" when it is not registered): initial,
+    healthy, unhealthy, draining, unavailable…"""
+    return str(_health_of(health, target).get("State", ""))
 
 
 def after_health_look(record: Record, health: list[dict[str, Any]], now: int) -> Record:
