@@ -22,10 +22,17 @@ ECS = "AmazonEC2ContainerServiceV20141113"
 
 @dataclass
 class Fault:
-    target: str
+    target: str  # an X-Amz-Target (JSON protocols), or "METHOD /path-prefix" (REST ones: Scheduler)
     remaining: int
     status: int
     body: dict[str, Any]
+    applied: bool = False  # moto carries the request out, and then the answer is lost (a 5xx)
+    skip: int = 0  # matching requests to let through before the fault starts
+
+
+def server_error(target: str, times: int, applied: bool = False, skip: int = 0) -> Fault:
+    """A 500 for the next `times` requests (`applied`: after moto has carried each out)."""
+    return Fault(target, times, 500, {"__type": "InternalServerError", "message": "injected"}, applied, skip)
 
 
 def throttled(operation: str, times: int) -> Fault:
@@ -62,7 +69,9 @@ class FaultProxy:
 
             def _relay(self, method: str) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                fault = proxy._take(self.headers.get("X-Amz-Target", ""))
+                fault = proxy._take(self.headers.get("X-Amz-Target", ""), f"{method} {self.path}")
+                if fault is not None and fault.applied:
+                    self._forward(method, body)  # carried out; the answer never arrives
                 if fault is not None:
                     payload = json.dumps(fault.body).encode()
                     self.send_response(fault.status)
@@ -71,8 +80,7 @@ class FaultProxy:
                     self.end_headers()
                     self.wfile.write(payload)
                     return
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
-                answer = requests.request(method, proxy.upstream + self.path, data=body, headers=headers, timeout=30)
+                answer = self._forward(method, body)
                 self.send_response(answer.status_code)
                 for name, value in answer.headers.items():
                     if name.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding"):
@@ -80,6 +88,16 @@ class FaultProxy:
                 self.send_header("Content-Length", str(len(answer.content)))
                 self.end_headers()
                 self.wfile.write(answer.content)
+
+            def _forward(self, method: str, body: bytes) -> requests.Response:
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+                return requests.request(method, proxy.upstream + self.path, data=body, headers=headers, timeout=30)
+
+            def do_PUT(self) -> None:
+                self._relay("PUT")
+
+            def do_DELETE(self) -> None:
+                self._relay("DELETE")
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
@@ -94,12 +112,16 @@ class FaultProxy:
         with self.lock:
             self.faults.append(fault)
 
-    def _take(self, target: str) -> Fault | None:
+    def _take(self, target: str, request_line: str) -> Fault | None:
         with self.lock:
             for fault in self.faults:
-                if fault.target == target and fault.remaining > 0:
+                matches = fault.target == target if target else request_line.startswith(fault.target)
+                if matches and fault.skip > 0:
+                    fault.skip -= 1
+                    return None
+                if matches and fault.remaining > 0:
                     fault.remaining -= 1
-                    self.injected[target.rsplit(".", 1)[-1]] += 1
+                    self.injected[target.rsplit(".", 1)[-1] if target else fault.target] += 1
                     return fault
         return None
 

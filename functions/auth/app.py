@@ -84,6 +84,7 @@ def _answer(response: Response) -> dict[str, Any]:
 
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    services.budget(context)
     event = event if isinstance(event, dict) else {}
     http = (event.get("requestContext") or {}).get("http") or {}
     step = _ROUTES.get((str(http.get("method") or "").upper(), str(event.get("rawPath") or "")))

@@ -16,6 +16,7 @@ from review_apps.flows.reconcile import reconcile
 from review_apps.services import Services
 from review_apps.settings import load_settings
 
+RESERVE_SECONDS = 10.0
 logger = Logger(service="review-apps-reconciler")
 services = Services(load_settings())
 deployer = Deployer(services, logger)
@@ -23,6 +24,8 @@ deployer = Deployer(services, logger)
 
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    # GitLab calls end RESERVE_SECONDS before the timeout, and each step stops starting work then.
+    services.budget(context, reserve_seconds=RESERVE_SECONDS)
     summary = reconcile(deployer)
     logger.info("reconciled", extra=summary)
     return summary

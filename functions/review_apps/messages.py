@@ -248,6 +248,11 @@ def render_note(record: Record) -> str:
             f"Commit {commit} is **{place_words(record.queue_place)}** in the queue: {record.queue_detail}, and "
             "every slot is taken. It starts by itself as soon as a slot frees; nothing to do meanwhile.",
         ]
+        if record.retry_at:  # not a full cap: a start that failed for a passing reason
+            lines[2] = (
+                f"Commit {commit} is **{place_words(record.queue_place)}** in the queue: {record.queue_detail}, "
+                "keeping its place. Nothing to do meanwhile."
+            )
     elif record.status == Status.DEPLOYING:
         lines = [
             "### :hourglass: Review app: deploying",
@@ -375,6 +380,12 @@ def render_note(record: Record) -> str:
             "### Review app",
             "",
             "Nothing has been deployed for this merge request yet. Comment `/review-app help` to see what you can do.",
+        ]
+    if record.status in (Status.DEPLOYING, Status.LIVE) and record.deadline_unscheduled:
+        lines += [
+            "",
+            ":warning: The schedule that stops this app at its deadline could not be made yet. The install "
+            f"tries again every minute, and stops the app at {format_utc(record.deadline)} itself meanwhile.",
         ]
     if record.active and record.problems:
         lines += ["", ":warning: The latest commit was not deployed:", _problem_list(record.problems)]

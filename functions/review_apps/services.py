@@ -49,6 +49,17 @@ class Services:
         so a slow GitLab gets a clear answer rather than a killed function."""
         remaining = context.get_remaining_time_in_millis() / 1000 if context is not None else None
         self.deadline = time.monotonic() + remaining - reserve_seconds if remaining else None
+        if "gitlab" in self.__dict__:  # built by an earlier invocation of this container
+            self.gitlab.reset()
+
+    @property
+    def gitlab_unwell(self) -> str:
+        """Why GitLab is left alone for the rest of this invocation ("" while it answers, or unused)."""
+        return self.gitlab.unwell if "gitlab" in self.__dict__ else ""
+
+    def seconds_left(self) -> float | None:
+        """Seconds until this invocation's budget ends (None: no budget, e.g. a script)."""
+        return None if self.deadline is None else self.deadline - time.monotonic()
 
     def aws(self, service: str) -> Any:
         return aws.client(service, self._aws_config)

@@ -31,6 +31,7 @@ def _ours(cluster_arn: str) -> bool:
 
 @logger.inject_lambda_context(correlation_id_path="id", clear_state=True)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    services.budget(context)
     task = parse_task_event(event)
     mr = parse_group(task.group)
     if mr is None or not _ours(task.cluster_arn):

@@ -30,6 +30,7 @@ from review_apps.events import BadEvent, GitLabEvent, MergeRequestEvent, parse_g
 from review_apps.flows.commands import run_command
 from review_apps.flows.deploy import Deployer
 from review_apps.flows.outcome import Outcome, Result
+from review_apps.lifecycle import kept
 from review_apps.services import Services
 from review_apps.settings import load_settings
 
@@ -183,18 +184,51 @@ def receive() -> Response:
     logger.append_keys(mr=route.mr.key)
     # What a project's own hook says about its MR is only a hint: the deploy flow asks GitLab.
     state = event.state if isinstance(event, MergeRequestEvent) and scope is None else None
-    if isinstance(route, lifecycle.StopApp):
-        # A stop is idempotent by itself (a second one finds the app stopping already), so it
-        # needs no delivery memory: two DynamoDB writes saved on every merge and close.
-        outcome = deployer.stop(route)
-    else:
-        outcome = _once_per_delivery(_delivery_key(headers, body), route, state)
+    try:
+        if isinstance(route, lifecycle.StopApp):
+            # A stop is idempotent by itself (a second one finds the app stopping already), so it
+            # needs no delivery memory: two DynamoDB writes saved on every merge and close.
+            outcome = deployer.stop(route)
+        else:
+            outcome = _once_per_delivery(_delivery_key(headers, body), route, state)
+    except _DEPENDENCY_ERRORS as failure:
+        outcome = _keep(route, failure)
     return _answer(HTTP_STATUS.get(outcome.result, 200), outcome.message, **outcome.details)
+
+
+def _keep(route: lifecycle.StopApp | lifecycle.ConsiderDeploy | lifecycle.Command, failure: Exception) -> Outcome:
+    """GitLab or AWS failed while serving the delivery: keep what it asked on the MR's record for
+    the reconciler, and tell GitLab it is taken (GitLab does not resend by itself, and turns a
+    hook off after four failures in a row). Only if the ask can't be kept either does it fail."""
+    logger.warning("delivery failed; keeping it for the reconciler", extra={"error": repr(failure)[:500]})
+    text = kept.keep(route)
+    if not text:
+        raise failure
+    try:
+        newest = services.store.keep(text, kept.when(route, int(time.time())), (route.mr.project_id, route.mr.iid))
+    except Exception:
+        logger.exception("could not keep the delivery either")
+        raise failure from None
+    who = "GitLab" if isinstance(failure, gitlab.exceptions.GitlabError | requests.RequestException) else "AWS"
+    what = "GitLab is rate-limiting this install's bot (429)" if rate_limited(failure) else f"{who} failed"
+    message = (
+        f"kept: {what} while this was handled; the install carries it out within minutes, once {who} answers"
+        if newest
+        else "kept: a newer request for this merge request is kept already and carried out instead"
+    )
+    return Outcome(Result.KEPT, message)
 
 
 RATE_LIMIT_RETRY_SECONDS = 60  # GitLab's rate limits are per minute
 # What GitLab is told: 202 when something was set in motion, 200 for everything else we handled.
-HTTP_STATUS = {Result.DEPLOYING: 202, Result.QUEUED: 202, Result.STOPPING: 202, Result.IN_PROGRESS: 202}
+HTTP_STATUS = {
+    Result.DEPLOYING: 202,
+    Result.QUEUED: 202,
+    Result.POSTPONED: 202,
+    Result.STOPPING: 202,
+    Result.IN_PROGRESS: 202,
+    Result.KEPT: 202,
+}
 
 
 def _once_per_delivery(key: str, route: lifecycle.ConsiderDeploy | lifecycle.Command, state: str | None) -> Outcome:
@@ -218,8 +252,34 @@ def _idempotent_act() -> tuple[Any, Any]:
         IdempotencyConfig,
         idempotent_function,
     )
+    from aws_lambda_powertools.utilities.idempotency.exceptions import (
+        IdempotencyItemAlreadyExistsError,
+        IdempotencyItemNotFoundError,
+    )
 
-    persistence = DynamoDBPersistenceLayer(
+    class OwnWritesCount(DynamoDBPersistenceLayer):
+        """A claim whose answer was lost (and that botocore sent again) finds itself in progress:
+        if the stored claim is this very one (same expiry, to the millisecond of the in-progress
+        one), it is ours, not another delivery's."""
+
+        def _put_record(self, data_record: Any) -> None:
+            try:
+                super()._put_record(data_record)
+            except IdempotencyItemAlreadyExistsError as exc:
+                stored = exc.old_data_record
+                if stored is None:
+                    try:
+                        stored = self._get_record(data_record.idempotency_key)
+                    except IdempotencyItemNotFoundError:
+                        raise exc from None
+                if not (
+                    stored.status == data_record.status
+                    and stored.expiry_timestamp == data_record.expiry_timestamp
+                    and stored.in_progress_expiry_timestamp == data_record.in_progress_expiry_timestamp
+                ):
+                    raise
+
+    persistence = OwnWritesCount(
         table_name=services.settings.table_name,
         key_attr="pk",
         expiry_attr="expires_at",

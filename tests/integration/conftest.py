@@ -56,16 +56,29 @@ def alb_world(make_world) -> World:
 
 
 @pytest.fixture
-def fault_world(moto_server, gitlab_server):
-    """A world whose AWS calls pass through a FaultProxy (moto behind it)."""
+def make_fault_world(moto_server, gitlab_server):
+    """`make_fault_world(MAX_RUNNING_APPS="3")`: a world whose AWS calls pass through a FaultProxy
+    (moto behind it), installed with those settings."""
     saved = dict(os.environ)
-    proxy = FaultProxy(moto_server.url)
-    world = World(moto_server, gitlab_server, aws_endpoint=proxy.url).install()
-    world.proxy = proxy
-    yield world
-    proxy.stop()
+    proxies: list[FaultProxy] = []
+
+    def make(**settings: str) -> World:
+        proxies.append(FaultProxy(moto_server.url))
+        world = World(moto_server, gitlab_server, aws_endpoint=proxies[-1].url, **settings).install()
+        world.proxy = proxies[-1]
+        return world
+
+    yield make
+    for proxy in proxies:
+        proxy.stop()
     os.environ.clear()
     os.environ.update(saved)
+
+
+@pytest.fixture
+def fault_world(make_fault_world) -> World:
+    """A world whose AWS calls pass through a FaultProxy (moto behind it)."""
+    return make_fault_world()
 
 
 @pytest.fixture

@@ -123,7 +123,8 @@ def test_gitlab_answering_429_to_everything_leaves_the_webhook_and_the_wake_in_t
     started = time.monotonic()
     answer = world.send_mr(2, "open")
     took = time.monotonic() - started
-    assert answer["status"] == 503 and answer["headers"]["Retry-After"] == "60", answer
+    # Kept for the reconciler rather than failed: GitLab would turn the hook off after 4 failures.
+    assert answer["status"] == 202 and answer["body"]["message"].startswith("kept: "), answer
     assert "rate-limiting" in answer["body"]["message"] and took < 2, took
     assert world.record(2) is None or world.record(2)["status"] != "deploying"
 

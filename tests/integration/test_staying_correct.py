@@ -265,12 +265,12 @@ def test_run_task_throttled_or_without_capacity_then_recovering(fault_world: Wor
     world.proxy.inject(fault_proxy.no_capacity(1))
     launch(world, 1)  # botocore retries the throttle; we retry the missing capacity
     assert "deploying" in world.note(1)
-    world.proxy.inject(fault_proxy.no_capacity(10))
+    world.proxy.inject(fault_proxy.no_capacity(3))  # the first try and both of its quick retries
     world.commit(sha(2), spec=ON_OPEN)
     answer = world.open_mr(2, sha(2), branch="feature/2")
-    assert answer["status"] == 200 and "could not start" in answer["body"]["message"]
+    assert answer["status"] == 202 and answer["body"]["message"].startswith("postponed:")
     note = world.note(2)
-    assert "could not start" in note and "Capacity is unavailable" in note
+    assert "Review app: queued" in note and "Capacity is unavailable" in note and "tries again in 1 minute" in note
     assert [t for t in world.tasks() if t["group"].endswith(":2")] == []
     assert not [a for a in derived_definitions(world) if "review-app_review-apps-local_14-2:" in a]
     tally["faults injected"] += sum(world.proxy.injected.values())

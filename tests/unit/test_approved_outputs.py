@@ -666,7 +666,7 @@ def test_every_record_transition():
     live = lifecycle.went_live(running, task_event("RUNNING"), url="http://10.0.0.7:8000", url_note="", now=NOW + 45)
     replacing = lifecycle.claim_launch(live, MR, lifecycle.Launch(spec(), SHA2, updated_at=NOW + 60), NOW + 60)
     superseding = lifecycle.claim_launch(replacing, MR, lifecycle.Launch(spec(), "c" * 40), NOW + 61)
-    stopping = lifecycle.stop_requested(live, StopReason.MERGED, detail="@alice", updated_at=NOW + 99)
+    stopping = lifecycle.stop_requested(live, StopReason.MERGED, NOW + 99, detail="@alice", updated_at=NOW + 99)
     cases = {
         "claim": claim,
         "launched": running,

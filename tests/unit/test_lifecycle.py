@@ -592,7 +592,7 @@ def test_slot_change_takes_keeps_and_releases():
     failed = lifecycle.launch_failed(fresh, ("no capacity",), NOW)
     assert lifecycle.slot_change(fresh, failed) == lifecycle.Slot.RELEASE
     assert lifecycle.slot_change(live, lifecycle.went_live(record(), task_event(), url="", url_note="", now=NOW)) == ""
-    assert lifecycle.slot_change(live, lifecycle.stop_requested(live, StopReason.CLOSED)) == ""
+    assert lifecycle.slot_change(live, lifecycle.stop_requested(live, StopReason.CLOSED, 0)) == ""
 
 
 def test_a_queued_app_keeps_its_place_when_a_new_commit_arrives():
@@ -648,7 +648,7 @@ def test_a_launch_interrupted_before_its_task_started_fails_with_a_hint():
 
 def test_a_launch_stopped_on_purpose_before_its_task_was_recorded_is_stopped_not_failed():
     """Merged while RunTask was in flight: the launch stops its own task and records nothing."""
-    stopping = lifecycle.stop_requested(record(status=Status.DEPLOYING, task_arn=""), StopReason.MERGED)
+    stopping = lifecycle.stop_requested(record(status=Status.DEPLOYING, task_arn=""), StopReason.MERGED, 0)
     gone = lifecycle.vanished(stopping, NOW)
     assert (gone.status, gone.stop_reason, gone.problems) == (Status.STOPPED, StopReason.MERGED, [])
     assert gone.expires_at > NOW

@@ -37,6 +37,11 @@ class RunResult:
     task_arn: str | None
     failures: tuple[str, ...]
 
+    @property
+    def passing(self) -> bool:
+        """No task, for reasons that pass (no capacity, throttling): worth trying again later."""
+        return self.task_arn is None and bool(self.failures) and all(map(_retryable, self.failures))
+
 
 def _error_text(exc: ClientError) -> str:
     error = exc.response.get("Error", {})

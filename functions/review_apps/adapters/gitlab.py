@@ -40,8 +40,14 @@ class _Budgeted(requests.Session):
     def __init__(self, deadline: Callable[[], float | None], attempts: int) -> None:
         super().__init__()
         self._deadline, self._attempts = deadline, attempts
+        # Set by the first answer that says GitLab is unwell (no connection, a timeout, 429 or
+        # 5xx after the retries): the invocation's further calls fail at once instead of each
+        # waiting the same way. Reset per invocation (GitLab.reset).
+        self.unwell = ""
 
     def request(self, method: str, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+        if self.unwell:
+            raise GitLabUnwell(f"GitLab failed earlier in this invocation ({self.unwell}); {method!r} not sent")
         end = self._deadline()
         if end is not None:
             left = end - time.monotonic()
@@ -50,10 +56,19 @@ class _Budgeted(requests.Session):
             share = left / self._attempts
             timeout = kwargs.get("timeout")
             kwargs["timeout"] = min(timeout, share) if isinstance(timeout, int | float) else share
-        return super().request(method, url, *args, **kwargs)
+        try:
+            answer = super().request(method, url, *args, **kwargs)
+        except OutOfTime:
+            raise
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            self.unwell = exc.__class__.__name__
+            raise
+        if answer.status_code == 429 or answer.status_code >= 500:
+            self.unwell = f"HTTP {answer.status_code}"
+        return answer
 
 
-def _session(retries: int, deadline: Callable[[], float | None]) -> requests.Session:
+def _session(retries: int, deadline: Callable[[], float | None]) -> _Budgeted:
     """Bounded retries with short backoff on transient errors. python-gitlab's own loop (up to
     10 tries, growing sleeps) is left off: it would blow through GitLab's 10-second budget.
     A POST that failed with a 5xx may have been applied, so only idempotent methods retry on
@@ -61,7 +76,7 @@ def _session(retries: int, deadline: Callable[[], float | None]) -> requests.Ses
     retry = Retry(
         total=retries,
         connect=retries,
-        read=retries,
+        read=min(retries, 1),  # a GitLab that hangs costs two timeouts, not four
         status=retries,
         backoff_factor=0.2,
         status_forcelist=(500, 502, 503, 504),
@@ -77,6 +92,10 @@ def _session(retries: int, deadline: Callable[[], float | None]) -> requests.Ses
 
 
 MIN_CALL_SECONDS = 0.3  # less than this left: the call is not worth starting
+
+
+class GitLabUnwell(requests.ConnectionError):
+    """GitLab already failed in this invocation: the call was not sent (see _Budgeted.unwell)."""
 
 
 class OutOfTime(requests.Timeout):
@@ -123,7 +142,17 @@ class GitLab:
         retries: int = 2,
         deadline: Callable[[], float | None] = lambda: None,
     ) -> None:
-        self._gl = _NoSleepOnRateLimit(url, private_token=token, timeout=timeout, session=_session(retries, deadline))
+        self._session = _session(retries, deadline)
+        self._gl = _NoSleepOnRateLimit(url, private_token=token, timeout=timeout, session=self._session)
+
+    def reset(self) -> None:
+        """A new invocation: GitLab gets a fresh chance."""
+        self._session.unwell = ""
+
+    @property
+    def unwell(self) -> str:
+        """Why GitLab is left alone for the rest of this invocation ("" while it answers)."""
+        return self._session.unwell
 
     def _project(self, project_id: int) -> Any:
         return self._gl.projects.get(project_id, lazy=True)

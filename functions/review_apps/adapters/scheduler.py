@@ -25,6 +25,14 @@ def schedule_name(project_id: int, mr_iid: int) -> str:
     return f"mr-{project_id}-{mr_iid}"
 
 
+def parse_schedule_name(name: str) -> tuple[int, int] | None:
+    """(project id, MR iid) from a schedule's name; None for a name that is not one of ours."""
+    parts = name.split("-")
+    if len(parts) != 3 or parts[0] != "mr" or not (parts[1].isdigit() and parts[2].isdigit()):
+        return None
+    return int(parts[1]), int(parts[2])
+
+
 def at_expression(epoch: int) -> str:
     return "at(" + datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S") + ")"
 

@@ -8,6 +8,7 @@ is checked by DynamoDB itself: two launches racing for the last slot cannot both
 from __future__ import annotations
 
 import dataclasses
+import secrets
 from decimal import Decimal
 from typing import Any
 
@@ -29,6 +30,7 @@ _QUEUE_FIELDS = (
     "status",
     "queued_at",
     "queue_place",
+    "retry_at",
     "note_id",
     "commit_sha",
     "source_project_id",
@@ -108,6 +110,8 @@ class RecordStore:
         # A zero expires_at would read as "long expired" to DynamoDB's TTL: leave it out instead.
         item = {k: _serializer.serialize(v) for k, v in saved.to_item().items() if k != "expires_at" or v}
         item.update(_key(record.project_id, record.mr_iid))
+        # This write's own mark: two writers putting the same record are still told apart (_stored_as).
+        item["write_id"] = {"S": secrets.token_hex(8)}
         if record.rev == 0:
             condition, values = "attribute_not_exists(pk)", {}
         else:
@@ -120,6 +124,8 @@ class RecordStore:
             try:
                 self._db.put_item(**put)
             except self._db.exceptions.ConditionalCheckFailedException:
+                if self._stored_as(item):
+                    return saved
                 raise Conflict(f"record {record.key} changed since rev {record.rev}") from None
             return saved
         updates = [self._slot_update(scope, cap, record.key, slots) for scope, cap in scopes]
@@ -127,6 +133,8 @@ class RecordStore:
             self._db.transact_write_items(TransactItems=[{"Put": put}, *updates])
         except self._db.exceptions.TransactionCanceledException as exc:
             reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+            if "ConditionalCheckFailed" in reasons and self._stored_as(item):
+                return saved  # the transaction is all or nothing: its slot change was applied too
             if reasons and reasons[0] == "ConditionalCheckFailed":
                 raise Conflict(f"record {record.key} changed since rev {record.rev}") from None
             for (scope, cap), code in zip(scopes, reasons[1:], strict=False):
@@ -134,6 +142,59 @@ class RecordStore:
                     raise SlotsTaken(scope, cap) from None
             raise
         return saved
+
+    def _stored_as(self, item: dict[str, Any]) -> bool:
+        """Whether the stored item is exactly `item`. A write whose answer was lost (a timeout, a
+        5xx) and that botocore sent again fails its own condition the second time: if what is
+        stored is what we wrote, the write succeeded, and no other writer won anything."""
+        stored = self._db.get_item(TableName=self._table, Key={"pk": item["pk"]}, ConsistentRead=True).get("Item")
+        return stored == item
+
+    def keep(self, ask: str, at: int, mr: tuple[int, int]) -> bool:
+        """Keep a delivery that could not be served (lifecycle.kept) on the MR's record, unless a
+        newer one is kept already. The record's rev moves on, so a writer that read it before
+        looks again and carries the ask along. Creates a bare record for an MR we never saw."""
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=_key(*mr),
+                UpdateExpression=(
+                    "SET pending_ask = :ask, pending_at = :at, project_id = :project, mr_iid = :iid, "
+                    "#status = if_not_exists(#status, :none), rev = if_not_exists(rev, :zero) + :one"
+                ),
+                ConditionExpression="attribute_not_exists(pending_at) OR pending_at <= :at",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":none": {"S": ""},
+                    ":ask": {"S": ask},
+                    ":at": {"N": str(at)},
+                    ":project": {"N": str(mr[0])},
+                    ":iid": {"N": str(mr[1])},
+                    ":zero": {"N": "0"},
+                    ":one": {"N": "1"},
+                },
+            )
+        except self._db.exceptions.ConditionalCheckFailedException:
+            return False  # a newer ask is kept already: it supersedes this one
+        return True
+
+    def drop_kept(self, record: Record) -> bool:
+        """Forget the kept ask `record` carries, if it is still the one kept (not a newer one)."""
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=_key(record.project_id, record.mr_iid),
+                UpdateExpression="REMOVE pending_ask, pending_at SET rev = rev + :one",
+                ConditionExpression="pending_at = :at AND pending_ask = :ask",
+                ExpressionAttributeValues={
+                    ":at": {"N": str(record.pending_at)},
+                    ":ask": {"S": record.pending_ask},
+                    ":one": {"N": "1"},
+                },
+            )
+        except self._db.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
 
     def _slot_update(self, scope: str, cap: int, mr: str, slots: str) -> dict[str, Any]:
         update: dict[str, Any] = {

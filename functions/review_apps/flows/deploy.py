@@ -130,9 +130,11 @@ class Deployer:
         except SlotsTaken as full:
             detail = lifecycle.cap_detail(full.scope, full.cap)
             return self._wait(store.save(lifecycle.queued(claim, record, detail)), full.scope)
-        return self._launch(claimed, derived, fresh)
+        waiting_since = record.queued_at if record is not None and record.queued else 0
+        return self._launch(claimed, derived, fresh, waiting_since)
 
     def _wait(self, waiting: Record, why: str) -> Outcome:
+        waiting = self.publish(waiting)  # a new commit while it waits: the MR says so at once
         place = self.renumber_queue(waiting.key)
         if why == "turn":  # a slot may be free: the queue starts in its order, this visit last
             self.start_queued()
@@ -216,7 +218,9 @@ class Deployer:
             Result.REJECTED, "not deployed: the problems are on the merge request", {"problems": list(problems)}
         )
 
-    def _launch(self, record: Record, derived: taskdef.DerivedTaskDefinition, fresh: bool) -> Outcome:
+    def _launch(
+        self, record: Record, derived: taskdef.DerivedTaskDefinition, fresh: bool, waiting_since: int = 0
+    ) -> Outcome:
         ecs, store = self.services.ecs, self.services.store
         try:
             td_arn = ecs.register(derived.register_kwargs)
@@ -235,6 +239,8 @@ class Deployer:
         run = ecs.run(record, td_arn)
         if run.task_arn is None:
             ecs.retire(td_arn)
+            if run.passing:
+                return self._postpone(record, run.failures, fresh, waiting_since)
             return self._launch_failed(record, run.failures or ("RunTask started no task and gave no reason",), fresh)
 
         launched = lifecycle.launched(
@@ -259,7 +265,8 @@ class Deployer:
             ecs.retire(td_arn)
             return Outcome(Result.SUPERSEDED, "superseded by a newer event for this merge request")
         self._stop_replaced(launched)
-        self.set_deadline(launched, new=not launched.replaced_task_arn)
+        if not self.set_deadline(launched, new=not launched.replaced_task_arn):
+            launched = self._unscheduled(launched)
         self.publish(launched, fresh=fresh)
         # How it ends on time is the operator's business (README), not the reviewer's: logged, not noted.
         self.logger.info(
@@ -273,19 +280,43 @@ class Deployer:
         )
         return Outcome(Result.DEPLOYING, "deploying", {"task": run.task_arn})
 
-    def _launch_failed(self, record: Record, problems: tuple[str, ...], fresh: bool) -> Outcome:
-        # The old app is stopped too: the MR has moved on, and a task no record tracks would leak.
-        self._stop_replaced(record)
-        failed = lifecycle.launch_failed(record, problems, int(time.time()))
-        if failed.target_group_arn or failed.rule_arn:
-            failed = self._settled(failed)
+    def _unscheduled(self, record: Record) -> Record:
+        """The record flagged as running without its deadline's schedule (the note says so, and
+        the reconciler makes the schedule); as it was if it moved on meanwhile."""
         try:
-            record = self.services.store.save(failed, lifecycle.slot_change(record, failed))
+            return self.services.store.save(dataclasses.replace(record, deadline_unscheduled=True))
         except Conflict:
+            return record
+
+    def _postpone(self, record: Record, failures: tuple[str, ...], fresh: bool, waiting_since: int) -> Outcome:
+        """No capacity, or throttled: the MR waits in the queue (in its place, if it was waiting)
+        and the reconciler tries again after a backoff, for as long as the MR wants an app."""
+        waiting = lifecycle.start_postponed(record, failures, int(time.time()), waiting_since)
+        saved = self._launch_ends(record, waiting, fresh)
+        if saved is None:
             return Outcome(Result.SUPERSEDED, "could not start the task; the merge request changed meanwhile")
-        self.publish(record, fresh=fresh)
+        self.renumber_queue(saved.key)
+        self.logger.warning("launch postponed", extra={"failures": list(failures), "retry_at": saved.retry_at})
+        return Outcome(Result.POSTPONED, f"postponed: {saved.queue_detail}", {"retry_at": saved.retry_at})
+
+    def _launch_failed(self, record: Record, problems: tuple[str, ...], fresh: bool) -> Outcome:
+        if self._launch_ends(record, lifecycle.launch_failed(record, problems, int(time.time())), fresh) is None:
+            return Outcome(Result.SUPERSEDED, "could not start the task; the merge request changed meanwhile")
         self.logger.warning("launch failed", extra={"failures": list(problems)})
         return Outcome(Result.FAILED, "could not start the review app; the reason is on the merge request")
+
+    def _launch_ends(self, record: Record, after: Record, fresh: bool) -> Record | None:
+        """The claimed launch ends as `after` (failed, or back in the queue) without a task: the
+        app it replaced is stopped too (the MR has moved on, and a task no record tracks would
+        leak), the route settled, the record saved and the MR told. None if the MR changed meanwhile."""
+        self._stop_replaced(record)
+        if after.target_group_arn or after.rule_arn:
+            after = self._settled(after)
+        try:
+            saved = self.services.store.save(after, lifecycle.slot_change(record, after))
+        except Conflict:
+            return None
+        return self.publish(saved, fresh=fresh)
 
     def _stop_replaced(self, record: Record) -> None:
         if not record.replaced_task_arn:
@@ -340,17 +371,30 @@ class Deployer:
             self.publish(left)
             self.renumber_queue()
             return Outcome(Result.LEFT_QUEUE, "taken out of the queue")
-        stopping = store.save(lifecycle.stop_requested(target, ask.reason, detail=who, updated_at=ask.updated_at))
+        stopping = store.save(
+            lifecycle.stop_requested(target, ask.reason, int(time.time()), detail=who, updated_at=ask.updated_at)
+        )
         # Its host goes to the waker (which says the app is stopping) before the task stops.
         # A launch may be in flight (no task recorded yet): it will find the record changed and
         # stop its own task; the task it was replacing is stopped here.
         if stopping.target_group_arn or stopping.rule_arn:
             stopping = store.save(self._settled(stopping))
-        for task in filter(None, (stopping.task_arn, stopping.replaced_task_arn)):
-            self.services.ecs.stop(task, f"Review app stopped: merge request {ask.reason}")
-        self.clear_deadline(stopping)
+        if self.stop_tasks(stopping, f"Review app stopped: merge request {ask.reason}"):
+            self.clear_deadline(stopping)
         self.publish(stopping)
         return Outcome(Result.STOPPING, "stopping", {"task": stopping.task_arn})
+
+    def stop_tasks(self, record: Record, reason: str) -> bool:
+        """StopTask for the record's task (and the one it replaces). A failure (throttled past
+        botocore's retries, say) leaves the record stopping: its deadline's schedule stays, and the
+        reconciler asks again after lifecycle.reconcile.STOP_AGAIN_SECONDS."""
+        try:
+            for task in filter(None, (record.task_arn, record.replaced_task_arn)):
+                self.services.ecs.stop(task, reason)
+        except Exception:
+            self.logger.exception("could not stop the task; the reconciler asks again", extra={"mr": record.key})
+            return False
+        return True
 
     # ------------------------------------------------------------------ the queue
 
@@ -358,7 +402,8 @@ class Deployer:
         """Start waiting apps, first come first served, while slots are free. Returns how many
         started. Safe to run anywhere at any time: the slot transaction is the real guard, the
         look at the holders only saves a GitLab round trip when nothing can start."""
-        queue = lifecycle.queue_order(self.services.store.waiting() if records is None else records)
+        waiting = self.services.store.waiting() if records is None else records
+        queue = lifecycle.startable(lifecycle.queue_order(waiting), int(time.time()))
         if not queue:
             return 0
         started = 0
@@ -380,6 +425,8 @@ class Deployer:
                 )
                 continue
             self.logger.info("queued app considered", extra={"mr": record.key, "outcome": outcome.message})
+            if outcome.result == Result.POSTPONED:
+                break  # AWS has no capacity (or throttles) now: the rest keep their places for the next run
             if outcome.result == Result.DEPLOYING:
                 started += 1
                 for scope, _ in scopes:
@@ -422,17 +469,20 @@ class Deployer:
 
     # ------------------------------------------------------------------ the deadline's schedule
 
-    def set_deadline(self, record: Record, *, new: bool = False) -> None:
-        """Schedule StopTask at the record's deadline. A failure here loses no deadline: the
-        reconciler stops every app at its recorded deadline too."""
+    def set_deadline(self, record: Record, *, new: bool = False) -> bool:
+        """Schedule StopTask at the record's deadline; False if that failed. A failure loses no
+        deadline: the reconciler stops every app at its recorded deadline, and makes the missing
+        schedule again."""
         if not (record.task_arn and record.deadline):
-            return
+            return True
         try:
             self.services.scheduler.set_deadline(
                 record.project_id, record.mr_iid, record.task_arn, record.deadline, int(time.time()), new=new
             )
         except Exception:
             self.logger.exception("could not schedule the deadline; the reconciler enforces it meanwhile")
+            return False
+        return True
 
     def clear_deadline(self, record: Record) -> None:
         try:
@@ -448,10 +498,22 @@ class Deployer:
         A GitLab failure must not undo what ECS already did: the next event for this MR, or the
         reconciler, publishes the same view again (publish is idempotent). `strict` raises it
         instead, for callers whose trigger retries (task events). `fresh`: a brand-new MR, which
-        can have no note to look for."""
+        can have no note to look for.
+
+        Only one writer creates an MR's note: one that finds none recorded claims the creation in
+        the record first (a conditional write), and one that loses leaves the MR to the winner."""
+        claimed = False
+        if not record.note_id:
+            claim = self._claim_note(record)
+            if claim is None:
+                self.logger.info("another function is creating the merge request's note", extra={"mr": record.key})
+                return record
+            record, claimed = claim, True
         try:
             published = self.services.gitlab.publish(record, fresh=fresh)
         except Exception:
+            if claimed:  # no note was made: the next writer (or this event's retry) may make it at once
+                record = self._release_note_claim(record)
             if strict:
                 raise
             self.logger.exception("could not update the merge request; the next event will retry")
@@ -461,5 +523,44 @@ class Deployer:
         try:
             return self.services.store.save(published)
         except Conflict:
+            pass
+        current = self.services.store.get(record.project_id, record.mr_iid)
+        if record.note_id or current is None or current.note_id:
             self.logger.info("record changed while publishing; the newer writer publishes its own view")
             return published
+        # We made the note while another writer moved the record on (and held back, as we had the
+        # claim): the newest view is published through the note we made.
+        return self.publish(_with_published(current, published), strict=strict)
+
+    def _release_note_claim(self, record: Record) -> Record:
+        try:
+            return self.services.store.save(dataclasses.replace(record, note_claimed_at=0))
+        except Exception:
+            return record
+
+    def _claim_note(self, record: Record) -> Record | None:
+        now = int(time.time())
+        if record.note_claimed_at and now - record.note_claimed_at < NOTE_CLAIM_SECONDS:
+            return None
+        try:
+            return self.services.store.save(dataclasses.replace(record, note_claimed_at=now))
+        except Conflict:
+            return None
+
+
+# A writer that claimed the note's creation and died leaves it to the next one after this long.
+NOTE_CLAIM_SECONDS = 60
+_PUBLISHED = (
+    "note_id",
+    "note_digest",
+    "environment_id",
+    "environment_state",
+    "deployment_id",
+    "deployment_status",
+    "commit_status",
+)
+
+
+def _with_published(current: Record, published: Record) -> Record:
+    """`current` with what `published` says GitLab shows (ids and digests)."""
+    return dataclasses.replace(current, **{name: getattr(published, name) for name in _PUBLISHED})

@@ -11,6 +11,8 @@ class Result(StrEnum):
     IGNORED = "ignored"  # nothing to do; the message says why
     DEPLOYING = "deploying"  # a task was started
     QUEUED = "queued"  # every slot is taken: the MR waits
+    POSTPONED = "postponed"  # AWS could not start the task now (capacity, throttling): the MR waits to retry
+    KEPT = "kept"  # GitLab or AWS failed: the ask is kept, and the reconciler carries it out
     REJECTED = "rejected"  # nothing launched: the problems are on the MR
     FAILED = "failed"  # RunTask started nothing: the reason is on the MR
     SUPERSEDED = "superseded"  # a newer event for the MR took over meanwhile

@@ -8,7 +8,8 @@
 - task_events: what a RUNNING or STOPPED task means;
 - reconcile: what the every-minute backstop heals;
 - addresses: address mode's hosts, route names, rule priorities and route sweep;
-- sleep: which idle apps sleep, and what a visit to a sleeping one finds.
+- sleep: which idle apps sleep, and what a visit to a sleeping one finds;
+- kept: a delivery kept when GitLab or AWS failed, for the reconciler to carry out.
 
 Nothing here reads the clock, the network or the environment. The names below are the core's
 public surface, so callers write `lifecycle.plan_deploy`, wherever it lives.
@@ -24,6 +25,7 @@ from review_apps.lifecycle.queue import (
     shown_place,
     slot_change,
     slot_scopes,
+    startable,
     wake_waits,
 )
 from review_apps.lifecycle.routing import (
@@ -62,6 +64,7 @@ from review_apps.lifecycle.transitions import (
     left_queue,
     queued,
     rejected,
+    start_postponed,
     stop_requested,
     vanished,
 )
@@ -118,7 +121,9 @@ __all__ = [
     "route_gitlab_event",
     "slot_change",
     "slot_scopes",
+    "startable",
     "wake_waits",
+    "start_postponed",
     "stop_requested",
     "stopped",
     "vanished",

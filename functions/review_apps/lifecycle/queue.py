@@ -74,3 +74,12 @@ def wake_waits(waiting: list[Record], key: str) -> bool:
     rather than into a slot that frees at that moment (a visit costs nothing to make; the MRs in
     the queue asked first)."""
     return any(record.key != key for record in waiting)
+
+
+def startable(queue: list[Record], now: int) -> list[Record]:
+    """The head of `queue` (in order) up to the first MR still waiting out a retry's backoff: AWS
+    lacked capacity for it a moment ago, and those behind it must not take its place meanwhile."""
+    for index, record in enumerate(queue):
+        if record.retry_at > now:
+            return queue[:index]
+    return queue

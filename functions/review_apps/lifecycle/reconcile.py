@@ -8,6 +8,9 @@ the whole picture and `plan` says what to heal:
 - check active records whose task is no longer running (and finish them);
 - re-publish MR views that did not reach GitLab;
 - retire derived task definitions no active record uses;
+- give a running app whose deadline has no schedule a new one, stop again a task that still runs
+  well after it was asked to stop, and bring live a deploying app whose RUNNING event was lost;
+- carry out deliveries that were kept because GitLab or AWS failed when they came;
 - correct the running-slot sets where they disagree with the records (caps turned on while
   apps ran; a table edited by hand). Launches and stops keep them right by themselves.
 """
@@ -23,8 +26,12 @@ from review_apps.model.record import Record
 from review_apps.model.values import Status
 from review_apps.taskdef import review_family
 
-# A launch claimed this long ago without a task was interrupted (the Lambda died mid-way).
+# A launch claimed this long ago without a task was interrupted (the Lambda died mid-way); one
+# whose task runs this long after the claim without the record knowing lost its RUNNING event.
 LAUNCH_GRACE_SECONDS = 120
+# A task still running this long after we asked it to stop is asked again (StopTask is idempotent;
+# the first ask may have been throttled or lost).
+STOP_AGAIN_SECONDS = 120
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,7 @@ class RunningTask:
     group: str
     started_by: str
     task_definition_arn: str
+    last_status: str = ""
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,14 @@ class Plan:
     check: list[Record] = field(default_factory=list)  # active, but their task is not running
     republish: list[Record] = field(default_factory=list)
     retire: list[str] = field(default_factory=list)  # task definition ARNs
+    # Running apps whose deadline has no schedule (it could not be made, or was lost): make it.
+    reschedule: list[Record] = field(default_factory=list)
+    # Tasks asked to stop over STOP_AGAIN_SECONDS ago that still run: ask again.
+    stop_again: list[StopTask] = field(default_factory=list)
+    # Deploying records whose task ECS describes as RUNNING: the RUNNING event was lost.
+    went_live: list[tuple[Record, RunningTask]] = field(default_factory=list)
+    # Deliveries kept when GitLab or AWS failed, newest first.
+    kept: list[Record] = field(default_factory=list)
 
 
 def _owner(task: RunningTask, records: dict[tuple[int, int], Record]) -> Record | None:
@@ -61,8 +77,14 @@ def _owner(task: RunningTask, records: dict[tuple[int, int], Record]) -> Record 
 
 
 def plan(
-    tasks: list[RunningTask], records: list[Record], active_definitions: list[str], now: int, install: str
+    tasks: list[RunningTask],
+    records: list[Record],
+    active_definitions: list[str],
+    now: int,
+    install: str,
+    scheduled: set[tuple[int, int]] | None = None,
 ) -> Plan:
+    """`scheduled`: the MRs whose deadline schedule exists (None: unknown, nothing rescheduled)."""
     by_mr = {(r.project_id, r.mr_iid): r for r in records}
     result = Plan()
     owned: set[tuple[int, int]] = set()
@@ -71,16 +93,30 @@ def plan(
         if owner is None:
             result.stop.append(StopTask(task, "Review app task has no merge request that owns it (reconciler)", None))
             continue
-        owned.add((owner.project_id, owner.mr_iid))
-        if owner.deadline and now >= owner.deadline and owner.status != Status.STOPPING:
+        key = (owner.project_id, owner.mr_iid)
+        owned.add(key)
+        if owner.status == Status.STOPPING:
+            if now - owner.stopping_since >= STOP_AGAIN_SECONDS:
+                result.stop_again.append(StopTask(task, _stop_again_reason(owner), owner))
+        elif owner.deadline and now >= owner.deadline:
             result.stop.append(StopTask(task, "Review app reached the end of its time to live", owner))
+        elif scheduled is not None and key not in scheduled and task.task_arn == owner.task_arn:
+            result.reschedule.append(owner)
+        if (
+            owner.status == Status.DEPLOYING
+            and task.last_status == "RUNNING"
+            and task.task_arn == owner.task_arn
+            and now >= owner.launched_at + LAUNCH_GRACE_SECONDS
+        ):
+            result.went_live.append((owner, task))
+    result.kept = sorted((r for r in records if r.pending_ask), key=lambda r: (-r.pending_at, r.key))
 
     for record in records:
         key = (record.project_id, record.mr_iid)
         if record.active and key not in owned:
             if record.task_arn or now > record.launched_at + LAUNCH_GRACE_SECONDS:
                 result.check.append(record)
-        elif needs_publish(record):
+        elif needs_publish(record) and not record.pending_ask:  # a kept ask publishes once carried out
             result.republish.append(record)
 
     in_use = {r.task_definition_arn for r in records if r.active and r.task_definition_arn}
@@ -88,6 +124,10 @@ def plan(
     launching = {review_family(install, r.project_id, r.mr_iid) for r in records if r.status == Status.DEPLOYING}
     result.retire = [arn for arn in active_definitions if arn not in in_use and _family(arn) not in launching]
     return result
+
+
+def _stop_again_reason(record: Record) -> str:
+    return f"Review app stopped ({record.stop_reason or 'asked'}; asked again by the reconciler)"
 
 
 def families_in_use(records: list[Record], install: str) -> set[str]:

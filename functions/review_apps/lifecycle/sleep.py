@@ -83,7 +83,7 @@ def _with_history(record: Record, line: str) -> list[str]:
 
 def falling_asleep(record: Record, now: int) -> Record:
     idle_for = format_duration(record.sleep_after)
-    asleep = stop_requested(record, StopReason.ASLEEP, detail=f"nobody visited it for {idle_for}")
+    asleep = stop_requested(record, StopReason.ASLEEP, now, detail=f"nobody visited it for {idle_for}")
     line = f"slept at {_clock(now)} after {idle_for} idle"
     return dataclasses.replace(asleep, history=_with_history(record, line))
 

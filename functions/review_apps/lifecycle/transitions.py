@@ -8,6 +8,7 @@ import hashlib
 from review_apps.lifecycle.planning import Compute, Launch
 from review_apps.model.record import MergeRequestRef, Record
 from review_apps.model.values import REQUESTED_STOPS, Status, StopReason
+from review_apps.untrusted import code
 
 FINISHED_RECORD_DAYS = 14  # then DynamoDB's TTL deletes it; the note on the MR stays
 
@@ -82,6 +83,7 @@ def claim_launch(
         queued_at=0,
         queue_place=0,
         queue_detail="",
+        retry_at=0,  # start_attempts carries on: a retry that fails again waits longer
         live_at=0,
         stopped_at=0,
         url=f"https://{host}" if host else "",
@@ -132,6 +134,7 @@ def launched(
 ) -> Record:
     return dataclasses.replace(
         record,
+        start_attempts=0,
         log_streams=list(log_streams),
         crash_log="",
         crash_log_hidden=False,
@@ -175,14 +178,43 @@ def rejected(record: Record | None, mr: MergeRequestRef, sha: str, problems: tup
     )
 
 
-def stop_requested(record: Record, reason: StopReason, detail: str = "", updated_at: int = 0) -> Record:
+def stop_requested(record: Record, reason: StopReason, now: int, detail: str = "", updated_at: int = 0) -> Record:
     return dataclasses.replace(
         record,
         status=Status.STOPPING,
         stop_reason=reason,
         stop_detail=detail,
+        stopping_since=now,
         mr_updated_at=max(record.mr_updated_at, updated_at),
         last_command="",
+    )
+
+
+# After a start that failed for a passing reason, the next try waits this long, doubling per
+# failure in a row up to the last (then every RETRY_PAUSES[-1] for as long as the MR wants an app).
+RETRY_PAUSES = (60, 120, 240, 480, 900)
+
+
+def start_postponed(claim: Record, failures: tuple[str, ...], now: int, waiting_since: int) -> Record:
+    """RunTask found no capacity or was throttled: the MR goes back to the queue, at the place
+    it had (`waiting_since`: when it first queued, or now for a direct launch), and the queue
+    tries again no sooner than its backoff allows."""
+    attempts = claim.start_attempts + 1
+    pause = RETRY_PAUSES[min(attempts, len(RETRY_PAUSES)) - 1]
+    reason = code(("; ".join(failures) or "RunTask started no task")[:300])
+    return dataclasses.replace(
+        claim,
+        status=Status.QUEUED,
+        launch_id="",
+        task_arn="",
+        task_definition_arn="",
+        launched_at=0,
+        deadline=0,
+        queued_at=waiting_since or now,
+        queue_detail=f"AWS could not start the task just now: {reason}; it tries again in "
+        f"{pause // 60} minute{'s' if pause >= 120 else ''}",
+        start_attempts=attempts,
+        retry_at=now + pause,
     )
 
 

@@ -119,6 +119,21 @@ class Record:
     replaced_task_definition_arn: str = ""
     # The newest MR event applied (its updated_at): an older one arriving late changes nothing.
     mr_updated_at: int = 0
+    # When a stop was asked (epoch seconds): a task still running well after it is stopped again.
+    stopping_since: int = 0
+    # The deadline's schedule could not be made: the reconciler makes it (and says so until then).
+    deadline_unscheduled: bool = False
+    # A start that failed for a reason that passes (no Fargate capacity, throttling): how many in
+    # a row, and not before when the next try is (the MR waits in the queue meanwhile).
+    start_attempts: int = 0
+    retry_at: int = 0
+    # A delivery that could not be served when it came (GitLab or AWS failing): what was asked,
+    # as JSON (lifecycle.kept), and when; the reconciler carries it out once they answer.
+    pending_ask: str = ""
+    pending_at: int = 0
+    # Who is creating the MR's note: a writer that finds no note claims this first, so two
+    # functions publishing at once never make two notes.
+    note_claimed_at: int = 0
     # When DynamoDB may delete a finished record (epoch seconds); 0 while the app may still run.
     expires_at: int = 0
     # What has been published to GitLab, so each step makes only the calls that change something.
