@@ -217,6 +217,29 @@ def main() -> None:
     )
 
     with running_world(alb=True, REVIEW_APP_ACCESS="public") as world:
+        print("review requests …", file=sys.stderr)
+        q = start.review_request_head_start(world)
+    idle_cost = q["rate_per_hour"] * q["sleep_after_minutes"] / 60
+    sections.append(
+        "## Awake before the reviewer arrives\n\n"
+        f"Address mode, {q['pairs']} pairs of sleeping apps through the real handlers, on ECS's and the load "
+        "balancer's real timeline (moved clock). One reviewer opens an app nobody asked them to review: the visit "
+        f"wakes it. The other is asked to review (the merge request hook woke {q['woken_by_hook']} of "
+        f"{q['pairs']}) and opens it {start.OPENS_AFTER} s later. The wait is from the visit to the app "
+        "answering through its own rule:\n\n"
+        + table(
+            ["reviewer", "wait, p50"],
+            [
+                ["asked to review, opens it a minute later", f"{q['asked_wait_p50']:.0f} s"],
+                ["opens it unasked (the waking page)", f"{q['unasked_wait_p50']:.0f} s"],
+            ],
+        )
+        + f"\n\nA review request that nobody follows keeps the app awake for one `sleep_after` "
+        f"({q['sleep_after_minutes']} min) plus its start: at this app's rate (${q['rate_per_hour']:.4f}/hour, "
+        f"0.25 vCPU, 0.5 GB) that is about ${idle_cost:.4f} per such request."
+    )
+
+    with running_world(alb=True, REVIEW_APP_ACCESS="public") as world:
         print("time to address …", file=sys.stderr)
         t = start.time_to_address(world)
     ours = t["webhook_p50"] + t["running_p50"] + t["health_p50"]

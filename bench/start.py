@@ -61,3 +61,76 @@ def time_to_address(world: World) -> dict:
         "running_p50": statistics.median(running),
         "health_p50": statistics.median(health),
     }
+
+
+REVIEW_SPEC = "task_definition: shop-web\ntrigger: merge_request\nhealth_check: /healthz\nsleep_after: 15m\n"
+OPENS_AFTER = 60  # the reviewer opens the app a minute after being asked
+
+
+def _asleep(world: World, iid: int) -> str:
+    sha = f"{iid:040x}"
+    world.commit(sha, spec=REVIEW_SPEC)
+    world.gitlab.state.open_merge_request(PROJECT_ID, iid, sha=sha, source_branch=f"feature/{iid}")
+    world.send_mr(iid, "open")
+    task = world.record(iid)["task_arn"]
+    world.task_event(task, "RUNNING")
+    world.first_checks_pass()
+    world.live_for(iid, 20)
+    world.reconcile()
+    world.stopped_as_asked(task)
+    assert world.record(iid)["status"] == "asleep"
+    return f"awesome-project-mr{iid}-p{PROJECT_ID}.{REVIEW_DOMAIN}"
+
+
+def _starts(world: World, iid: int, at: datetime) -> None:
+    """ECS starts the woken task on the real timeline from `at` (the ALB's checks pass
+    HEALTHY_AFTER_STARTED later: the callers say when that moment has come)."""
+    import time_machine
+
+    timeline = {name: at + timedelta(seconds=s) for name, s in TIMELINE.items()}
+    with time_machine.travel(timeline["startedAt"], tick=True):
+        world.task_event(world.record(iid)["task_arn"], "RUNNING", timeline=timeline)
+
+
+def review_request_head_start(world: World) -> dict:
+    """A sleeping app's reviewer: asked to review (the hook wakes it), opening it a minute later,
+    against opening it unasked (the visit wakes it). Each wait is from the visit to the app
+    answering through its own rule, on ECS's and the ALB's real timeline (moved clock)."""
+    import time_machine
+
+    world.hold_health_checks()
+    asked, unasked, woken_by_hook, rates = [], [], 0, []
+    rita = {"id": 61, "name": "Rita", "username": "rita", "state": "unreviewed", "re_requested": False}
+    for n in range(ITERATIONS // 3):
+        # Unasked: the reviewer's visit finds it asleep and waits for the start and two checks.
+        host = _asleep(world, 2 * n + 1)
+        visit_at = datetime.now(UTC)
+        world.visit(host)
+        _starts(world, 2 * n + 1, visit_at)
+        for wait in range(0, 600, 5):  # the waking page reloads every 5 s until the app answers
+            if wait >= TIMELINE["startedAt"] + HEALTHY_AFTER_STARTED:
+                world.first_checks_pass()
+            with time_machine.travel(visit_at + timedelta(seconds=wait), tick=True):
+                world.visit(host)  # the waking page, or the health look that gives the host its rule
+                if world.route(host) is not None:
+                    unasked.append(wait)
+                    break
+        # Asked: the hook wakes it; the reviewer opens it a minute later.
+        host = _asleep(world, 2 * n + 2)
+        asked_at = datetime.now(UTC)
+        answer = world.send_mr(2 * n + 2, "update", reviewers=[rita], previous_reviewers=[])
+        woken_by_hook += answer["status"] == 202
+        _starts(world, 2 * n + 2, asked_at)
+        with time_machine.travel(asked_at + timedelta(seconds=OPENS_AFTER), tick=True):
+            world.first_checks_pass()  # OPENS_AFTER is past the start and the two checks
+            world.reconcile()  # its minute: the health look gives the healthy app its own rule
+            asked.append(0 if world.route(host) is not None else OPENS_AFTER)
+        rates.append(int(world.record(2 * n + 2)["rate_microusd"]) / 1e6)
+    return {
+        "pairs": len(asked),
+        "woken_by_hook": woken_by_hook,
+        "asked_wait_p50": statistics.median(asked),
+        "unasked_wait_p50": statistics.median(unasked),
+        "rate_per_hour": statistics.median(rates),
+        "sleep_after_minutes": 15,
+    }

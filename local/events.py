@@ -79,9 +79,12 @@ def merge_request_hook(
     previous_labels: list[str] | None = None,
     draft: bool = False,
     was_draft: bool | None = None,
+    reviewers: list[dict[str, Any]] | None = None,
+    previous_reviewers: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """`changes` lists only what this update changed: labels when `previous_labels` is given,
-    the draft flag when `was_draft` is."""
+    """`changes` lists only what this update changed (and when, as GitLab does): labels when
+    `previous_labels` is given, the draft flag when `was_draft` is, the reviewers when
+    `previous_reviewers` is. `reviewers`: {id, username, state, re_requested} each (reviewer())."""
     body = _sample_body("webhook_merge_request_open.json")
     body["project"].update({"id": project_id, "path_with_namespace": project_path})
     attrs = body["object_attributes"]
@@ -93,7 +96,12 @@ def merge_request_hook(
     template = body["labels"][0] if body["labels"] else {"id": 1, "title": "x", "color": "#ffffff"}
     as_labels = lambda titles: [{**template, "id": 300 + i, "title": t} for i, t in enumerate(titles)]  # noqa: E731
     body["labels"] = attrs["labels"] = as_labels(labels or [])
-    changes: dict[str, Any] = {}
+    stamp = attrs["updated_at"].replace("T", " ").replace("Z", " UTC")
+    changes: dict[str, Any] = {"updated_at": {"previous": stamp, "current": stamp}}
+    if reviewers is not None:
+        body["reviewers"] = reviewers
+    if previous_reviewers is not None:
+        changes["reviewers"] = {"previous": previous_reviewers, "current": reviewers or []}
     if previous_labels is not None:
         changes["labels"] = {"previous": as_labels(previous_labels), "current": as_labels(labels or [])}
     if was_draft is not None:
@@ -103,6 +111,18 @@ def merge_request_hook(
     if oldrev:
         attrs["oldrev"] = oldrev
     return body
+
+
+def reviewer(user_id: int, username: str, re_requested: bool = False, state: str = "unreviewed") -> dict[str, Any]:
+    """One reviewer as a merge request hook lists it."""
+    return {
+        "id": user_id,
+        "name": username.title(),
+        "username": username,
+        "avatar_url": "https://www.gravatar.com/avatar/0?s=80&d=identicon",
+        "state": state,
+        "re_requested": re_requested,
+    }
 
 
 def pipeline_hook(

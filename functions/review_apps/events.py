@@ -50,6 +50,9 @@ class MergeRequestEvent:
     labels_added: tuple[str, ...] = ()
     labels_removed: tuple[str, ...] = ()
     became_ready: bool = False  # draft → ready in this update
+    # Usernames ("" where GitLab's is unusable) of reviewers asked to review in this update: added
+    # to the reviewers, or asked again (`re_requested`). At most MAX_REVIEW_REQUESTS.
+    review_requested: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,34 @@ def _username(value: str) -> str:
     return value if _USERNAME.match(value) else ""
 
 
+MAX_REVIEW_REQUESTS = 10
+# What a hook that only re-requests a review changes besides the reviewers (nothing that matters).
+_BOOKKEEPING_CHANGES = frozenset({"updated_at", "updated_by_id", "reviewers"})
+
+
+def _people(value: Any) -> list[dict[str, Any]]:
+    if not isinstance(value, list):
+        return []
+    return [p for p in value if isinstance(p, dict) and isinstance(p.get("id"), int) and not isinstance(p["id"], bool)]
+
+
+def _review_requests(body: dict[str, Any], changes: dict[str, Any]) -> tuple[str, ...]:
+    """Reviewers asked to review in this update: those added to `changes.reviewers.current`, and
+    those asked again (`re_requested: true`). A reviewer carries `re_requested` in later hooks
+    too, so it counts only in a hook whose changes are the reviewers alone: a label, title or
+    description edit never reads as a review request."""
+    if set(changes) - _BOOKKEEPING_CHANGES:
+        return ()
+    reviewers = changes.get("reviewers") if isinstance(changes.get("reviewers"), dict) else None
+    if reviewers is not None:
+        before = {p["id"] for p in _people(reviewers.get("previous"))}
+        asked = [p for p in _people(reviewers.get("current")) if p["id"] not in before or p.get("re_requested") is True]
+    else:
+        asked = [p for p in _people(body.get("reviewers")) if p.get("re_requested") is True]
+    names = [_username(p["username"]) if isinstance(p.get("username"), str) else "" for p in asked]
+    return tuple(names[:MAX_REVIEW_REQUESTS])
+
+
 def gitlab_time(value: Any) -> int:
     """Epoch seconds from GitLab's two webhook time formats ("2013-12-03T17:23:34Z" and
     "2013-12-03 17:23:34 UTC"); 0 when absent or unreadable, which disables ordering checks."""
@@ -153,6 +184,7 @@ def parse_gitlab_event(body: Any) -> GitLabEvent:
             labels_added=tuple(sorted(after - before)) if label_change else (),
             labels_removed=tuple(sorted(before - after)) if label_change else (),
             became_ready=draft_change.get("previous") is True and draft_change.get("current") is False,
+            review_requested=_review_requests(body, changes),
         )
     if kind == "pipeline":
         raw_mr = body.get("merge_request")

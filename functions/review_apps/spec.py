@@ -46,6 +46,7 @@ _KNOWN_KEYS = (
     "health_check",
     "sleep_after",
     "show_crash_log",
+    "wake_on_review_request",
 )
 CAPACITIES = ("on_demand", "spot")
 ARCHITECTURES = ("x86_64", "arm64")
@@ -82,6 +83,8 @@ class Spec:
     # A public project's MR shows a crashed app's last log lines only if the spec says so (anyone
     # can read a public MR); a private project's always does.
     show_crash_log: bool = False
+    # Address mode with sleep: a review request (a reviewer added, or asked again) wakes a sleeping app.
+    wake_on_review_request: bool = True
 
 
 def parse_spec(
@@ -196,6 +199,9 @@ def parse_spec(
     show_crash_log = data.get("show_crash_log", False)
     if not isinstance(show_crash_log, bool):
         problems.append(f"`show_crash_log:` {code(show_crash_log)} must be `true` or `false`.")
+    wake_on_review_request = data.get("wake_on_review_request", True)
+    if not isinstance(wake_on_review_request, bool):
+        problems.append(f"`wake_on_review_request:` {code(wake_on_review_request)} must be `true` or `false`.")
 
     wrap = data.get("wrap_in_timeout")
     if wrap is not None and not isinstance(wrap, bool):
@@ -233,6 +239,7 @@ def parse_spec(
         health_check=health_check,
         sleep_after=sleep_after,
         show_crash_log=show_crash_log is True,
+        wake_on_review_request=wake_on_review_request is not False,
     )
 
 

@@ -122,7 +122,7 @@ class Deployer:
             record, mr, plan, now, notices, compute, host=host, sleep_after=sleep_after, viewers=viewers
         )
         if ask.cause == Cause.WAKE:
-            claim = sleep.woke(claim, now)
+            claim = sleep.woke(claim, now, ask.review_requested)
             if lifecycle.wake_waits(lifecycle.queue_order(store.waiting()), mr.key):
                 return self._wait(store.save(lifecycle.queued(claim, record, lifecycle.WAITS_ITS_TURN)), "turn")
         try:

@@ -26,7 +26,13 @@ def keep(ask: Ask) -> str:
         "mr": [mr.project_id, mr.iid, mr.source_project_id, mr.source_branch[:255], mr.project_path[:255]]
     }
     if isinstance(ask, ConsiderDeploy):
-        data.update(kind="deploy", sha=ask.sha[:64], cause=str(ask.cause), updated_at=ask.updated_at)
+        data.update(
+            kind="deploy",
+            sha=ask.sha[:64],
+            cause=str(ask.cause),
+            updated_at=ask.updated_at,
+            review=[name[:255] for name in ask.review_requested[:10]],
+        )
     elif isinstance(ask, StopApp):
         data.update(kind="stop", reason=str(ask.reason), updated_at=ask.updated_at, by=ask.by[:255])
     else:
@@ -57,7 +63,9 @@ def unkeep(text: str) -> Ask | None:
         mr = MergeRequestRef(_int(project_id), _int(iid), _int(source_id), _str(branch), _str(path))
         kind = data["kind"]
         if kind == "deploy":
-            return ConsiderDeploy(mr, _str(data["sha"]), Cause(data["cause"]), updated_at=_int(data["updated_at"]))
+            review = tuple(_str(name) for name in data.get("review") or [])
+            sha, cause, updated_at = _str(data["sha"]), Cause(data["cause"]), _int(data["updated_at"])
+            return ConsiderDeploy(mr, sha, cause, updated_at=updated_at, review_requested=review)
         if kind == "stop":
             return StopApp(mr, StopReason(data["reason"]), _int(data["updated_at"]), by=_str(data["by"]))
         if kind == "command":

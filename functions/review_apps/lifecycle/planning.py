@@ -58,6 +58,8 @@ def plan_deploy(
     if ask.cause == Cause.QUEUE and (record is None or not record.queued):
         return Ignore("this merge request is no longer waiting in the queue")
     if ask.cause == Cause.WAKE and not may_wake(record):
+        if ask.review_requested:  # a review request starts no app that isn't asleep
+            return Ignore("a review was requested, and the review app is not asleep: nothing to wake")
         return Ignore("the review app is not asleep")  # another visit woke it a moment ago
     if mr_state != "opened":
         if ask.cause == Cause.QUEUE:  # its merge or close event was lost: it must not wait forever
@@ -85,6 +87,8 @@ def plan_deploy(
         if record is not None and record.status == Status.REJECTED and record.commit_sha == ask.sha:
             return Ignore("this commit's problems are already on the merge request")
         return Reject(problems)
+    if ask.review_requested and not spec.wake_on_review_request:
+        return Ignore("a review was requested, and the spec says `wake_on_review_request: false`")
     # Someone asked for it, or it already passed the gates when it was queued.
     explicit = ask.cause in EXPLICIT_CAUSES
     if spec.label and spec.label not in ask.labels and not explicit:

@@ -29,6 +29,8 @@ class ConsiderDeploy:
     labels_added: tuple[str, ...] = ()
     labels_removed: tuple[str, ...] = ()
     became_ready: bool = False
+    # A wake asked by a review request: who was asked (usernames; "" for an unusable one).
+    review_requested: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,9 @@ def route_gitlab_event(event: GitLabEvent) -> Ignore | ConsiderDeploy | StopApp 
                     labels_removed=event.labels_removed,
                     became_ready=event.became_ready,
                 )
+            if event.review_requested:
+                # Someone is about to look: a sleeping app wakes now, as for a visit (plan_deploy).
+                return ask(Cause.WAKE, review_requested=event.review_requested)
             return Ignore("merge request edited without new commits: nothing to deploy")
         if action == "merge":
             return StopApp(event.mr, StopReason.MERGED, event.updated_at)

@@ -109,11 +109,20 @@ def ended_asleep(record: Record, reason: StopReason, detail: str, now: int, upda
     return dataclasses.replace(left_queue(record, reason, detail, now, updated_at), stopped_at=record.stopped_at)
 
 
-def woke(claim: Record, now: int) -> Record:
-    """The launch a visit asked for: said on the note's history line."""
-    return dataclasses.replace(
-        claim, asleep_since=0, history=_with_history(claim, f"woke at {_clock(now)} for a visit")
-    )
+def woke(claim: Record, now: int, review_requested: tuple[str, ...] = ()) -> Record:
+    """The launch a visit (or a review request) asked for: said on the note's history line."""
+    why = f"because {review_words(review_requested)} asked to review" if review_requested else "for a visit"
+    return dataclasses.replace(claim, asleep_since=0, history=_with_history(claim, f"woke at {_clock(now)} {why}"))
+
+
+def review_words(usernames: tuple[str, ...]) -> str:
+    """`@rita was`, `@rita and @sam were`, `a reviewer was`: who was asked, for the note. The
+    names passed events._username (GitLab's character set), so each is one mention, never markup."""
+    names = [f"@{name}" if name else "a reviewer" for name in dict.fromkeys(usernames)]
+    if len(names) > 3:
+        names = [*names[:3], f"{len(names) - 3} more"]
+    said = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    return f"{said} {'was' if len(names) == 1 else 'were'}"
 
 
 # ---------------------------------------------------------------------- what a visitor is answered
