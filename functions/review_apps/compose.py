@@ -14,70 +14,14 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
-from review_apps import limits as install_limits
-from review_apps import sizes
+from review_apps import ecs_params
+from review_apps.compose_checks import DEPENDS_CONDITIONS, IGNORED, REFUSED, SUPPORTED, Collector
 from review_apps.durations import DurationError, parse_duration
 from review_apps.limits import Limits
 from review_apps.problems import Problems
 from review_apps.spec import PLACEHOLDERS
 from review_apps.untrusted import UnreadableFile, code, load_yaml, plain
 
-# Keys that would make the review app behave differently from compose: refuse, say why.
-REFUSED = {
-    "build": "`build:` needs an `image:` too: review apps run images, they do not build them. Push the image "
-    "from CI and name it with `image:`.",
-    "privileged": "`privileged` is not available on Fargate; remove it.",
-    "network_mode": "`network_mode` cannot be chosen on Fargate (every task uses `awsvpc`, and containers reach "
-    "each other on localhost); remove it.",
-    "pid": "`pid` is not available on Fargate; remove it.",
-    "ipc": "`ipc` is not available on Fargate; remove it.",
-    "devices": "`devices` is not available on Fargate; remove it.",
-    "cap_add": "`cap_add` is not available on Fargate (beyond SYS_PTRACE); remove it.",
-    "security_opt": "`security_opt` is not available on Fargate; remove it.",
-    "sysctls": "`sysctls` are not supported for review apps; remove them.",
-    "tmpfs": "`tmpfs` mounts are not available on Fargate; use a named volume.",
-    "extra_hosts": "`extra_hosts` is not available with `awsvpc` networking; use real DNS names.",
-    "dns": "`dns` is not available on Fargate; the VPC's resolver is used.",
-    "env_file": "`env_file` cannot be read by review apps (the file is not in the image); list the variables "
-    "under `environment:` instead.",
-    "ulimits": "`ulimits` are not supported for review apps yet; remove them.",
-    "volumes_from": "`volumes_from` is not supported; share a named volume instead.",
-}
-# Keys that make no difference on Fargate: listed on the MR, the app still launches.
-IGNORED = {
-    "container_name": "`container_name` is ignored: ECS names containers after their service.",
-    "links": "`links` is ignored: containers of one task reach each other on localhost.",
-    "networks": "`networks` is ignored: all containers of one task share one network.",
-    "expose": "`expose` is ignored: every port is reachable inside the task.",
-    "restart": "`restart` is ignored: a review app is a task, and it ends when an essential container exits.",
-    "hostname": "`hostname` is ignored: Fargate does not set container host names.",
-    "deploy": "`deploy` (apart from memory limits) is ignored: it configures Swarm.",
-    "stop_grace_period": "`stop_grace_period` is ignored: ECS waits 30 seconds.",
-}
-SUPPORTED = {
-    "image",
-    "command",
-    "entrypoint",
-    "environment",
-    "ports",
-    "mem_limit",
-    "mem_reservation",
-    "cpu_shares",
-    "working_dir",
-    "user",
-    "healthcheck",
-    "depends_on",
-    "logging",
-    "volumes",
-    "labels",
-    "stdin_open",
-    "tty",
-}
-DEPENDS_CONDITIONS = {
-    "service_started": "START",
-    "service_healthy": "HEALTHY",
-    "service_completed_successfully": "SUCCESS",
-}
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?-([^}]*))?\}|\$\$")
 _CONTAINER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 _PROTOCOLS = ("tcp", "udp")
@@ -90,37 +34,7 @@ class Translation:
     notices: list[str] = field(default_factory=list)  # shown on the MR, launch goes on
 
 
-class _Collector:
-    def __init__(self) -> None:
-        self.problems: list[str] = []
-        self.notices: list[str] = []
-
-    def mapping(self, value: Any, where: str) -> dict:
-        """`value` if it is a mapping; {} (and a problem, unless absent) otherwise."""
-        if isinstance(value, dict):
-            return value
-        if value is not None:
-            self.problems.append(f"`{where}` must be a mapping (`key: value` lines), not {code(value)}.")
-        return {}
-
-    def sequence(self, value: Any, where: str) -> list:
-        if isinstance(value, list):
-            return value
-        if value is not None:
-            self.problems.append(f"`{where}` must be a list (`- item` lines), not {code(value)}.")
-        return []
-
-    def scalar(self, value: Any, where: str) -> str | None:
-        """A string, number or boolean as text; None (and a problem) for anything else."""
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        if isinstance(value, (str, int, float)):
-            return str(value)
-        self.problems.append(f"`{where}` must be a single value, not {code(value)}.")
-        return None
-
-
-def _interpolate(node: Any, values: dict[str, str], out: _Collector, where: str) -> Any:
+def _interpolate(node: Any, values: dict[str, str], out: Collector, where: str) -> Any:
     """Compose's `${VAR}` / `${VAR:-default}` / `$$`, with GitLab CI's names as the only variables."""
     if isinstance(node, dict):
         return {k: _interpolate(v, values, out, f"{where}.{plain(k, 40)}") for k, v in node.items()}
@@ -163,7 +77,7 @@ def memory_mib(value: Any) -> int | None:
     return max(int(number * factor), 1)
 
 
-def _command(value: Any, where: str, out: _Collector) -> list[str] | None:
+def _command(value: Any, where: str, out: Collector) -> list[str] | None:
     if value is None:
         return None
     if isinstance(value, str):
@@ -178,7 +92,7 @@ def _command(value: Any, where: str, out: _Collector) -> list[str] | None:
     return None
 
 
-def _environment(value: Any, service: str, out: _Collector) -> list[dict[str, str]]:
+def _environment(value: Any, service: str, out: Collector) -> list[dict[str, str]]:
     where = f"services.{service}.environment"
     pairs: list[tuple[Any, Any]] = []
     if isinstance(value, dict):
@@ -209,7 +123,7 @@ def _environment(value: Any, service: str, out: _Collector) -> list[dict[str, st
     return result
 
 
-def _ports(value: Any, service: str, out: _Collector) -> list[dict[str, Any]]:
+def _ports(value: Any, service: str, out: Collector) -> list[dict[str, Any]]:
     where = f"services.{service}.ports"
     mappings = []
     for entry in out.sequence(value, where):
@@ -239,7 +153,7 @@ def _ports(value: Any, service: str, out: _Collector) -> list[dict[str, Any]]:
     return mappings
 
 
-def _seconds(value: Any, where: str, out: _Collector) -> int | None:
+def _seconds(value: Any, where: str, out: Collector) -> int | None:
     if value is None:
         return None
     try:
@@ -249,7 +163,7 @@ def _seconds(value: Any, where: str, out: _Collector) -> int | None:
         return None
 
 
-def _healthcheck(value: Any, service: str, out: _Collector) -> dict[str, Any] | None:
+def _healthcheck(value: Any, service: str, out: Collector) -> dict[str, Any] | None:
     where = f"services.{service}.healthcheck"
     value = out.mapping(value, where)
     if not value or value.get("disable"):
@@ -283,7 +197,7 @@ def _healthcheck(value: Any, service: str, out: _Collector) -> dict[str, Any] | 
     return check
 
 
-def _depends_on(value: Any, service: str, services: dict, out: _Collector) -> list[dict[str, str]]:
+def _depends_on(value: Any, service: str, services: dict, out: Collector) -> list[dict[str, str]]:
     where = f"services.{service}.depends_on"
     entries = list(value.items()) if isinstance(value, dict) else [(name, {}) for name in out.sequence(value, where)]
     result = []
@@ -299,7 +213,7 @@ def _depends_on(value: Any, service: str, services: dict, out: _Collector) -> li
     return result
 
 
-def _logging(value: Any, service: str, limits: Limits, out: _Collector) -> dict[str, Any] | None:
+def _logging(value: Any, service: str, limits: Limits, out: Collector) -> dict[str, Any] | None:
     where = f"services.{service}.logging"
     value = out.mapping(value, where)
     if not value:
@@ -320,7 +234,7 @@ def _logging(value: Any, service: str, limits: Limits, out: _Collector) -> dict[
     return {"logDriver": "awslogs", "options": options}
 
 
-def _volumes(value: Any, service: str, named: set[str], out: _Collector) -> list[dict[str, Any]]:
+def _volumes(value: Any, service: str, named: set[str], out: Collector) -> list[dict[str, Any]]:
     where = f"services.{service}.volumes"
     mounts = []
     for entry in out.sequence(value, where):
@@ -351,7 +265,7 @@ def _volumes(value: Any, service: str, named: set[str], out: _Collector) -> list
     return mounts
 
 
-def _memory_limits(service: dict, where: str, out: _Collector) -> dict[str, Any]:
+def _memory_limits(service: dict, where: str, out: Collector) -> dict[str, Any]:
     deploy = out.mapping(service.get("deploy"), f"{where}.deploy")
     resources = out.mapping(deploy.get("resources"), f"{where}.deploy.resources")
     found: dict[str, Any] = {}
@@ -371,7 +285,7 @@ def _memory_limits(service: dict, where: str, out: _Collector) -> dict[str, Any]
 
 
 def _container(
-    name: str, service: dict, services: dict, named: set[str], limits: Limits, out: _Collector
+    name: str, service: dict, services: dict, named: set[str], limits: Limits, out: Collector
 ) -> dict[str, Any]:
     where = f"services.{plain(name)}"
     for key in service:
@@ -446,7 +360,7 @@ def _container(
     return container
 
 
-def _load(text: str, name: str, out: _Collector) -> Any:
+def _load(text: str, name: str, out: Collector) -> Any:
     try:
         return load_yaml(text, name)
     except UnreadableFile as exc:
@@ -464,7 +378,7 @@ def translate(
     limits: Limits,
     family: str,
 ) -> Translation | Problems:
-    out = _Collector()
+    out = Collector()
     compose = _load(compose_text, compose_path, out)
     params = _load(params_text, params_path or "ecs-params.yml", out) if params_text is not None else {}
     if out.problems:
@@ -497,7 +411,7 @@ def translate(
     used = {m["sourceVolume"] for c in containers for m in c.get("mountPoints", [])}
     if used:
         definition["volumes"] = [{"name": v} for v in sorted(used)]
-    _apply_params(params, definition, containers, params_path or "ecs-params.yml", limits, out)
+    ecs_params.apply(params, definition, containers, params_path or "ecs-params.yml", limits, out)
     if any("logConfiguration" in c for c in containers) and "executionRoleArn" not in definition:
         out.problems.append(
             "Containers log with `awslogs`, which needs a task execution role: set "
@@ -506,70 +420,3 @@ def translate(
     if out.problems:
         return Problems(tuple(out.problems), tuple(out.notices))
     return Translation(definition, out.notices)
-
-
-def _apply_params(
-    params: Any, definition: dict, containers: list[dict], where: str, limits: Limits, out: _Collector
-) -> None:
-    if not params:
-        return
-    if not isinstance(params, dict):
-        out.problems.append(f"{code(where)} must be a mapping with `version: 1`.")
-        return
-    shown = code(where)
-    if str(params.get("version")) != "1":
-        out.problems.append(f"{shown} must say `version: 1` (the ecs-cli format).")
-    task = out.mapping(params.get("task_definition"), "task_definition")
-    mode = task.get("ecs_network_mode", "awsvpc")
-    if mode != "awsvpc":
-        out.problems.append(f"{shown}: `ecs_network_mode:` {code(mode)} is not available on Fargate; use `awsvpc`.")
-    for key, ecs_key in (
-        ("task_role_arn", install_limits.TASK_ROLE),
-        ("task_execution_role", install_limits.EXECUTION_ROLE),
-    ):
-        role = task.get(key)
-        if not role:
-            continue
-        problem = install_limits.role_problem(limits, ecs_key, role, f"{shown} (`{key}`)")
-        if problem:
-            out.problems.append(problem)
-        else:
-            definition[ecs_key] = role
-    size = out.mapping(task.get("task_size"), "task_definition.task_size")
-    if "cpu_limit" in size:
-        cpu = sizes.cpu_units(size["cpu_limit"])
-        if cpu is None:
-            out.problems.append(
-                f"{shown}: `cpu_limit:` {code(size['cpu_limit'])} is not CPU units (256) or `0.25 vCPU`."
-            )
-        else:
-            definition["cpu"] = str(cpu)
-    if "mem_limit" in size:
-        memory = sizes.memory_mib(size["mem_limit"])
-        if memory is None:
-            out.problems.append(
-                f"{shown}: `mem_limit:` {code(size['mem_limit'])} is not a size such as `1GB` or `512`."
-            )
-        else:
-            definition["memory"] = str(memory)
-    by_name = {c["name"]: c for c in containers}
-    for name, options in out.mapping(task.get("services"), "task_definition.services").items():
-        if not isinstance(name, str) or name not in by_name:
-            out.problems.append(
-                f"{shown}: `task_definition.services.{plain(name)}` is not a service of the compose file."
-            )
-            continue
-        for key, value in out.mapping(options, f"task_definition.services.{name}").items():
-            if key == "essential":
-                by_name[name]["essential"] = bool(value)
-            else:
-                out.notices.append(
-                    f"{shown}: `task_definition.services.{name}.{plain(key)}` is ignored; set it in the compose file."
-                )
-    run_params = out.mapping(params.get("run_params"), "run_params")
-    network = out.mapping(run_params.get("network_configuration"), "run_params.network_configuration")
-    if network.get("awsvpc_configuration"):
-        out.notices.append(
-            f"{shown}: `run_params.network_configuration` is ignored: this install sets subnets, security groups "
-            "and public IPs for every review app."
-        )

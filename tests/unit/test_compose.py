@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from review_apps import compose, sizes, taskdef
+from review_apps import compose, compose_checks, sizes, taskdef
 from review_apps.limits import Limits
 from review_apps.problems import Problems
 from review_apps.spec import placeholder_values
@@ -290,7 +290,7 @@ def test_keys_that_change_behaviour_refuse_the_launch(key):
     result = translate(text, None)
     assert isinstance(result, Problems)
     assert any(f"`services.web.{key}`" in p and message in p for p in result.problems), result.problems
-    assert set(REFUSED_CASES) == set(compose.REFUSED)
+    assert set(REFUSED_CASES) == set(compose_checks.REFUSED)
 
 
 IGNORED_CASES = {
@@ -311,7 +311,7 @@ def test_keys_that_make_no_difference_are_listed_but_launch(key):
     result = translate(text, None)
     assert isinstance(result, compose.Translation), result
     assert any(f"`services.web.{key}`" in n for n in result.notices)
-    assert set(IGNORED_CASES) == set(compose.IGNORED)
+    assert set(IGNORED_CASES) == set(compose_checks.IGNORED)
 
 
 @pytest.mark.parametrize(
