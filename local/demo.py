@@ -195,6 +195,12 @@ def main() -> None:
         web = definition["containerDefinitions"][0]
         print(f"\n  RunTask on FARGATE with {definition['family']}:{definition['revision']}, image {web['image']}")
         print(f"  The app runs as: {' '.join(web.get('entryPoint', []) + web['command'])}")
+        told = {e["name"]: e["value"] for e in web.get("environment") or []}
+        where = told.get("REVIEW_APP_URL") or "(IP mode: its address comes from ECS as it starts)"
+        print(
+            f"  The app is told where it lives: REVIEW_APP_URL={where}, CI_MERGE_REQUEST_IID="
+            f"{told['CI_MERGE_REQUEST_IID']}, CI_COMMIT_SHORT_SHA={told['CI_COMMIT_SHORT_SHA']}"
+        )
         show_deadline(world)
         show_route(world)
         show_mr(world, 1, SHA1)

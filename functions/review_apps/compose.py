@@ -15,15 +15,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from review_apps import ecs_params
+from review_apps.app_env import PLACEHOLDERS
 from review_apps.compose_checks import DEPENDS_CONDITIONS, IGNORED, REFUSED, SUPPORTED, Collector
 from review_apps.durations import DurationError, parse_duration
 from review_apps.limits import Limits
 from review_apps.problems import Problems
-from review_apps.spec import PLACEHOLDERS
 from review_apps.untrusted import UnreadableFile, code, load_yaml, plain
 
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?-([^}]*))?\}|\$\$")
 _CONTAINER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
+_HOST_PORT = re.compile(r"(?:@|//)([A-Za-z0-9_-]{1,255}):(\d{1,5})")
 _PROTOCOLS = ("tcp", "udp")
 _MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([bkmg]?)b?\s*$", re.IGNORECASE)
 
@@ -360,6 +361,22 @@ def _container(
     return container
 
 
+def _by_service_name(containers: list[dict[str, Any]], out: Collector) -> None:
+    """A notice for each variable that reaches another service by its compose name (`@db:5432`,
+    `redis://cache:6379`): on Fargate the containers of one task share one network namespace."""
+    names = {str(c["name"]) for c in containers}
+    for container in containers:
+        for variable in container.get("environment") or []:
+            for service, port in _HOST_PORT.findall(str(variable.get("value", ""))):
+                if service in names and service != container["name"]:
+                    out.notices.append(
+                        f"`services.{container['name']}.environment.{plain(variable['name'], 60)}` reaches "
+                        f"service {code(service)} by name: the containers of one review app reach each other on "
+                        f"`localhost` (here `localhost:{port}`), never by service name."
+                    )
+                    break
+
+
 def _load(text: str, name: str, out: Collector) -> Any:
     try:
         return load_yaml(text, name)
@@ -387,6 +404,8 @@ def translate(
         hint = " (format 1, with services at the top level, is not supported)" if isinstance(compose, dict) else ""
         return Problems((f"{code(compose_path)} has no `services:`{hint}.",))
     compose = _interpolate(compose, placeholders, out, "compose")
+    if "secrets" in compose:
+        out.problems.append(f"`secrets`: {REFUSED['secrets']}")
     named = {key for key in out.mapping(compose.get("volumes"), "volumes") if isinstance(key, str)}
     services: dict = compose["services"]
     containers = []
@@ -400,6 +419,7 @@ def translate(
             continue
         containers.append(_container(name, out.mapping(service, f"services.{name}"), services, named, limits, out))
 
+    _by_service_name(containers, out)
     definition: dict[str, Any] = {
         "family": family,
         "networkMode": "awsvpc",

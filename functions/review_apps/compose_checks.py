@@ -31,6 +31,9 @@ REFUSED = {
     "under `environment:` instead.",
     "ulimits": "`ulimits` are not supported for review apps yet; remove them.",
     "volumes_from": "`volumes_from` is not supported; share a named volume instead.",
+    "secrets": "compose `secrets` are files, which Fargate cannot mount: name each secret under `secrets:` in "
+    "`.gitlab/review-app.yml`, or under `task_definition.services.<name>.secrets` in ecs-params.yml "
+    "(README, Settings and secrets).",
 }
 # Keys that make no difference on Fargate: listed on the MR, the app still launches.
 IGNORED = {

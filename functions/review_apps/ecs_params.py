@@ -1,12 +1,13 @@
 """ecs-params.yml (ecs-cli's format) applied to the task definition a compose file became: the
-network mode, roles, task size, per-service options and secrets, and what the install ignores."""
+network mode, roles, task size, per-service options (`essential`, `secrets`), and what the
+install ignores."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from review_apps import app_env, sizes
 from review_apps import limits as install_limits
-from review_apps import sizes
 from review_apps.compose_checks import Collector
 from review_apps.limits import Limits
 from review_apps.untrusted import code, plain
@@ -64,6 +65,10 @@ def apply(params: Any, definition: dict, containers: list[dict], where: str, lim
         for key, value in out.mapping(options, f"task_definition.services.{name}").items():
             if key == "essential":
                 by_name[name]["essential"] = bool(value)
+            elif key == "secrets":
+                found = _secrets(value, f"{shown}: `task_definition.services.{name}.secrets`", out)
+                if found:
+                    by_name[name]["secrets"] = found
             else:
                 out.notices.append(
                     f"{shown}: `task_definition.services.{name}.{plain(key)}` is ignored; set it in the compose file."
@@ -75,3 +80,26 @@ def apply(params: Any, definition: dict, containers: list[dict], where: str, lim
             f"{shown}: `run_params.network_configuration` is ignored: this install sets subnets, security groups "
             "and public IPs for every review app."
         )
+
+
+MAX_SECRETS = 50
+
+
+def _secrets(value: Any, where: str, out: Collector) -> list[dict[str, str]]:
+    """ecs-cli's `secrets: [{value_from: <SSM name or ARN | secret ARN>, name: VAR}]`, as ECS's
+    container `secrets` (`valueFrom`). Only references: ECS fetches the values at start. What the
+    project may name is checked at launch (ownership.secret_problem), like the spec's `secrets:`."""
+    entries = out.sequence(value, where)
+    if len(entries) > MAX_SECRETS:
+        out.problems.append(f"{where} lists {len(entries)} secrets; at most {MAX_SECRETS} are allowed.")
+        return []
+    found: list[dict[str, str]] = []
+    problems: list[str] = []
+    for entry in entries:
+        if not isinstance(entry, dict) or set(entry) != {"name", "value_from"}:
+            out.problems.append(f"{where}: each entry must be `{{name: VAR, value_from: <parameter or secret>}}`.")
+            continue
+        secrets = app_env.parse_secrets({entry["name"]: entry["value_from"]}, set(), problems)
+        found += [{"name": name, "valueFrom": reference} for name, reference in secrets]
+    out.problems += [f"{where}: {problem}" for problem in problems]
+    return found

@@ -19,7 +19,6 @@ from review_apps.lifecycle.access import level_name
 from review_apps.lifecycle.queue import place_words
 from review_apps.model.record import Record
 from review_apps.model.values import Status
-from review_apps.spec import ref_slug
 from review_apps.untrusted import code, plain
 
 COMMIT_STATUS_NAME = "review-app"
@@ -28,10 +27,6 @@ COMMIT_STATUS_NAME = "review-app"
 def note_marker(project_id: int, mr_iid: int) -> str:
     """Hidden in the note so it can be found again even if the record is lost."""
     return f"<!-- review-app:note project={project_id} mr={mr_iid} -->"
-
-
-def environment_name(source_branch: str) -> str:
-    return f"review/{ref_slug(source_branch)}"
 
 
 def _commit(sha: str) -> str:
@@ -65,6 +60,15 @@ _HINTS = {
     "(and read its secrets and log group).",
     StopReason.CRASHED: "Check the app's logs in CloudWatch for why it exited.",
 }
+
+
+# ECS fetches a task's secrets (and private registry credentials) before any container starts.
+SECRETS_NOT_FETCHED = (
+    "ECS could not fetch the app's secrets (or registry credentials) before starting it. It fetches them with "
+    "the task execution role: that role needs `ssm:GetParameters` on the project's parameters (and `kms:Decrypt` "
+    "for their key), or `secretsmanager:GetSecretValue` on its secrets, and each one must exist in this Region "
+    "(README, Settings and secrets)."
+)
 
 
 def stop_sentence(record: Record) -> str:
@@ -363,6 +367,8 @@ def render_note(record: Record) -> str:
             ]
             lines += [part for line in (logs_line(record), crash_block(record)) if line for part in ("", line)]
             hint = _HINTS.get(record.stop_reason)
+            if record.stop_reason == StopReason.FAILED_TO_START and "ResourceInitializationError" in record.stop_detail:
+                hint = SECRETS_NOT_FETCHED
             if hint:
                 lines += ["", hint]
         lines += ["", _relaunch_hint(record)]

@@ -10,7 +10,7 @@ the thing belongs to another team or does not exist: it tells a stranger nothing
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -190,3 +190,69 @@ def project_log_group(prefix: str, project_id: int, group: str) -> str:
         return group
     rest = group[len(prefix) :] if group.startswith(prefix) else group.lstrip("/")
     return own + rest
+
+
+# --------------------------------------------------------------------------- secrets a project names
+
+_SSM_ARN = re.compile(r"arn:aws[\w-]*:ssm:([a-z0-9-]+):(\d{12}):parameter(/[A-Za-z0-9_./-]+)")
+_SSM_NAME = re.compile(r"/[A-Za-z0-9_./-]{1,2047}")
+# A secret's ARN, and what ECS accepts after it: `:json-key:version-stage:version-id`.
+_SECRET_ARN = re.compile(
+    r"(arn:aws[\w-]*:secretsmanager:([a-z0-9-]+):(\d{12}):secret:[A-Za-z0-9/_+=.@-]+)(:[^:]*){0,3}"
+)
+
+
+@dataclass(frozen=True)
+class SecretSource:
+    kind: str  # "ssm" or "secretsmanager"
+    name: str  # the SSM parameter's name (`/review-apps/14/db`), or the secret's ARN without its suffixes
+
+
+def secret_source(reference: object, rules: ImageRules) -> SecretSource | None:
+    """Where a secret reference points, if it is an SSM parameter (name or ARN) or a Secrets
+    Manager secret (ARN) of this account and Region; None for anything else."""
+    if not isinstance(reference, str):
+        return None
+    if _SSM_NAME.fullmatch(reference):
+        return SecretSource("ssm", reference)
+    if match := _SSM_ARN.fullmatch(reference):
+        region, account, name = match.groups()
+        return SecretSource("ssm", name) if (account, region) == (rules.account, rules.region) else None
+    if match := _SECRET_ARN.fullmatch(reference):
+        arn, region, account, _ = match.groups()
+        return SecretSource("secretsmanager", arn) if (account, region) == (rules.account, rules.region) else None
+    return None
+
+
+def secrets_to_read(references: Iterable[str], rules: ImageRules) -> tuple[str, ...]:
+    """The Secrets Manager secrets whose tags the ownership check must read."""
+    sources = (secret_source(reference, rules) for reference in references)
+    return tuple(sorted({s.name for s in sources if s is not None and s.kind == "secretsmanager"}))
+
+
+def secret_problem(
+    variable: str,
+    reference: str,
+    project_id: int,
+    project_path: str,
+    prefix: str,
+    rules: ImageRules,
+    secret_tags: Mapping[str, str | None],
+) -> str | None:
+    """Why the project may not name `reference` as secret `variable`, or None if it may: SSM
+    parameters under `<prefix><project id>/`, or Secrets Manager secrets tagged for the project.
+    One answer whether the thing is another project's or does not exist."""
+    source = secret_source(reference, rules)
+    own = f"{prefix}{project_id}/"
+    if source is not None and source.kind == "ssm":
+        segments = source.name[len(own) :].split("/")
+        if source.name.startswith(own) and all(segment not in ("", ".", "..") for segment in segments):
+            return None
+    elif source is not None and names_project(secret_tags.get(source.name), project_id, project_path):
+        return None
+    return (
+        f"Secret {code(variable)} names {code(reference)}, which this project may not use: a secret must be an SSM "
+        f"parameter under {code(own)} (a name or this account's ARN in {rules.region or 'this Region'}), or a "
+        f"Secrets Manager secret of this account tagged `{PROJECTS_TAG}` for this project. Put the value there "
+        "(README, Settings and secrets)."
+    )

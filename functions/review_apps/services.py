@@ -109,7 +109,12 @@ class Services:
 
     @cached_property
     def owners(self) -> Owners:
-        return Owners(lambda: self.aws("iam"), lambda: self.aws("ecr"), self.settings.image_rules)
+        return Owners(
+            lambda: self.aws("iam"),
+            lambda: self.aws("ecr"),
+            self.settings.image_rules,
+            lambda: self.aws("secretsmanager"),
+        )
 
     @cached_property
     def logs(self) -> Logs:

@@ -65,6 +65,8 @@ class Settings:
     shared_image_prefixes: tuple[str, ...] = ()
     # awslogs groups named in compose files are kept under this prefix.
     log_group_prefix: str = "/review-apps/"
+    # A project may name as secrets the SSM parameters under <this><project id>/.
+    secret_parameter_prefix: str = "/review-apps/"
     # SSM name of a `whsec_…` signing secret; when set, every request must be signed with it.
     webhook_signing_secret_parameter: str = ""
     # A fork's code would run with the review apps' roles and network: off unless an admin opts in.
@@ -203,6 +205,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     install_id = _required(env, "INSTALL_ID")
     if not _INSTALL_ID.match(install_id):
         raise SettingsError(f"INSTALL_ID must be a stack name (a letter, then letters, digits, -), got {install_id!r}")
+    secret_prefix = env.get("SECRET_PARAMETER_PREFIX", "").strip() or "/review-apps/"
+    if not (secret_prefix.startswith("/") and secret_prefix.endswith("/")):
+        raise SettingsError(f"SECRET_PARAMETER_PREFIX must start and end with /, got {secret_prefix!r}")
     log_prefix = env.get("LOG_GROUP_PREFIX", "").strip() or "/review-apps/"
     if not log_prefix.startswith("/") or not log_prefix.endswith("/"):
         raise SettingsError(f"LOG_GROUP_PREFIX must start and end with /, got {log_prefix!r}")
@@ -233,6 +238,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         execution_role_arns=_csv(env, "EXECUTION_ROLE_ARNS", required=False),
         **_images(env),
         log_group_prefix=log_prefix,
+        secret_parameter_prefix=secret_prefix,
         webhook_signing_secret_parameter=env.get("WEBHOOK_SIGNING_SECRET_PARAMETER", "").strip(),
         allow_forks=_flag(env, "ALLOW_FORKS"),
         project_allowlist=_csv(env, "PROJECT_ALLOWLIST", required=False),

@@ -13,19 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from review_apps import sizes
+from review_apps.app_env import PLACEHOLDERS, parse_env, parse_secrets
 from review_apps.durations import DurationError, parse_duration
 from review_apps.problems import Problems
 from review_apps.untrusted import UnreadableFile, code, load_yaml
 
 SPEC_PATH = ".gitlab/review-app.yml"
 TRIGGERS = ("pipeline", "merge_request")
-PLACEHOLDERS = (
-    "CI_COMMIT_SHA",
-    "CI_COMMIT_SHORT_SHA",
-    "CI_COMMIT_REF_SLUG",
-    "CI_MERGE_REQUEST_IID",
-    "CI_PROJECT_PATH_SLUG",
-)
 _KNOWN_KEYS = (
     "task_definition",
     "compose",
@@ -47,6 +41,8 @@ _KNOWN_KEYS = (
     "sleep_after",
     "show_crash_log",
     "wake_on_review_request",
+    "env",
+    "secrets",
 )
 CAPACITIES = ("on_demand", "spot")
 ARCHITECTURES = ("x86_64", "arm64")
@@ -85,6 +81,10 @@ class Spec:
     show_crash_log: bool = False
     # Address mode with sleep: a review request (a reviewer added, or asked again) wakes a sleeping app.
     wake_on_review_request: bool = True
+    # Variables for the review app (values may use the placeholders), and secrets as references
+    # that ECS resolves at start (the functions never read a value): (name, value) pairs.
+    env: tuple[tuple[str, str], ...] = ()
+    secrets: tuple[tuple[str, str], ...] = ()
 
 
 def parse_spec(
@@ -215,6 +215,8 @@ def parse_spec(
         )
 
     sleep_after = _sleep_after(data.get("sleep_after"), problems)
+    env = parse_env(data.get("env"), problems)
+    secrets = parse_secrets(data.get("secrets"), {name for name, _ in env}, problems)
 
     if problems:
         return Problems(tuple(problems))
@@ -240,6 +242,8 @@ def parse_spec(
         sleep_after=sleep_after,
         show_crash_log=show_crash_log is True,
         wake_on_review_request=wake_on_review_request is not False,
+        env=env,
+        secrets=secrets,
     )
 
 
@@ -297,23 +301,3 @@ def _repository_path(data: dict, key: str, problems: list[str]) -> str | None:
         problems.append(f"`{key}:` {code(value)} must be a path inside the repository (no leading `/`, no `..`).")
         return None
     return path
-
-
-def ref_slug(ref: str) -> str:
-    """GitLab's CI_COMMIT_REF_SLUG: lower-cased, non-alphanumerics to `-`, at most 63 chars."""
-    slug = re.sub(r"[^a-z0-9]", "-", ref.lower())[:63]
-    return slug.strip("-")
-
-
-def fill_placeholders(template: str, values: dict[str, str]) -> str:
-    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
-
-
-def placeholder_values(sha: str, source_branch: str, mr_iid: int, project_path: str) -> dict[str, str]:
-    return {
-        "CI_COMMIT_SHA": sha,
-        "CI_COMMIT_SHORT_SHA": sha[:8],
-        "CI_COMMIT_REF_SLUG": ref_slug(source_branch),
-        "CI_MERGE_REQUEST_IID": str(mr_iid),
-        "CI_PROJECT_PATH_SLUG": ref_slug(project_path),
-    }

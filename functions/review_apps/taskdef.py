@@ -10,11 +10,11 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
+from review_apps import app_env, ownership, sizes
 from review_apps import limits as install_limits
-from review_apps import ownership, sizes
 from review_apps.limits import Limits
 from review_apps.problems import Problems
-from review_apps.spec import Spec, fill_placeholders
+from review_apps.spec import Spec
 from review_apps.untrusted import code, plain
 
 # Fields of DescribeTaskDefinition's answer that RegisterTaskDefinition accepts back.
@@ -107,9 +107,12 @@ def derive(
     limits: Limits,
     install: str,
     max_ttl: int = 0,
+    told: dict[str, str] | None = None,
 ) -> DerivedTaskDefinition | Problems:
     """`base` is DescribeTaskDefinition's `taskDefinition`; nothing here calls AWS. `max_ttl` is
-    the install's longest time to live, which the container's own timer enforces."""
+    the install's longest time to live, which the container's own timer enforces. `told`: the
+    install's variables (app_env.variables) for every container; `placeholders`: what the spec's
+    `${…}` stand for."""
     problems: list[str] = []
     name = plain(base.get("family", spec.task_definition))
     containers = copy.deepcopy(base.get("containerDefinitions") or [])
@@ -168,8 +171,10 @@ def derive(
                 )
         command = list(spec.command) if spec.command else list(target.get("command") or [])
         entry_point = list(target.get("entryPoint") or [])
-        if spec.image:
-            target["image"] = fill_placeholders(spec.image, placeholders)
+        if spec.image and (missing := app_env.unfilled(spec.image, placeholders)):
+            problems.append("`image`: " + app_env.address_only(missing[0]))
+        elif spec.image:
+            target["image"] = app_env.fill(spec.image, placeholders)
         wrapped, unwrapped_because = _wrap_decision(spec, entry_point, command, str(target.get("image") or ""))
         if wrapped is None:
             problems.append(
@@ -209,6 +214,23 @@ def derive(
                 limits.log_group_prefix, project_id, options["awslogs-group"]
             )
             log_groups.append(options["awslogs-group"])
+    env = []
+    for name, value in spec.env:
+        if missing := app_env.unfilled(value, placeholders):
+            problems.append(f"`env.{name}`: " + app_env.address_only(missing[0]))
+        else:
+            env.append((name, app_env.fill(value, placeholders)))
+    # A compose app's settings go to every container (its services are one app); otherwise to the
+    # container that serves it. The install's variables go to every container, and win.
+    for container in containers:
+        settled = spec.compose or container is target
+        _tell(container, told or {}, tuple(env) if settled else (), spec.secrets if settled else ())
+    if any(c.get("secrets") for c in containers) and not base.get("executionRoleArn"):
+        problems.append(
+            "The app has `secrets`, which ECS fetches at start with the task execution role, and the task "
+            "definition has none: set `executionRoleArn` in it (or `task_execution_role` in ecs-params.yml) to a "
+            "role this project may use (README, Settings and secrets)."
+        )
     platform = base.get("runtimePlatform") or {}
     base_architecture = "arm64" if platform.get("cpuArchitecture") == "ARM64" else "x86_64"
     architecture = spec.architecture or base_architecture
@@ -243,6 +265,27 @@ def derive(
         unwrapped_because=unwrapped_because,
         log_groups=tuple(dict.fromkeys(log_groups)),
     )
+
+
+def _tell(
+    container: dict[str, Any],
+    told: dict[str, str],
+    env: tuple[tuple[str, str], ...],
+    secrets: tuple[tuple[str, str], ...],
+) -> None:
+    """The container's `environment` and `secrets` with the spec's and the install's added: what
+    they name replaces the same names from the base definition or compose file (one source each)."""
+    names = set(told) | {name for name, _ in env} | {name for name, _ in secrets}
+    environment = [e for e in container.get("environment") or [] if e.get("name") not in names]
+    environment += [{"name": name, "value": value} for name, value in env]
+    environment += [{"name": name, "value": told[name]} for name in sorted(told)]
+    kept = [s for s in container.get("secrets") or [] if s.get("name") not in names]
+    kept += [{"name": name, "valueFrom": reference} for name, reference in secrets]
+    for key, values in (("environment", environment), ("secrets", kept)):
+        if values:
+            container[key] = values
+        else:
+            container.pop(key, None)
 
 
 def _wrap_decision(spec: Spec, entry_point: list[str], command: list[str], image: str) -> tuple[bool | None, str]:

@@ -16,6 +16,7 @@ def test_the_demo_runs_and_its_times_only_move_forward():
     out = shown.stdout
     assert "Done: 0 tasks running, one note on the MR" in out
     assert "You can't open this review app" in out and "Waking up the review app for !1" in out
+    assert "The app is told where it lives: REVIEW_APP_URL=https://awesome-project-mr1-p14." in out
     moments = re.findall(r"(?:live since|asleep since|ran from) (\d{4}-\d\d-\d\d \d\d:\d\d) UTC", out)
     assert len(moments) >= 5 and moments == sorted(moments), moments
     ran = re.findall(r"It ran from\s+(\S+ \S+) UTC to\s+(\S+ \S+) UTC", out.replace("│", " "))

@@ -82,3 +82,11 @@ def task_event(
         started_at=datetime.fromtimestamp(NOW + 40, tz=UTC) if started else None,
         stopped_at=datetime.fromtimestamp(NOW + 1840, tz=UTC) if last_status == "STOPPED" else None,
     )
+
+
+def placeholder_values(sha: str, branch: str, iid: int, path: str, host: str = "", project_id: int = 14) -> dict:
+    """What `${…}` stand for at a launch of MR `iid` (app_env.placeholder_values, spelled out)."""
+    from review_apps import app_env
+    from review_apps.model.record import MergeRequestRef
+
+    return app_env.placeholder_values(MergeRequestRef(project_id, iid, project_id, branch, path), sha, host)

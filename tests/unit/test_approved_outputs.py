@@ -25,8 +25,8 @@ from review_apps.limits import Limits
 from review_apps.messages import gitlab_view, needs_publish, render_note
 from review_apps.model.values import Cause, Status, StopReason
 from review_apps.problems import Problems
-from review_apps.spec import parse_spec, placeholder_values
-from tests.unit.factories import MR, NOW, SHA, SHA2, TASK, record, spec, task_event
+from review_apps.spec import parse_spec
+from tests.unit.factories import MR, NOW, SHA, SHA2, TASK, placeholder_values, record, spec, task_event
 
 APPROVED = Path(__file__).parent / "approved"
 TASK_ROLE = "arn:aws:iam::111122223333:role/shop-review-task"

@@ -7,8 +7,7 @@ import pytest
 from review_apps import compose, compose_checks, sizes, taskdef
 from review_apps.limits import Limits
 from review_apps.problems import Problems
-from review_apps.spec import placeholder_values
-from tests.unit.factories import SHA, spec
+from tests.unit.factories import SHA, placeholder_values, spec
 
 EXECUTION_ROLE = "arn:aws:iam::111122223333:role/shop-review-execution"
 TASK_ROLE = "arn:aws:iam::111122223333:role/shop-review-task"
@@ -277,6 +276,7 @@ REFUSED_CASES = {
     "env_file": ("env_file: .env", "list the variables under `environment:` instead"),
     "ulimits": ("ulimits: {nofile: 65535}", "`ulimits` are not supported"),
     "volumes_from": ("volumes_from: [other]", "share a named volume instead"),
+    "secrets": ("secrets: [db_password]", "name each secret under `secrets:` in `.gitlab/review-app.yml`"),
 }
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from review_apps.app_env import environment_name
 from review_apps.events import (
     BadEvent,
     MergeRequestEvent,
@@ -21,7 +22,6 @@ from review_apps.lifecycle import StopReason
 from review_apps.messages import (
     commit_status_marker,
     digest,
-    environment_name,
     environment_wanted,
     gitlab_view,
     needs_publish,

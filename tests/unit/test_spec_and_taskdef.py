@@ -5,11 +5,13 @@ from __future__ import annotations
 import pytest
 
 from review_apps import taskdef
+from review_apps.app_env import fill as fill_placeholders
+from review_apps.app_env import ref_slug
 from review_apps.durations import DurationError, format_duration, parse_duration
 from review_apps.limits import Limits
 from review_apps.problems import Problems
-from review_apps.spec import Spec, fill_placeholders, parse_spec, placeholder_values, ref_slug
-from tests.unit.factories import SHA, spec
+from review_apps.spec import Spec, parse_spec
+from tests.unit.factories import SHA, placeholder_values, spec
 
 DEFAULT, MAXIMUM = 1800, 4 * 3600
 
@@ -94,8 +96,12 @@ def test_placeholders_use_gitlab_ci_values():
     assert values == {
         "CI_COMMIT_SHA": SHA,
         "CI_COMMIT_SHORT_SHA": SHA[:8],
+        "CI_COMMIT_REF_NAME": "Feature/Big_Change!",
         "CI_COMMIT_REF_SLUG": "feature-big-change",
+        "CI_ENVIRONMENT_NAME": "review/feature-big-change",
         "CI_MERGE_REQUEST_IID": "7",
+        "CI_PROJECT_ID": "14",
+        "CI_PROJECT_PATH": "Group/Sub.Project",
         "CI_PROJECT_PATH_SLUG": "group-sub-project",
     }
     assert (

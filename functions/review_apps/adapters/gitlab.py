@@ -16,12 +16,12 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from review_apps.app_env import environment_name
 from review_apps.lifecycle.access import Member
 from review_apps.messages import (
     COMMIT_STATUS_NAME,
     commit_status_marker,
     digest,
-    environment_name,
     environment_wanted,
     gitlab_view,
     note_marker,

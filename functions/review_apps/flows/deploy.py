@@ -11,7 +11,7 @@ import dataclasses
 import time
 from typing import Any
 
-from review_apps import compose, cost, lifecycle, ownership, taskdef
+from review_apps import app_env, compose, cost, lifecycle, ownership, taskdef
 from review_apps.adapters.ecs import DefinitionRefused, TaskDefinitionNotFound
 from review_apps.adapters.elb import NoRoute
 from review_apps.adapters.gitlab import NoAccess
@@ -24,7 +24,7 @@ from review_apps.model.record import MergeRequestRef, Record
 from review_apps.model.values import Cause, Status
 from review_apps.problems import Problems
 from review_apps.services import Services
-from review_apps.spec import SPEC_PATH, Spec, parse_spec, placeholder_values
+from review_apps.spec import SPEC_PATH, Spec, parse_spec
 from review_apps.untrusted import UnreadableFile, code
 
 
@@ -76,7 +76,11 @@ class Deployer:
         if isinstance(plan, lifecycle.StopApp):
             return self.stop(plan)
 
-        base = self._base_task_definition(plan, mr)
+        host = ""
+        if settings.address_mode:  # known before the task starts: the app is told where it lives
+            host = addresses.hostname(mr.project_path, mr.project_id, mr.iid, settings.review_domain)
+        placeholders = app_env.placeholder_values(mr, plan.sha, host)
+        base = self._base_task_definition(plan, mr, placeholders)
         if isinstance(base, Problems):
             return self._reject(record, ask, base.problems, fresh)
         definition, notices = base
@@ -85,14 +89,15 @@ class Deployer:
             plan.spec,
             project_id=mr.project_id,
             mr_iid=mr.iid,
-            placeholders=placeholder_values(plan.sha, mr.source_branch, mr.iid, mr.project_path),
+            placeholders=placeholders,
             limits=settings.limits,
             install=settings.install_id,
             max_ttl=settings.max_ttl,
+            told=app_env.variables(mr, plan.sha, host),
         )
         if isinstance(derived, Problems):
             return self._reject(record, ask, derived.problems, fresh)
-        not_owned = self._not_owned(derived, mr)
+        not_owned = self._not_owned(derived, mr, plan.spec)
         if not_owned:
             return self._reject(record, ask, not_owned, fresh)
         notices += tuple(f"Its logs go to CloudWatch log group {code(group)}." for group in derived.log_groups)
@@ -111,9 +116,8 @@ class Deployer:
                 settings.prices,
             ),
         )
-        host, sleep_after, viewers = "", 0, ""
+        sleep_after, viewers = 0, ""
         if settings.address_mode:
-            host = addresses.hostname(mr.project_path, mr.project_id, mr.iid, settings.review_domain)
             viewers = f"members:{settings.min_access_level}" if settings.sign_in else "public"
         if settings.sleep_enabled:
             sleep_after = sleep.sleep_after(plan.spec.sleep_after, settings.default_sleep_after)
@@ -142,20 +146,38 @@ class Deployer:
         self.logger.info("queued", extra={"scope": why, "place": place})
         return Outcome(Result.QUEUED, f"queued: {waiting.queue_detail}", {"place": place})
 
-    def _not_owned(self, derived: taskdef.DerivedTaskDefinition, mr: MergeRequestRef) -> tuple[str, ...]:
-        """What the task definition uses that the project does not own: roles and images by tag."""
-        rules, owners = self.services.settings.image_rules, self.services.owners
+    def _not_owned(self, derived: taskdef.DerivedTaskDefinition, mr: MergeRequestRef, spec: Spec) -> tuple[str, ...]:
+        """What the task definition uses that the project does not own: roles and images by tag, and
+        the secrets its own files name (a tagged base definition's are the platform team's)."""
+        settings, owners = self.services.settings, self.services.owners
+        rules = settings.image_rules
         needs = ownership.needs(derived.register_kwargs, rules)
-        return tuple(
-            ownership.problems(
-                derived.register_kwargs,
+        named = list(spec.secrets)
+        if spec.compose:  # every secret of a compose app comes from the project's files
+            containers = derived.register_kwargs.get("containerDefinitions") or []
+            named = [(s["name"], s["valueFrom"]) for c in containers for s in c.get("secrets") or []]
+        secret_tags = owners.secret_tags(ownership.secrets_to_read((reference for _, reference in named), rules))
+        found = ownership.problems(
+            derived.register_kwargs,
+            mr.project_id,
+            mr.project_path,
+            rules,
+            owners.role_tags(needs.roles),
+            owners.repository_tags(needs.repositories),
+        )
+        for variable, reference in dict.fromkeys(named):
+            refused = ownership.secret_problem(
+                variable,
+                reference,
                 mr.project_id,
                 mr.project_path,
+                settings.secret_parameter_prefix,
                 rules,
-                owners.role_tags(needs.roles),
-                owners.repository_tags(needs.repositories),
+                secret_tags,
             )
-        )
+            if refused:
+                found.append(refused)
+        return tuple(found)
 
     def _spec(self, mr: MergeRequestRef, sha: str) -> Spec | Problems | None:
         settings = self.services.settings
@@ -170,7 +192,7 @@ class Deployer:
         return parse_spec(text, settings.default_ttl, settings.max_ttl, settings.max_cpu, settings.max_memory)
 
     def _base_task_definition(
-        self, plan: lifecycle.Launch, mr: MergeRequestRef
+        self, plan: lifecycle.Launch, mr: MergeRequestRef, placeholders: dict[str, str]
     ) -> tuple[dict[str, Any], tuple[str, ...]] | Problems:
         """(the task definition to derive from, notices for the MR), or why there is none."""
         spec = plan.spec
@@ -200,7 +222,7 @@ class Deployer:
             texts.get(spec.ecs_params) if spec.ecs_params else None,
             compose_path=spec.compose,
             params_path=spec.ecs_params,
-            placeholders=placeholder_values(plan.sha, mr.source_branch, mr.iid, mr.project_path),
+            placeholders=placeholders,
             limits=self.services.settings.limits,
             family="compose",
         )
