@@ -31,6 +31,7 @@ WEBHOOK_SECRET = "local-webhook-secret-9f8e7d6c"
 SIGNING_SECRET = "whsec_bG9jYWwtc2lnbmluZy1rZXktZm9yLXJldmlldy1hcHBz"  # base64 of a local-only key
 CLUSTER = "review-apps"
 TABLE = "review-apps-records"
+SIGNIN_TABLE = "review-apps-signins"  # sign-in state: never beside the MR records
 INSTALL_ID = "review-apps-local"
 SCHEDULE_GROUP = INSTALL_ID
 # The emulated account (MOTO_ACCOUNT_ID): the one the team's images, roles and ECR repositories are in.
@@ -327,12 +328,13 @@ class World:
         subnet = self.ec2.create_subnet(VpcId=vpc, CidrBlock="10.20.1.0/24")["Subnet"]["SubnetId"]
         group = self.ec2.create_security_group(GroupName="review-apps", Description="review apps", VpcId=vpc)["GroupId"]
         self.ecs.create_cluster(clusterName=CLUSTER, capacityProviders=["FARGATE", "FARGATE_SPOT"])
-        self.dynamodb.create_table(
-            TableName=TABLE,
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        )
+        for name in (TABLE, SIGNIN_TABLE):
+            self.dynamodb.create_table(
+                TableName=name,
+                BillingMode="PAY_PER_REQUEST",
+                AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            )
         self.ssm.put_parameter(Name="/review-apps/gitlab-token", Value=GITLAB_TOKEN, Type="SecureString")
         self.ssm.put_parameter(Name="/review-apps/webhook-secret", Value=WEBHOOK_SECRET, Type="SecureString")
         self.ssm.put_parameter(Name="/review-apps/signing-secret", Value=SIGNING_SECRET, Type="SecureString")
@@ -355,6 +357,7 @@ class World:
                 "GITLAB_TOKEN_PARAMETER": "/review-apps/gitlab-token",
                 "WEBHOOK_SECRET_PARAMETER": "/review-apps/webhook-secret",
                 "TABLE_NAME": TABLE,
+                "SIGNIN_TABLE_NAME": SIGNIN_TABLE,
                 "CLUSTER": CLUSTER,
                 "SUBNETS": subnet,
                 "SECURITY_GROUPS": group,

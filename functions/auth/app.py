@@ -5,6 +5,8 @@ answer. The issuer is this API's own address, as API Gateway names it in each re
 from __future__ import annotations
 
 import base64
+import binascii
+import re
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -20,6 +22,10 @@ from review_apps.signin.provider import HttpRequest, Response
 logger = Logger(service="review-apps-auth")
 services = Services(load_settings(), in_request_path=True)  # a person is waiting
 _BODY_MAX = 8192
+MAX_FIELDS = 30
+# What OAuth parameters are made of here (URLs, codes, states, scopes): printable ASCII without `"`
+# and `\`, which Authlib also refuses to echo in an error description (it would raise).
+_PLAIN = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]*")
 _ROUTES = {
     ("GET", "/auth/.well-known/openid-configuration"): "discovery",
     ("GET", "/auth/jwks"): "jwks",
@@ -36,19 +42,30 @@ class BadRequest(ValueError):
 
 
 def _params(raw: str) -> dict[str, str]:
-    pairs = parse_qsl(raw, keep_blank_values=True, max_num_fields=30)
+    try:
+        pairs = parse_qsl(raw, keep_blank_values=True, max_num_fields=MAX_FIELDS)
+    except ValueError:
+        raise BadRequest(f"it has more than {MAX_FIELDS} parameters") from None
     names = [name for name, _ in pairs]
     if len(names) != len(set(names)):  # OAuth 2.0: a parameter must not be repeated
         raise BadRequest("a parameter is repeated")
+    if not all(_PLAIN.fullmatch(part) for pair in pairs for part in pair):
+        raise BadRequest("a parameter holds characters no sign-in request has")
     return dict(pairs)
 
 
 def _cookies(event: dict[str, Any]) -> dict[str, str]:
+    """The request's cookies; a name sent twice counts as not sent (which of two is ours can't be
+    told, and a planted one must not win)."""
     jar: dict[str, str] = {}
+    twice: set[str] = set()
     for entry in event.get("cookies") or []:
         name, _, value = str(entry).partition("=")
-        jar.setdefault(name.strip(), value.strip())
-    return jar
+        name = name.strip()
+        if name in jar:
+            twice.add(name)
+        jar[name] = value.strip()
+    return {name: value for name, value in jar.items() if name not in twice}
 
 
 def _request(event: dict[str, Any], issuer: str) -> HttpRequest:
@@ -59,7 +76,10 @@ def _request(event: dict[str, Any], issuer: str) -> HttpRequest:
     if method == "POST":
         body = str(event.get("body") or "")
         if event.get("isBase64Encoded"):
-            body = base64.b64decode(body).decode("utf-8", errors="replace")
+            try:
+                body = base64.b64decode(body, validate=True).decode("utf-8", errors="replace")
+            except (binascii.Error, ValueError):
+                raise BadRequest("its body is marked base64 but is not") from None
         if len(body) > _BODY_MAX:
             raise BadRequest("the body is too large")
         params = _params(body)

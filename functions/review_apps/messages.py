@@ -203,6 +203,8 @@ def crash_block(record: Record) -> str:
     mention, link or markdown, and the fence is longer than any run of backticks in the lines."""
     if record.stop_reason != StopReason.CRASHED:
         return ""
+    if record.crash_log_hidden and record.crash_log_off:
+        return "Its last log lines are not shown here: the spec says `show_crash_log: false`. The log is linked above."
     if record.crash_log_hidden:
         return (
             "Its last log lines are not shown here, because anyone can read this project's merge requests; "
@@ -214,7 +216,11 @@ def crash_block(record: Record) -> str:
     fence = "`" * max(3, max(runs, default=0) + 1)
     count = len(record.crash_log.splitlines())
     summary = html.escape(f"The last {count} lines of {plain(record.container, 40)}'s log")
-    return f"<details><summary>{summary}</summary>\n\n{fence}text\n{record.crash_log}\n{fence}\n\n</details>"
+    said = (
+        "As the app printed them, with the values of secret-looking variables and the passwords in URLs masked; "
+        "a secret the app prints under another name shows. `show_crash_log: false` in the spec hides them."
+    )
+    return f"<details><summary>{summary}</summary>\n\n{said}\n\n{fence}text\n{record.crash_log}\n{fence}\n\n</details>"
 
 
 def viewers_line(record: Record) -> str:

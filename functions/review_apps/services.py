@@ -49,8 +49,9 @@ class Services:
         so a slow GitLab gets a clear answer rather than a killed function."""
         remaining = context.get_remaining_time_in_millis() / 1000 if context is not None else None
         self.deadline = time.monotonic() + remaining - reserve_seconds if remaining else None
-        if "gitlab" in self.__dict__:  # built by an earlier invocation of this container
-            self.gitlab.reset()
+        for client in ("gitlab", "gitlab_reader"):
+            if client in self.__dict__:  # built by an earlier invocation of this container
+                self.__dict__[client].reset()
 
     @property
     def gitlab_unwell(self) -> str:
@@ -92,7 +93,7 @@ class Services:
 
     @cached_property
     def signin_store(self) -> SignInStore:
-        return SignInStore(self.settings.table_name, self.aws("dynamodb"))
+        return SignInStore(self.settings.signin_table_name, self.aws("dynamodb"))
 
     @cached_property
     def store(self) -> RecordStore:
@@ -127,6 +128,21 @@ class Services:
     @cached_property
     def scheduler(self) -> Scheduler:
         return Scheduler(self.settings, self.aws("scheduler"))
+
+    @cached_property
+    def gitlab_reader(self) -> GitLab:
+        """GitLab for membership look-ups (sign-in): the read-only token when the install has one
+        (a `read_api` token: the internet-facing function never holds the bot's `api` token)."""
+        parameter = self.settings.gitlab_read_token_parameter
+        if not parameter:
+            return self.gitlab
+        return GitLab(
+            self.settings.gitlab_url,
+            self.secret(parameter),
+            timeout=self._gitlab_timeout,
+            retries=self._gitlab_retries,
+            deadline=lambda: self.deadline,
+        )
 
     @cached_property
     def gitlab(self) -> GitLab:

@@ -76,9 +76,9 @@ class Spec:
     health_check: str = "/"
     # Address mode: stop after this long without a visit (seconds; 0 = never); None = the install's default.
     sleep_after: int | None = None
-    # A public project's MR shows a crashed app's last log lines only if the spec says so (anyone
-    # can read a public MR); a private project's always does.
-    show_crash_log: bool = False
+    # A public project's MR shows a crashed app's last log lines only if the spec says `true`
+    # (anyone can read a public MR); a private project's does unless it says `false`.
+    show_crash_log: bool | None = None
     # Address mode with sleep: a review request (a reviewer added, or asked again) wakes a sleeping app.
     wake_on_review_request: bool = True
     # Variables for the review app (values may use the placeholders), and secrets as references
@@ -196,8 +196,8 @@ def parse_spec(
     drafts = data.get("drafts", False)
     if not isinstance(drafts, bool):
         problems.append(f"`drafts:` {code(drafts)} must be `true` or `false`.")
-    show_crash_log = data.get("show_crash_log", False)
-    if not isinstance(show_crash_log, bool):
+    show_crash_log = data.get("show_crash_log")
+    if show_crash_log is not None and not isinstance(show_crash_log, bool):
         problems.append(f"`show_crash_log:` {code(show_crash_log)} must be `true` or `false`.")
     wake_on_review_request = data.get("wake_on_review_request", True)
     if not isinstance(wake_on_review_request, bool):
@@ -240,7 +240,7 @@ def parse_spec(
         wrap_in_timeout=wrap,
         health_check=health_check,
         sleep_after=sleep_after,
-        show_crash_log=show_crash_log is True,
+        show_crash_log=show_crash_log if isinstance(show_crash_log, bool) else None,
         wake_on_review_request=wake_on_review_request is not False,
         env=env,
         secrets=secrets,

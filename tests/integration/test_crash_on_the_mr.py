@@ -79,7 +79,8 @@ def test_a_crash_shows_its_last_lines_masked_and_inert(world: World):
     assert "<details><summary>The last 5 lines of web&#x27;s log</summary>" in note
     assert "postgres://shop:****@db/shop" in note and "hunter22-secret" not in note
     block = note.split("<details>", 1)[1]
-    fence = block.split("\n\n", 1)[1].split("text\n", 1)[0]
+    assert block.split("\n\n", 2)[1].startswith("As the app printed them, with the values of secret-looking")
+    fence = block.split("\n\n", 2)[2].split("text\n", 1)[0]
     assert fence == "````"  # longer than the log's own ``` run: nothing in it escapes the code block
     assert (
         "@alice look at [this](https://evil.example) ```"
@@ -175,3 +176,10 @@ def test_a_failing_health_check_is_explained_in_words_and_taken_back(alb_world: 
     assert world.reconcile()["health_notes_changed"] == 0  # said once, not on every run
     world.health_check_passes(1)
     assert world.reconcile()["health_notes_changed"] == 1 and "health check fails" not in world.note(1)
+
+
+def test_the_spec_can_hide_the_lines_in_a_private_project(world: World):
+    crash(world, spec=SPEC + "show_crash_log: false\n")
+    note = world.note(1)
+    assert "Logs: [`web`](" in note and "<details>" not in note
+    assert "the spec says `show_crash_log: false`" in note

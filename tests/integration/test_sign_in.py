@@ -4,6 +4,7 @@ stand-in, and the real handlers decide, against moto."""
 
 from __future__ import annotations
 
+import json
 import time
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
@@ -13,7 +14,7 @@ import requests
 import time_machine
 
 from local.edge import SIGNIN_HOST, sign_in_at_gitlab
-from local.world import ALB_CLIENT, PEOPLE, PROJECT_ID, SIGNIN_ISSUER
+from local.world import ALB_CLIENT, PEOPLE, PROJECT_ID, SIGNIN_ISSUER, SIGNIN_TABLE
 
 AUTHORIZE = f"{SIGNIN_ISSUER}/authorize"
 TOKEN = f"{SIGNIN_ISSUER}/token"
@@ -66,10 +67,10 @@ def test_a_member_signs_in_once_and_opens_two_apps(signin_world):
     [
         (
             "mallory",
-            "You are not a member of awesome_space/awesome_project. Ask a maintainer of "
-            "awesome_space/awesome_project for Reporter access or more",
+            "Only members of this review app&#x27;s project with Reporter access or more can open it. Ask the "
+            "project&#x27;s maintainers for Reporter access or more",
         ),
-        ("gus", "You are a Guest of awesome_space/awesome_project; review apps need Reporter or more."),
+        ("gus", "Your access to this review app&#x27;s project is Guest; review apps need Reporter or more."),
     ],
 )
 def test_anyone_else_gets_a_page_that_says_why_and_what_to_ask_for(signin_world, username, says):
@@ -78,6 +79,7 @@ def test_anyone_else_gets_a_page_that_says_why_and_what_to_ask_for(signin_world,
     assert page.status_code == 403 and urlsplit(page.url).hostname == SIGNIN_HOST
     assert "You can&#x27;t open this review app" in page.text and says in page.text
     assert f"signed in to GitLab as @{username}" in page.text
+    assert "awesome" not in page.text and "!1" not in page.text  # no project, no MR named to a stranger
     assert "Served by the task" not in page.text
 
 
@@ -88,7 +90,11 @@ def test_membership_is_checked_again_for_every_host(signin_world):
     assert open_as(world, browser, first, "rita").status_code == 200
     del world.gitlab.state.projects[PROJECT_ID].members[PEOPLE["rita"][0]]  # removed from the project
     page = browser.get(f"https://{second}/", timeout=20)
-    assert page.status_code == 403 and "You are not a member" in page.text
+    assert page.status_code == 200  # GitLab's answer is remembered for a minute (README)
+    with time_machine.travel(time.time() + 61, tick=True):
+        third = live_app(world, 3)
+        page = browser.get(f"https://{third}/", timeout=20)
+    assert page.status_code == 403 and "Only members of this review app" in page.text
     assert not through_gitlab(page)
 
 
@@ -106,8 +112,9 @@ def test_a_blocked_member_never_gets_in(signin_world):
     browser = world.edge().session()
     assert open_as(world, browser, host, "dana").status_code == 200
     world.gitlab.state.users[PEOPLE["dana"][0]]["state"] = "blocked"
-    second = live_app(world, 2)
-    page = browser.get(f"https://{second}/", timeout=20)
+    with time_machine.travel(time.time() + 61, tick=True):  # past the remembered answer
+        second = live_app(world, 2)
+        page = browser.get(f"https://{second}/", timeout=20)
     assert page.status_code == 403 and "Your GitLab account is blocked" in page.text
 
 
@@ -197,7 +204,29 @@ def test_the_way_to_gitlab_carries_our_own_state_and_pkce(signin_world):
     assert params["state"] != "alb-state" and len(params["state"]) >= 32
     cookie = answer.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "Secure" in cookie and "SameSite=Lax" in cookie and params["state"] in cookie
-    assert cookie.startswith("review_apps_signin_")
+    assert cookie.startswith("__Host-review_apps_signin_") and "Path=/;" in cookie and "Domain" not in cookie
+
+
+def test_two_session_cookies_of_one_name_are_no_session(signin_world):
+    """A session planted beside the real one (login CSRF, or a victim locked out) must not win."""
+    world = signin_world
+    host = live_app(world, 1)
+    browser = world.edge().session()
+    assert open_as(world, browser, host, "dana").status_code == 200
+    session = browser.cookies.get("__Host-review_apps_session", domain=SIGNIN_HOST)
+    assert session
+    params = {
+        "client_id": ALB_CLIENT["client_id"],
+        "redirect_uri": f"https://{host}/oauth2/idpresponse",
+        "response_type": "code",
+        "scope": "openid",
+        "state": "s",
+        "nonce": "n",
+    }
+    cookies = f"__Host-review_apps_session=planted; __Host-review_apps_session={session}"
+    fresh = world.edge().session()
+    answer = fresh.get(f"{AUTHORIZE}?{urlencode(params)}", headers={"Cookie": cookies}, allow_redirects=False)
+    assert answer.status_code == 302 and "/oauth/authorize" in answer.headers["Location"]  # to GitLab: no session
 
 
 def test_a_callback_from_another_browser_or_replayed_is_refused(signin_world):
@@ -236,7 +265,7 @@ def code_for(world, username: str = "dana") -> tuple[str, str]:
     page = open_as(world, browser, host, username)  # signs in: the provider has a session now
     assert page.status_code == 200
     answer = authorize(world, f"https://{host}/oauth2/idpresponse")  # a fresh browser would be sent to GitLab…
-    session_cookie = browser.cookies.get("review_apps_session", domain=SIGNIN_HOST)
+    session_cookie = browser.cookies.get("__Host-review_apps_session", domain=SIGNIN_HOST)
     params = {
         "client_id": ALB_CLIENT["client_id"],
         "redirect_uri": f"https://{host}/oauth2/idpresponse",
@@ -458,3 +487,92 @@ def test_two_tabs_signing_in_at_once_both_get_in(signin_world):
     assert "/users/sign_in" in tab1.url and "/users/sign_in" in tab2.url
     assert sign_in_at_gitlab(browser, tab1, "dana", PEOPLE["dana"][2]).url == f"https://{first}/"
     assert sign_in_at_gitlab(browser, tab2, "dana", PEOPLE["dana"][2]).url == f"https://{second}/"
+
+
+# ---------------------------------------------------------------------- the door under abuse
+
+
+def signin_items(world) -> list[dict]:
+    pages = world.dynamodb.get_paginator("scan").paginate(TableName=SIGNIN_TABLE)
+    return [item for page in pages for item in page["Items"]]
+
+
+def test_a_flood_of_anonymous_sign_ins_leaves_the_records_alone(signin_world, tally):
+    world = signin_world
+    host = live_app(world, 1)
+    world.reconcile()
+    records_before = len(world._records())
+    scanned_before = world.reconcile()["records"]
+    browser = world.edge().session()
+    junk = {f"junk{i}": "x" * 100 for i in range(20)}  # 26 parameters of at most 30, 2 KB of junk
+    for n in range(1000):
+        params = {
+            "client_id": ALB_CLIENT["client_id"],
+            "redirect_uri": f"https://{host}/oauth2/idpresponse",
+            "response_type": "code",
+            "scope": "openid",
+            "state": f"s{n}",
+            "nonce": "n",
+            **junk,
+        }
+        browser.cookies.clear()  # a flood keeps no cookies (each sign-in sets one)
+        answer = browser.get(f"{AUTHORIZE}?{urlencode(params)}", allow_redirects=False, timeout=20)
+        assert answer.status_code == 302  # off to GitLab to sign in
+    assert len(world._records()) == records_before  # the records table: not one item more
+    assert world.reconcile()["records"] == scanned_before
+    items = signin_items(world)
+    assert len(items) == 1000 and max(len(json.dumps(item)) for item in items) < 2048
+    assert all("junk" not in json.dumps(item) for item in items)  # unknown parameters are dropped
+    assert all("expires_at" in item for item in items)
+    tally["anonymous sign-ins flooded"] += 1000
+
+
+def signed_in_stranger(world):
+    host = live_app(world, 1)
+    browser = world.edge().session()
+    assert open_as(world, browser, host, "mallory").status_code == 403
+    return host, browser
+
+
+def test_a_signed_in_stranger_costs_little(signin_world):
+    world = signin_world
+    host, browser = signed_in_stranger(world)
+    asked = lambda: sum(1 for _, path in world.gitlab.state.requests if "/members/all/" in path)  # noqa: E731
+    before = asked()
+    url = f"{AUTHORIZE}?" + urlencode(
+        {
+            "client_id": ALB_CLIENT["client_id"],
+            "redirect_uri": f"https://{host}/oauth2/idpresponse",
+            "response_type": "code",
+            "scope": "openid",
+            "state": "s",
+            "nonce": "n",
+        }
+    )
+    statuses = [browser.get(url, allow_redirects=False, timeout=20).status_code for _ in range(20)]
+    assert asked() - before == 0  # the answer GitLab gave a moment ago is remembered
+    assert statuses.count(403) <= 10 and statuses[-1] == 429  # ten a minute, then "too many"
+    page = browser.get(url, allow_redirects=False, timeout=20)
+    assert page.status_code == 429 and page.headers["Retry-After"] == "60"
+
+
+def test_gitlab_busy_at_sign_in_is_a_page_that_says_try_again(signin_world):
+    world = signin_world
+    host = live_app(world, 1)
+    browser = world.edge().session()
+    world.gitlab.state.fail_next(4, status=429, path_contains="/members/all/")
+    page = open_as(world, browser, host, "dana")
+    assert page.status_code == 503 and page.headers["Retry-After"] == "30" and "Try again shortly" in page.text
+    world.gitlab.state.faults.clear()
+    assert browser.get(f"https://{host}/", timeout=20).status_code == 200  # and then it works
+
+
+def test_a_bogus_code_at_the_callback_is_a_400_that_says_so(signin_world):
+    world = signin_world
+    host = live_app(world, 1)
+    browser = world.edge().session()
+    page = browser.get(f"https://{host}/", timeout=20)  # to GitLab's sign-in page, with our state cookie
+    to_gitlab = next(r.headers["Location"] for r in page.history if "/oauth/authorize" in r.headers.get("Location", ""))
+    state = parse_qs(urlsplit(to_gitlab).query)["state"][0]
+    answer = browser.get(f"{SIGNIN_ISSUER}/callback?{urlencode({'state': state, 'code': 'bogus'})}", timeout=20)
+    assert answer.status_code == 400 and "GitLab did not accept the sign-in code" in answer.text

@@ -431,9 +431,14 @@ def test_sign_in_reads_only_its_secrets_and_touches_only_items():
         "dynamodb:GetItem",
         "dynamodb:PutItem",
         "dynamodb:DeleteItem",
+        "dynamodb:UpdateItem",
     }
     [inline] = [p for p in RESOURCES["AuthFunction"]["Properties"]["Policies"] if "Statement" in p]
     statements = {s["Sid"]: s for s in inline["Statement"]}
+    # The records: one item by its key, never a scan or a write; everything else in its own table.
+    assert statements["ReadAnMrsRecord"]["Action"] == "dynamodb:GetItem"
+    assert statements["ReadAnMrsRecord"]["Resource"] == {"GetAtt": "RecordsTable.Arn"}
+    assert statements["SignIns"]["Resource"] == {"GetAtt": "SignInTable.Arn"}
     assert statements["ReadTheLoadBalancersClientSecret"]["Resource"] == {"Ref": "AlbClientSecret"}
     route = str(RESOURCES[ROUTE_POLICY]["Properties"]["PolicyDocument"]["Statement"])
     assert "secretsmanager:GetSecretValue" in route and "AlbClientSecret" in route  # rule writers need it too

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import unicodedata
 
 from review_apps.lifecycle import crash_log
 from review_apps.lifecycle.crash_log import LogStream
@@ -97,7 +98,8 @@ CRASHED = Record(
 def test_the_crash_block_is_inert_text_in_a_fence_longer_than_any_backticks_inside():
     hostile = "@alice see [here](https://evil.example) <script>\n```\n</details> **bold** #1 !2 ````"
     block = crash_block(dataclasses.replace(CRASHED, crash_log=hostile))
-    assert block.startswith("<details><summary>The last 3 lines of web&#x27;s log</summary>\n\n`````text\n")
+    assert block.startswith("<details><summary>The last 3 lines of web&#x27;s log</summary>\n\nAs the app printed them")
+    assert "\n\n`````text\n" + hostile in block
     assert block.endswith("\n`````\n\n</details>") and hostile in block
 
 
@@ -112,3 +114,50 @@ def test_the_note_of_a_crash_carries_the_link_and_the_lines_and_no_link_without_
     assert "Logs: [`web`](" in note and "<details>" in note and "boom\nTraceback" in note
     assert logs_line(dataclasses.replace(CRASHED, task_arn="")) == ""
     assert crash_block(dataclasses.replace(CRASHED, stop_reason=StopReason.TTL, crash_log="x")) == ""
+
+
+def definition_with(**variables: str) -> dict:
+    return {
+        "containerDefinitions": [
+            {"name": "web", "environment": [{"name": name, "value": value} for name, value in variables.items()]}
+        ]
+    }
+
+
+def test_what_looks_secret_is_masked_by_name_and_inside_urls():
+    secrets = crash_log.secret_values(
+        definition_with(
+            DB_PASS="hunter22",
+            AWS_CREDENTIALS="creds-value-1",
+            SENTRY_DSN="https://abc123@o1.ingest.sentry.io/2",
+            GH_AUTH="auth-value-1",
+            SSH_PRIVATE="-----BEGIN-x",
+            DB_PWD="pwd-value-1",
+            PLAIN="visible-value",
+        ),
+        "web",
+    )
+    lines = [
+        "connecting with hunter22 and creds-value-1",
+        "sentry https://abc123@o1.ingest.sentry.io/2 auth-value-1 -----BEGIN-x pwd-value-1",
+        "DATABASE_URL=postgres://app:s3cr3t-pw@db.internal:5432/app visible-value",
+        "redis://:only-a-password@cache:6379/0",
+    ]
+    text = crash_log.last_lines(lines, secrets)
+    for secret in ("hunter22", "creds-value-1", "abc123", "auth-value-1", "BEGIN-x", "pwd-value-1", "s3cr3t-pw"):
+        assert secret not in text, secret
+    assert "only-a-password" not in text and "redis://:****@cache" in text
+    assert "postgres://app:****@db.internal:5432/app" in text and "visible-value" in text
+
+
+def test_invisible_and_bidi_characters_never_reach_the_note_nor_hide_a_secret():
+    secrets = crash_log.secret_values(definition_with(API_TOKEN="tok-12345"), "web")
+    text = crash_log.last_lines(["leaked tok-\u200b12345 here", "admin \u202egnp.exe\u202c ok \ufeff"], secrets)
+    assert "tok-12345" not in text and "leaked **** here" in text
+    assert not any(unicodedata.category(c) == "Cf" for c in text)
+
+
+def test_the_spec_can_turn_the_block_off_in_a_private_project():
+    assert crash_log.may_show("private", opted_in=False)
+    assert not crash_log.may_show("private", opted_in=False, opted_out=True)
+    assert not crash_log.may_show("public", opted_in=False) and crash_log.may_show("public", opted_in=True)

@@ -74,7 +74,9 @@ def _with_crash_log(deployer: Deployer, record: Record) -> Record:
     if not located:
         return record
     try:
-        if not crash_log.may_show(services.gitlab.visibility(record.project_id), record.show_crash_log):
+        if record.crash_log_off or not crash_log.may_show(
+            services.gitlab.visibility(record.project_id), record.show_crash_log
+        ):
             return dataclasses.replace(record, crash_log_hidden=True)
         secrets = crash_log.secret_values(services.ecs.registered(record.task_definition_arn), record.container)
         messages = services.logs.last_messages(located[0].group, located[0].stream(record.task_arn))

@@ -80,15 +80,20 @@ class Refusal:
     text: str
 
 
-def may_open(member: Member | None, min_level: int, project_path: str) -> Refusal | None:
+def may_open(member: Member | None, min_level: int) -> Refusal | None:
     """None when the user may open the project's review apps; otherwise why not."""
     needed = level_name(min_level)
-    ask = f"Ask a maintainer of {project_path} for {needed} access or more, then open the address again."
+    # The words name no project: they are shown to people who may not know it exists.
+    ask = f"Ask the project's maintainers for {needed} access or more, then open the address again."
     if member is None:
-        return Refusal("not_member", f"You are not a member of {project_path}. {ask}")
+        return Refusal(
+            "not_member", f"Only members of this review app's project with {needed} access or more can open it. {ask}"
+        )
     if member.state != "active":
         return Refusal("blocked", f"Your GitLab account is {member.state}, so it cannot open review apps.")
     if member.access_level < min_level:
         have = level_name(member.access_level)
-        return Refusal("too_low", f"You are a {have} of {project_path}; review apps need {needed} or more. {ask}")
+        return Refusal(
+            "too_low", f"Your access to this review app's project is {have}; review apps need {needed} or more. {ask}"
+        )
     return None

@@ -2,24 +2,37 @@
 
 The awslogs driver names a container's stream `<awslogs-stream-prefix>/<container>/<task id>`.
 The lines shown are the last few of the failed container's stream, cut to a size GitLab shows
-well, with the values of the task's secret-looking environment variables masked. Whether they are
+well, with the values of the task's secret-looking environment variables and the passwords in
+URLs masked, and invisible or bidi characters removed. Whether they are
 shown at all depends on who can read the MR: anyone, for a public project (opt-in then).
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 LINES = 30
 BYTES = 4096
-SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|KEY", re.IGNORECASE)
+# Names whose values are masked: passwords, secrets, tokens, keys, credentials, auth, DSNs
+# (Sentry's carries a key), private anything.
+SECRET_NAME = re.compile(r"PASS|PWD|SECRET|TOKEN|KEY|CRED|AUTH|DSN|PRIVATE", re.IGNORECASE)
 MASK = "****"
 _MIN_SECRET = 4  # shorter values would mask ordinary words
 _REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-\d{1,2}")
 _UNPRINTABLE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|[\x00-\x08\x0b-\x1f\x7f]")
+# The password of any `scheme://user:password@host` (a DATABASE_URL printed at start, say).
+_URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://[^\s/:@]*:)([^\s/@]+)(@)")
+
+
+def _visible(text: str) -> str:
+    """`text` without terminal escapes, control characters, and invisible or bidi formatting
+    characters (Unicode's Cf: zero-width spaces and joiners, direction overrides): one of those
+    inside a secret would slip it past the mask, and on the MR they could disguise a line."""
+    return "".join(c for c in _UNPRINTABLE.sub("", text) if unicodedata.category(c) != "Cf")
 
 
 @dataclass(frozen=True)
@@ -90,17 +103,21 @@ def last_lines(messages: list[str], secrets: list[str]) -> str:
     for message in messages:
         lines += str(message).splitlines() or [""]
     text_lines = []
+    shown = sorted({_visible(secret) for secret in secrets if len(_visible(secret)) >= _MIN_SECRET}, key=len)
     for line in lines[-LINES:]:
-        clean = _UNPRINTABLE.sub("", line)
-        for secret in sorted(secrets, key=len, reverse=True):
+        clean = _visible(line)
+        for secret in reversed(shown):
             clean = clean.replace(secret, MASK)
-        text_lines.append(clean)
+        text_lines.append(_URL_PASSWORD.sub(rf"\g<1>{MASK}\g<3>", clean))
     text = "\n".join(text_lines)
     while len(text.encode()) > BYTES and "\n" in text:
         text = text.split("\n", 1)[1]  # the oldest lines go first
     return text.encode()[-BYTES:].decode("utf-8", errors="ignore")
 
 
-def may_show(visibility: str, opted_in: bool) -> bool:
-    """A private project's MR is read by its members; anything more visible only if the spec opts in."""
+def may_show(visibility: str, opted_in: bool, opted_out: bool = False) -> bool:
+    """A private project's MR is read by its members (unless the spec says `show_crash_log: false`);
+    anything more visible only if the spec says `show_crash_log: true`."""
+    if opted_out:
+        return False
     return visibility == "private" or opted_in

@@ -97,7 +97,8 @@ def claim_launch(
         routed_target=base.routed_target if keep_route else "",
         healthy_at=0,  # a new task: its host is the waker's until the load balancer finds it healthy
         sleep_after=sleep_after if host else 0,
-        show_crash_log=spec.show_crash_log,
+        show_crash_log=spec.show_crash_log is True,
+        crash_log_off=spec.show_crash_log is False,
         log_streams=[],  # a new launch: the last app's logs and crash are not this one's
         crash_log="",
         crash_log_hidden=False,

@@ -85,7 +85,8 @@ class Record:
     task_created_at: int = 0
     pull_started_at: int = 0
     pull_stopped_at: int = 0
-    show_crash_log: bool = False
+    show_crash_log: bool = False  # the spec says `show_crash_log: true`
+    crash_log_off: bool = False  # the spec says `show_crash_log: false`
     crash_log: str = ""
     crash_log_hidden: bool = False
     target_group_arn: str = ""

@@ -10,27 +10,40 @@ callback on a review host of this install that has an app (review_apps.lifecycle
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import json
 from functools import cached_property
 from typing import Any
 
+import gitlab
+import requests
 from authlib.common.security import generate_token
 from authlib.oauth2 import OAuth2Error
 
-from review_apps.adapters.signin_store import PENDING, SESSION
+from review_apps.adapters.signin_store import MEMBER, PENDING, SESSION
 from review_apps.lifecycle import access
 from review_apps.model.record import Record
 from review_apps.services import Services
 from review_apps.signin import gitlab_oauth, pages
 from review_apps.signin.provider import HttpRequest, LoadBalancer, Provider, Response, User
 
-PENDING_COOKIE = "review_apps_signin"  # binds a sign-in to the browser that started it (one per sign-in)
-SESSION_COOKIE = "review_apps_session"
+# `__Host-`: the browser sets them only over HTTPS, for this host alone and with Path=/, so another
+# site (another API Gateway host, with an old public-suffix list) cannot plant one.
+PENDING_COOKIE = "__Host-review_apps_signin"  # binds a sign-in to the browser that started it (one per sign-in)
+SESSION_COOKIE = "__Host-review_apps_session"
 PENDING_SECONDS = 600
 SESSION_SECONDS = 12 * 3600  # one GitLab sign-in lasts at most a working day
 _SECRET_MAX = 200
+MEMBER_SECONDS = 60
+# What a pending sign-in keeps of the load balancer's authorization request, at most _PARAM_MAX each.
+_KEPT_PARAMS = ("client_id", "redirect_uri", "response_type", "scope", "state", "nonce")
+_PARAM_MAX = 512
+AUTHORIZE_PER_MINUTE = 10
+# GitLab busy, failing or slow: the visitor is asked to try again shortly, never shown a 500.
+GITLAB_UNWELL = (gitlab.exceptions.GitlabError, requests.RequestException)
 
 
 def _pending_cookie(state: str) -> str:
@@ -39,7 +52,7 @@ def _pending_cookie(state: str) -> str:
 
 
 def _cookie(name: str, value: str, max_age: int) -> str:
-    return f"{name}={value}; Path=/auth; Max-Age={max_age}; Secure; HttpOnly; SameSite=Lax"
+    return f"{name}={value}; Path=/; Max-Age={max_age}; Secure; HttpOnly; SameSite=Lax"
 
 
 class SignIn:
@@ -86,9 +99,13 @@ class SignIn:
         except OAuth2Error as error:
             self.logger.info("authorization request refused", extra={"error": error.error})
             return pages.bad_request(_explain(error))
-        user = self._session_user(cookies.get(SESSION_COOKIE, ""))
+        session = cookies.get(SESSION_COOKIE, "")
+        user = self._session_user(session)
         if user is None:
             return self._to_gitlab(request.params)
+        if not self.services.signin_store.within_rate(session, AUTHORIZE_PER_MINUTE):
+            self.logger.info("sign-in requests over the rate", extra={"user_id": user.id})
+            return pages.too_many()
         return self._grant(grant, user, [])
 
     def callback(self, request: HttpRequest, cookies: dict[str, str]) -> Response:
@@ -112,9 +129,12 @@ class SignIn:
                 pending["verifier"],
                 timeout=3.0,
             )
+        except gitlab_oauth.GitLabUnavailable as exc:
+            self.logger.warning("GitLab did not answer the sign-in", extra={"why": str(exc)})
+            return pages.try_again_shortly()
         except gitlab_oauth.GitLabSignInError as exc:
-            self.logger.warning("GitLab did not confirm the sign-in", extra={"why": str(exc)})
-            return pages.gitlab_unavailable()
+            self.logger.info("GitLab did not accept the sign-in", extra={"why": str(exc)})
+            return pages.code_refused()
         session = generate_token(48)
         self.services.signin_store.put(SESSION, session, user.as_dict(), SESSION_SECONDS)
         self.logger.info("signed in with GitLab", extra={"user_id": user.id})
@@ -126,6 +146,8 @@ class SignIn:
         return self._grant(grant, user, [_cookie(SESSION_COOKIE, session, SESSION_SECONDS), clear])
 
     def token(self, request: HttpRequest) -> Response:
+        if not _readable_basic(request.headers.get("authorization", "")):
+            return _json(401, {"error": "invalid_client", "error_description": "unreadable client credentials"})
         answer: Response = self.provider.create_token_response(request)
         self.logger.info("token request answered", extra={"status": answer.status})
         return answer
@@ -135,6 +157,19 @@ class SignIn:
 
     # ------------------------------------------------------------------ steps
 
+    def _member(self, project_id: int, user_id: int) -> access.Member | None:
+        """GitLab's answer, remembered MEMBER_SECONDS per user and project: a signed-in stranger
+        costs the bot's GitLab quota once a minute at most, and a removal still locks out within
+        the load balancer's session (README, Who can open a review app)."""
+        store, key = self.services.signin_store, f"{project_id}/{user_id}"
+        known = store.get(MEMBER, key)
+        if known is not None:
+            return access.Member(int(known["level"]), str(known["state"])) if known.get("level") else None
+        member = self.services.gitlab_reader.member(project_id, user_id)
+        answer = {"level": member.access_level, "state": member.state} if member else {"level": 0, "state": ""}
+        store.put(MEMBER, key, answer, MEMBER_SECONDS, replace=True)
+        return member
+
     def _session_user(self, session: str) -> User | None:
         if not session or len(session) > _SECRET_MAX:
             return None
@@ -142,8 +177,12 @@ class SignIn:
         return User.from_dict(data) if data else None
 
     def _to_gitlab(self, params: dict[str, str]) -> Response:
+        """Off to GitLab, keeping only what the load balancer's request needs to be answered after
+        (each bounded; anything else it carried is dropped): anyone can send this request, so what
+        it stores must stay small."""
         state, verifier = generate_token(32), generate_token(64)
-        self.services.signin_store.put(PENDING, state, {"params": params, "verifier": verifier}, PENDING_SECONDS)
+        kept = {name: params[name][:_PARAM_MAX] for name in _KEPT_PARAMS if name in params}
+        self.services.signin_store.put(PENDING, state, {"params": kept, "verifier": verifier}, PENDING_SECONDS)
         url = gitlab_oauth.authorization_url(
             self.settings.gitlab_url, self.services.gitlab_oauth_app(), self.callback_url, state, verifier
         )
@@ -157,15 +196,31 @@ class SignIn:
         record = self._records.get(host)
         if record is None:  # get_consent_grant checked the redirect URI against this very record
             return pages.bad_request(_explain_redirect())
-        member = self.services.gitlab.member(record.project_id, user.id)
-        refusal = access.may_open(member, self.settings.min_access_level, record.project_path)
+        try:
+            member = self._member(record.project_id, user.id)
+        except GITLAB_UNWELL as exc:
+            self.logger.warning("GitLab did not say who may open the app", extra={"error": type(exc).__name__})
+            return pages.try_again_shortly()
+        refusal = access.may_open(member, self.settings.min_access_level)
         if refusal is not None:
             self.logger.info("sign-in refused", extra={"user_id": user.id, "mr": record.key, "reason": refusal.reason})
-            return pages.refused(record.project_path, record.mr_iid, refusal.text, user.username, cookies)
+            return pages.refused(refusal.text, user.username, cookies)
         answer: Response = self.provider.create_authorization_response(grant.request, grant_user=user, grant=grant)
         answer.cookies.extend(cookies)
         self.logger.info("sign-in granted", extra={"user_id": user.id, "mr": record.key})
         return answer
+
+
+def _readable_basic(authorization: str) -> bool:
+    """Whether HTTP Basic credentials (if that is what is sent) decode to UTF-8 `id:secret`:
+    Authlib would raise on the ones that don't."""
+    scheme, _, value = authorization.partition(" ")
+    if scheme.lower() != "basic":
+        return True
+    try:
+        return ":" in base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        return False
 
 
 def _explain_redirect() -> str:

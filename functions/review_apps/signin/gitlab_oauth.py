@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from authlib.common.errors import AuthlibBaseError as OAuthError
 from authlib.integrations.requests_client import OAuth2Session
 
 from review_apps.signin.provider import User
@@ -22,6 +23,10 @@ class OAuthAppError(ValueError):
 
 class GitLabSignInError(Exception):
     """GitLab refused the code or answered something that is not a user."""
+
+
+class GitLabUnavailable(GitLabSignInError):
+    """GitLab did not answer the sign-in in time, or answered 429 or 5xx: try again shortly."""
 
 
 @dataclass(frozen=True)
@@ -68,11 +73,18 @@ def signed_in_user(gitlab_url: str, app: OAuthApp, callback_url: str, code: str,
     try:
         session.fetch_token(f"{gitlab_url}/oauth/token", code=code, code_verifier=verifier, timeout=timeout)
         answer = session.get(f"{gitlab_url}/oauth/userinfo", timeout=timeout)
-    except Exception as exc:  # Authlib raises its OAuthError for a refused code, requests for the rest
-        raise GitLabSignInError(type(exc).__name__) from None
+    except OAuthError as exc:  # GitLab answered, with an OAuth error: the code is bogus, used or expired
+        raise GitLabSignInError(f"GitLab refused the code ({exc.error})") from None
+    except Exception as exc:  # requests' errors, or an answer that is not a token (a 5xx page)
+        raise GitLabUnavailable(type(exc).__name__) from None
+    if answer.status_code == 429 or answer.status_code >= 500:
+        raise GitLabUnavailable(f"userinfo answered {answer.status_code}")
     if answer.status_code != 200:
         raise GitLabSignInError(f"userinfo answered {answer.status_code}")
-    return _user(answer.json())
+    try:
+        return _user(answer.json())
+    except ValueError:
+        raise GitLabSignInError("userinfo is not JSON") from None
 
 
 def _user(info: Any) -> User:

@@ -23,15 +23,51 @@ def page(status: int, title: str, *paragraphs: str, cookies: list[str] | None = 
     return Response(status, body, headers, list(cookies or []))
 
 
-def refused(project_path: str, mr_iid: int, text: str, username: str, cookies: list[str]) -> Response:
+def refused(text: str, username: str, cookies: list[str]) -> Response:
+    """A visitor GitLab says may not open the app: the page names neither the project nor the MR
+    (a stranger who knows a host learns nothing private from it), only what access is needed."""
     return page(
         403,
         "You can't open this review app",
-        f"This is the review app of {project_path}!{mr_iid}. Only members of {project_path} can open it.",
         text,
         f"You are signed in to GitLab as @{username}.",
         cookies=cookies,
     )
+
+
+def code_refused() -> Response:
+    return page(
+        400,
+        "This sign-in was not accepted",
+        "GitLab did not accept the sign-in code: it is not valid, was already used, or has expired.",
+        "Open the review app's address (from its merge request) again to sign in.",
+    )
+
+
+RETRY_SECONDS = 30
+
+
+def try_again_shortly() -> Response:
+    answer = page(
+        503,
+        "Try again shortly",
+        "Signing in to a review app asks GitLab who you are and whether you may see the app, and GitLab is "
+        "busy or did not answer in time.",
+        f"Open the review app's address again in {RETRY_SECONDS} seconds.",
+    )
+    answer.headers["Retry-After"] = str(RETRY_SECONDS)
+    return answer
+
+
+def too_many() -> Response:
+    answer = page(
+        429,
+        "Too many sign-in requests",
+        "This browser asked to open review apps more than ten times in a minute.",
+        "Wait a minute, then open the review app's address again.",
+    )
+    answer.headers["Retry-After"] = "60"
+    return answer
 
 
 def bad_request(why: str) -> Response:
@@ -40,13 +76,4 @@ def bad_request(why: str) -> Response:
         "This sign-in request is not valid",
         why,
         "Open the review app's address (from its merge request) again to sign in.",
-    )
-
-
-def gitlab_unavailable() -> Response:
-    return page(
-        502,
-        "GitLab did not answer the sign-in",
-        "Signing in to a review app asks GitLab who you are, and GitLab did not answer in time.",
-        "Open the review app's address again in a minute.",
     )
