@@ -234,14 +234,18 @@ class Edge:
         tokens = token.json()
         self.secrets_seen += [params["code"], tokens.get("access_token", ""), tokens.get("id_token", "")]
         try:
+            # As a relying party with PyJWT's defaults: the provider's key from its JWKS, by kid.
+            keys = jwt.PyJWKSet.from_dict(client.get(f"{config['Issuer']}/jwks", timeout=10).json())
+            kid = jwt.get_unverified_header(tokens["id_token"]).get("kid")
+            key = next(k for k in keys.keys if k.key_id == kid)
             claims = jwt.decode(
                 tokens["id_token"],
-                config["ClientSecret"],
-                algorithms=["HS256"],
+                key,
+                algorithms=["RS256"],
                 audience=config["ClientId"],
                 issuer=config["Issuer"],
             )
-        except (jwt.InvalidTokenError, KeyError):
+        except (jwt.InvalidTokenError, jwt.PyJWKSetError, KeyError, StopIteration, ValueError):
             return failed
         if claims.get("nonce") != pending["nonce"]:
             return failed

@@ -348,6 +348,7 @@ class World:
             "WAKE_TARGET_GROUP_ARN",
             "OIDC_ISSUER",
             "OIDC_CLIENT_SECRET_ARN",
+            "OIDC_SIGNING_KEY_ARN",
             "REVIEW_APP_ACCESS",
         ):
             os.environ.pop(name, None)  # an earlier install's address mode must not leak into this one
@@ -467,9 +468,12 @@ class World:
         secrets = boto3.client("secretsmanager", region_name=REGION)
         arn = secrets.create_secret(Name=f"{INSTALL_ID}-alb-client", SecretString=json.dumps(ALB_CLIENT))["ARN"]
         self.ssm.put_parameter(Name="/review-apps/gitlab-oauth", Value=json.dumps(OAUTH_APP), Type="SecureString")
+        kms = boto3.client("kms", region_name=REGION)
+        key = kms.create_key(KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY", Description="ID tokens")["KeyMetadata"]
         return {
             "OIDC_ISSUER": SIGNIN_ISSUER,
             "OIDC_CLIENT_SECRET_ARN": arn,
+            "OIDC_SIGNING_KEY_ARN": key["Arn"],
             "GITLAB_OAUTH_PARAMETER": "/review-apps/gitlab-oauth",
         }
 

@@ -90,6 +90,8 @@ def run(stack: str, aws: Clients, http: requests.Session) -> list[Check]:
     if params.get("AlbListenerArn"):
         checks.append(_listener_room(aws, params))
     checks.append(_gitlab(aws, http, params))
+    if params.get("GitLabReadTokenParameterName"):
+        checks.append(_gitlab(aws, http, params, "GitLabReadTokenParameterName"))
     if outputs.get("WebhookUrl"):
         checks.append(_webhook(http, outputs["WebhookUrl"]))
     return checks
@@ -98,6 +100,7 @@ def run(stack: str, aws: Clients, http: requests.Session) -> list[Check]:
 def _parameters(aws: Clients, params: dict[str, str], sign_in: bool) -> list[Check]:
     names = {
         "GitLabTokenParameterName": "glpat-… (the bot user token, scope api)",
+        "GitLabReadTokenParameterName": "glpat-… (a token with scope read_api, for sign-in)",
         "WebhookSecretParameterName": "$(openssl rand -hex 32)",
         "WebhookSigningSecretParameterName": "whsec_… from GitLab",
     }
@@ -269,13 +272,21 @@ def _listener_room(aws: Clients, params: dict[str, str]) -> Check:
     )
 
 
-def _gitlab(aws: Clients, http: requests.Session, params: dict[str, str]) -> Check:
+def _gitlab(
+    aws: Clients, http: requests.Session, params: dict[str, str], key: str = "GitLabTokenParameterName"
+) -> Check:
+    """GitLab takes the token in the SSM parameter `key` names, with the scope it needs: `api` for
+    the bot's, `read_api` (or `api`) for sign-in's read-only one."""
     url = params.get("GitLabUrl", "").rstrip("/")
-    fix = "a bot user's personal (or group) access token with scope api, in " + params.get(
-        "GitLabTokenParameterName", ""
-    )
+    bot = key == "GitLabTokenParameterName"
+    whose, needed = ("the bot's token", {"api"}) if bot else ("the read-only token", {"read_api", "api"})
+    fix = (
+        "a bot user's personal (or group) access token with scope api, in "
+        if bot
+        else "a token with scope read_api, in "
+    ) + params.get(key, "")
     try:
-        token = aws.ssm.get_parameter(Name=params.get("GitLabTokenParameterName", ""), WithDecryption=True)
+        token = aws.ssm.get_parameter(Name=params.get(key, ""), WithDecryption=True)
         answer = http.get(
             f"{url}/api/v4/personal_access_tokens/self",
             timeout=10,
@@ -288,13 +299,14 @@ def _gitlab(aws: Clients, http: requests.Session, params: dict[str, str]) -> Che
             "check GitLabUrl, and that this machine (and the functions) reach it",
         )
     if answer.status_code != 200:
-        return Check(False, f"GitLab at {url} refused the bot's token ({answer.status_code})", fix)
+        return Check(False, f"GitLab at {url} refused {whose} ({answer.status_code})", fix)
     scopes = set(answer.json().get("scopes") or [])
-    ok = "api" in scopes and answer.json().get("active", True)
+    ok = bool(scopes & needed) and answer.json().get("active", True)
     shown = ", ".join(sorted(scopes)) or "none"
     if ok:
-        return Check(True, f"GitLab at {url} accepts the bot's token (scopes: {shown})")
-    return Check(False, f"GitLab at {url}: the bot's token has scopes {shown}; review apps need api", fix)
+        return Check(True, f"GitLab at {url} accepts {whose} (scopes: {shown})")
+    wanted = "api" if bot else "read_api"
+    return Check(False, f"GitLab at {url}: {whose} has scopes {shown}; it needs {wanted}", fix)
 
 
 def _webhook(http: requests.Session, url: str) -> Check:

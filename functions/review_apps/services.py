@@ -19,6 +19,7 @@ from review_apps.adapters.metrics import Metrics
 from review_apps.adapters.owners import Owners
 from review_apps.adapters.scheduler import Scheduler
 from review_apps.adapters.signin_store import SignInStore
+from review_apps.adapters.signing_key import KmsSigningKey
 from review_apps.adapters.store import RecordStore
 from review_apps.lifecycle import Caps
 from review_apps.settings import Settings
@@ -90,6 +91,11 @@ class Services:
 
         name = self.settings.gitlab_oauth_parameter
         return OAuthApp.parse(self.secret(name), name)
+
+    @cached_property
+    def signing_key(self) -> KmsSigningKey:
+        """The ID tokens' key (its public half is read once per container)."""
+        return KmsSigningKey(lambda: self.aws("kms"), self.settings.oidc_signing_key_arn)
 
     @cached_property
     def signin_store(self) -> SignInStore:

@@ -101,6 +101,7 @@ class Settings:
     gitlab_oauth_parameter: str = "/review-apps/gitlab-oauth"
     # Sign-in's own table, and an optional read_api token for membership look-ups ("" = the bot's).
     signin_table_name: str = ""
+    oidc_signing_key_arn: str = ""  # the KMS key (RSA_2048, SIGN_VERIFY) that signs ID tokens
     gitlab_read_token_parameter: str = ""
     min_access_level: int = 20
     alb_session_seconds: int = 3600
@@ -283,6 +284,7 @@ def _sign_in(env: Mapping[str, str], address_mode: bool) -> dict[str, Any]:
         "oidc_issuer": env.get("OIDC_ISSUER", "").strip().rstrip("/"),
         "oidc_client_secret_arn": env.get("OIDC_CLIENT_SECRET_ARN", "").strip(),
         "signin_table_name": env.get("SIGNIN_TABLE_NAME", "").strip(),
+        "oidc_signing_key_arn": env.get("OIDC_SIGNING_KEY_ARN", "").strip(),
         "gitlab_read_token_parameter": env.get("GITLAB_READ_TOKEN_PARAMETER", "").strip(),
     }
     if address_mode and access == "members":
@@ -290,6 +292,8 @@ def _sign_in(env: Mapping[str, str], address_mode: bool) -> dict[str, Any]:
             raise SettingsError("OIDC_CLIENT_SECRET_ARN is not set: signing visitors in needs the ALB's client secret")
         if not values["signin_table_name"]:
             raise SettingsError("SIGNIN_TABLE_NAME is not set: sign-in keeps its state in a table of its own")
+        if not values["oidc_signing_key_arn"]:
+            raise SettingsError("OIDC_SIGNING_KEY_ARN is not set: ID tokens are signed by the install's KMS key")
         issuer = values["oidc_issuer"]
         if issuer and not re.fullmatch(r"https://[a-z0-9.-]+(:\d+)?/auth", issuer):
             raise SettingsError(f"OIDC_ISSUER must be https://<api host>/auth, got {issuer!r}")

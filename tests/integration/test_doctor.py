@@ -14,6 +14,7 @@ from local.edge import WEBHOOK_HOST
 from local.world import (
     CLUSTER,
     EXECUTION_ROLE,
+    GITLAB_TOKEN,
     INSTALL_ID,
     REGION,
     REVIEW_DOMAIN,
@@ -107,6 +108,13 @@ def broken_scopes(world):
     world.gitlab.state.token_scopes = ("read_api",)
 
 
+def read_token_without_read_api(world):
+    """Sign-in's read-only token lacks read_api (the stand-in knows one token: both parameters
+    hold it, so the bot's check fails too, first)."""
+    world.ssm.put_parameter(Name="/review-apps/gitlab-read-token", Value=GITLAB_TOKEN, Type="SecureString")
+    world.gitlab.state.token_scopes = ("read_repository",)
+
+
 @pytest.mark.parametrize(
     ("breakage", "changes", "says", "fix"),
     [
@@ -148,7 +156,13 @@ def broken_scopes(world):
             "does not cover *.apps.example.org",
             "aws acm request-certificate --domain-name '*.apps.example.org'",
         ),
-        (broken_scopes, {}, "the bot's token has scopes read_api; review apps need api", "scope api"),
+        (broken_scopes, {}, "the bot's token has scopes read_api; it needs api", "scope api"),
+        (
+            read_token_without_read_api,
+            {"GitLabReadTokenParameterName": "/review-apps/gitlab-read-token"},
+            "the read-only token has scopes read_repository; it needs read_api",
+            "a token with scope read_api, in /review-apps/gitlab-read-token",
+        ),
         (
             other_teams_rules,
             {"MaxRunningApps": "95"},
@@ -166,8 +180,9 @@ def test_each_broken_check_fails_with_its_fix(alb_world, breakage, changes, says
     checks, shown = examine(alb_world)
     failed = [c for c in checks if not c.ok]
     # Without the bot's token GitLab can't be asked either: that check fails too, saying why.
-    assert len(failed) == (2 if breakage is broken_ssm else 1), shown
-    assert says in failed[0].what and fix in failed[0].fix, shown
+    assert len(failed) == (2 if breakage in (broken_ssm, read_token_without_read_api) else 1), shown
+    last = failed[-1] if breakage is read_token_without_read_api else failed[0]
+    assert says in last.what and fix in last.fix, shown
 
 
 def test_a_webhook_url_that_is_not_the_install_fails(alb_world):

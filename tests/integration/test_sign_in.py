@@ -294,12 +294,12 @@ def test_a_code_gives_a_signed_id_token_and_userinfo_once(signin_world):
     answer = redeem(world, code, redirect)
     assert answer.status_code == 200 and answer.headers["Cache-Control"] == "no-store"
     tokens = answer.json()
+    # PyJWT (not the library the provider is built on), with its defaults, from the published JWKS.
+    jwks = world.edge().session().get(f"{SIGNIN_ISSUER}/jwks", timeout=20).json()
+    [key] = jwt.PyJWKSet.from_dict(jwks).keys
+    assert key.key_id == jwt.get_unverified_header(tokens["id_token"])["kid"] and key.algorithm_name == "RS256"
     claims = jwt.decode(
-        tokens["id_token"],
-        ALB_CLIENT["client_secret"],
-        algorithms=["HS256"],
-        audience=ALB_CLIENT["client_id"],
-        issuer=SIGNIN_ISSUER,
+        tokens["id_token"], key, algorithms=["RS256"], audience=ALB_CLIENT["client_id"], issuer=SIGNIN_ISSUER
     )
     assert claims["sub"] == str(PEOPLE["dana"][0]) and claims["nonce"] == "nonce-42"
     assert 0 < claims["exp"] - time.time() <= 300
@@ -350,7 +350,18 @@ def test_discovery_names_the_endpoints(signin_world):
     assert [doc[k] for k in ("authorization_endpoint", "token_endpoint", "userinfo_endpoint", "jwks_uri")] == [
         f"{SIGNIN_ISSUER}/{p}" for p in ("authorize", "token", "userinfo", "jwks")
     ]
-    assert doc["id_token_signing_alg_values_supported"] == ["HS256"]
+    # Every member OpenID Connect Discovery 1.0 §3 REQUIRES, and RS256 among the algorithms.
+    for member in (
+        "issuer",
+        "authorization_endpoint",
+        "token_endpoint",
+        "jwks_uri",
+        "response_types_supported",
+        "subject_types_supported",
+        "id_token_signing_alg_values_supported",
+    ):
+        assert doc[member], member
+    assert "RS256" in doc["id_token_signing_alg_values_supported"]
 
 
 # ---------------------------------------------------------------------- rules, waking, opting out
@@ -363,7 +374,9 @@ def test_every_rule_signs_in_before_it_forwards(signin_world):
     assert [(a["Type"], a["Order"]) for a in actions] == [("authenticate-oidc", 1), ("forward", 2)]
     config = actions[0]["AuthenticateOidcConfig"]
     assert config["Issuer"] == SIGNIN_ISSUER and config["OnUnauthenticatedRequest"] == "authenticate"
-    assert config["ClientId"] == ALB_CLIENT["client_id"] and config["SessionTimeout"] == 3600
+    # The host's own client, derived from the install's: not the catch-all's, not another host's.
+    assert config["ClientId"] == f"{ALB_CLIENT['client_id']}.{host}" and config["SessionTimeout"] == 3600
+    assert config["ClientSecret"] not in (ALB_CLIENT["client_secret"], "") and len(config["ClientSecret"]) == 64
     assert ALB_CLIENT["client_secret"] not in (world.note(1) or "")
     assert "Only members of awesome_space/awesome_project (Reporter or above) can open it" in world.note(1)
 
@@ -576,3 +589,32 @@ def test_a_bogus_code_at_the_callback_is_a_400_that_says_so(signin_world):
     state = parse_qs(urlsplit(to_gitlab).query)["state"][0]
     answer = browser.get(f"{SIGNIN_ISSUER}/callback?{urlencode({'state': state, 'code': 'bogus'})}", timeout=20)
     assert answer.status_code == 400 and "GitLab did not accept the sign-in code" in answer.text
+
+
+def test_a_hosts_client_gets_codes_for_its_own_host_only(signin_world):
+    """A code issued to host A's client is for host A: it can't be asked for with host B's redirect
+    URI, nor redeemed by host B's client (what binds a sign-in to its host at the provider)."""
+    world = signin_world
+    first, second = live_app(world, 1), live_app(world, 2)
+    browser = world.edge().session()
+    assert open_as(world, browser, first, "dana").status_code == 200
+    rule = lambda host: world.route(host)["rule"]["Actions"][0]["AuthenticateOidcConfig"]  # noqa: E731
+    client_a, client_b = rule(first), rule(second)
+    crossed = {
+        "client_id": client_a["ClientId"],
+        "redirect_uri": f"https://{second}/oauth2/idpresponse",
+        "response_type": "code",
+        "scope": "openid",
+        "state": "s",
+        "nonce": "n",
+    }
+    refused = browser.get(f"{AUTHORIZE}?{urlencode(crossed)}", allow_redirects=False, timeout=20)
+    assert refused.status_code == 400 and "Location" not in refused.headers
+    own = {**crossed, "redirect_uri": f"https://{first}/oauth2/idpresponse"}
+    granted = browser.get(f"{AUTHORIZE}?{urlencode(own)}", allow_redirects=False, timeout=20)
+    code = parse_qs(urlsplit(granted.headers["Location"]).query)["code"][0]
+    data = {"grant_type": "authorization_code", "code": code, "redirect_uri": own["redirect_uri"]}
+    as_b = browser.post(TOKEN, data=data, auth=(client_b["ClientId"], client_b["ClientSecret"]), timeout=20)
+    assert as_b.status_code == 400 and as_b.json()["error"] == "invalid_grant"
+    forged = browser.post(TOKEN, data=data, auth=(client_a["ClientId"], client_b["ClientSecret"]), timeout=20)
+    assert forged.status_code == 401

@@ -432,6 +432,8 @@ def test_sign_in_reads_only_its_secrets_and_touches_only_items():
         "dynamodb:PutItem",
         "dynamodb:DeleteItem",
         "dynamodb:UpdateItem",
+        "kms:Sign",
+        "kms:GetPublicKey",
     }
     [inline] = [p for p in RESOURCES["AuthFunction"]["Properties"]["Policies"] if "Statement" in p]
     statements = {s["Sid"]: s for s in inline["Statement"]}
@@ -439,6 +441,12 @@ def test_sign_in_reads_only_its_secrets_and_touches_only_items():
     assert statements["ReadAnMrsRecord"]["Action"] == "dynamodb:GetItem"
     assert statements["ReadAnMrsRecord"]["Resource"] == {"GetAtt": "RecordsTable.Arn"}
     assert statements["SignIns"]["Resource"] == {"GetAtt": "SignInTable.Arn"}
+    assert statements["SignIdTokens"]["Resource"] == {"GetAtt": "SignInKey.Arn"}
+    key = RESOURCES["SignInKey"]["Properties"]
+    assert (key["KeySpec"], key["KeyUsage"]) == ("RSA_2048", "SIGN_VERIFY")
+    # No other function of the install may sign with it.
+    others = [n for n, r in RESOURCES.items() if r["Type"] == "AWS::Serverless::Function" and n != "AuthFunction"]
+    assert all("kms:Sign" not in _actions(name) for name in others)
     assert statements["ReadTheLoadBalancersClientSecret"]["Resource"] == {"Ref": "AlbClientSecret"}
     route = str(RESOURCES[ROUTE_POLICY]["Properties"]["PolicyDocument"]["Statement"])
     assert "secretsmanager:GetSecretValue" in route and "AlbClientSecret" in route  # rule writers need it too

@@ -32,6 +32,7 @@ ADDRESSES = {
     "OIDC_ISSUER": "https://abc123.execute-api.us-east-1.amazonaws.com/auth",
     "OIDC_CLIENT_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:111122223333:secret:ra-alb-AbCdEf",
     "SIGNIN_TABLE_NAME": "review-apps-signins",
+    "OIDC_SIGNING_KEY_ARN": "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
 }
 
 
@@ -331,6 +332,7 @@ def test_sign_in_settings():
         ({"REVIEW_APP_SESSION_SECONDS": "0"}, "must be 60 to 43200"),
         ({"OIDC_CLIENT_SECRET_ARN": ""}, "OIDC_CLIENT_SECRET_ARN is not set"),
         ({"SIGNIN_TABLE_NAME": ""}, "SIGNIN_TABLE_NAME is not set"),
+        ({"OIDC_SIGNING_KEY_ARN": ""}, "OIDC_SIGNING_KEY_ARN is not set"),
         ({"OIDC_ISSUER": "http://abc.example.com/auth"}, "OIDC_ISSUER must be https://<api host>/auth"),
         ({"OIDC_ISSUER": "https://abc.example.com/other"}, "OIDC_ISSUER must be https://<api host>/auth"),
     ],

@@ -12,8 +12,13 @@ import jwt
 import pytest
 import time_machine
 from authlib.oauth2 import OAuth2Error
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from requests.structures import CaseInsensitiveDict
 
+from review_apps.adapters.signing_key import KmsSigningKey
 from review_apps.signin.provider import HttpRequest, LoadBalancer, Provider, User
 
 ISSUER = "https://abc.execute-api.eu-west-1.amazonaws.com/auth"
@@ -39,9 +44,30 @@ class MemoryStore:
         return data if expires > time.time() else None
 
 
+class MemoryKms:
+    """KMS's Sign and GetPublicKey for one RSA key, in memory (the integration tests use moto's)."""
+
+    def __init__(self) -> None:
+        self.private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+    def get_public_key(self, KeyId: str) -> dict:
+        der = self.private.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+        return {"PublicKey": der}
+
+    def sign(self, KeyId: str, Message: bytes, MessageType: str, SigningAlgorithm: str) -> dict:
+        assert SigningAlgorithm == "RSASSA_PKCS1_V1_5_SHA_256" and MessageType in ("RAW", "DIGEST")
+        hashed = Prehashed(hashes.SHA256()) if MessageType == "DIGEST" else hashes.SHA256()
+        return {"Signature": self.private.sign(Message, padding.PKCS1v15(), hashed)}
+
+
+KMS = MemoryKms()
+KEY = KmsSigningKey(lambda: KMS, "arn:aws:kms:eu-west-1:111122223333:key/1234")
+
+
 @pytest.fixture
 def provider() -> Provider:
-    return Provider(LoadBalancer(CLIENT, SECRET, lambda uri: uri == GOOD), MemoryStore(), ISSUER)
+    client = LoadBalancer(CLIENT, SECRET, lambda uri: uri == GOOD)
+    return Provider(lambda client_id: client if client_id == CLIENT else None, MemoryStore(), ISSUER, KEY)
 
 
 def authorize(provider: Provider, **params: str):
@@ -91,7 +117,10 @@ def test_a_code_gives_an_id_token_for_the_alb_and_works_once(provider):
     import json
 
     tokens = json.loads(answer.body)
-    claims = jwt.decode(tokens["id_token"], SECRET, algorithms=["HS256"], audience=CLIENT, issuer=ISSUER)
+    # As a relying party would, with PyJWT's defaults: the key from the JWKS, RS256.
+    key = jwt.PyJWK.from_dict(KEY.jwk())
+    assert jwt.get_unverified_header(tokens["id_token"]) == {"alg": "RS256", "kid": KEY.kid, "typ": "JWT"}
+    claims = jwt.decode(tokens["id_token"], key, algorithms=["RS256"], audience=CLIENT, issuer=ISSUER)
     assert (claims["sub"], claims["nonce"], claims["preferred_username"]) == ("61", "alb-nonce", "dana")
     assert 0 < claims["exp"] - time.time() <= 300 and tokens["token_type"].lower() == "bearer"
     info = provider.userinfo(f"Bearer {tokens['access_token']}")
@@ -183,3 +212,13 @@ def test_userinfo_needs_a_live_token_this_provider_issued(provider):
 def test_the_client_never_shows_its_secret():
     client = LoadBalancer(CLIENT, SECRET, lambda uri: True)
     assert SECRET not in repr(client) and SECRET not in str(client)
+
+
+def test_a_long_signing_input_goes_to_kms_as_its_digest():
+    from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
+
+    message = b"x" * 5000
+    signature = KEY.sign(message)
+    KMS.private.public_key().verify(signature, message, PKCS1v15(), hashes.SHA256())  # raises if wrong
+    short = b"header.payload"
+    KMS.private.public_key().verify(KEY.sign(short), short, PKCS1v15(), hashes.SHA256())

@@ -14,7 +14,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from review_apps.lifecycle import addresses
+from review_apps.lifecycle import access, addresses
 from review_apps.settings import Settings
 from review_apps.taskdef import INSTALL_TAG
 
@@ -72,12 +72,18 @@ class Elb:
         self._client = client
         self._oidc_client = oidc_client
 
-    def _actions(self, target_group_arn: str) -> list[dict[str, Any]]:
-        """What a review host's rule does: sign in (when members only), then forward. One place,
-        so a rule that forwards to the app, to the wake function or anywhere else signs in alike."""
+    def _sign_in_client(self, host: str) -> tuple[str, str]:
+        """The sign-in client of `host`'s own rule (access.host_client)."""
+        install = self._oidc_client() if self._oidc_client else {}
+        return access.host_client(install["client_id"], install["client_secret"], host)
+
+    def _actions(self, target_group_arn: str, host: str) -> list[dict[str, Any]]:
+        """What a review host's rule does: sign in (when members only) with the host's own client,
+        then forward. One place, so a rule that forwards to the app, to the wake function or
+        anywhere else signs in alike."""
         if self._oidc_client is None:
             return [{"Type": "forward", "TargetGroupArn": target_group_arn}]
-        client, issuer = self._oidc_client(), self._settings.oidc_issuer
+        (client_id, client_secret), issuer = self._sign_in_client(host), self._settings.oidc_issuer
         return [
             {
                 "Type": "authenticate-oidc",
@@ -87,8 +93,8 @@ class Elb:
                     "AuthorizationEndpoint": f"{issuer}/authorize",
                     "TokenEndpoint": f"{issuer}/token",
                     "UserInfoEndpoint": f"{issuer}/userinfo",
-                    "ClientId": client["client_id"],
-                    "ClientSecret": client["client_secret"],
+                    "ClientId": client_id,
+                    "ClientSecret": client_secret,
                     "Scope": "openid",
                     "SessionCookieName": SESSION_COOKIE,
                     "SessionTimeout": self._settings.alb_session_seconds,
@@ -186,7 +192,7 @@ class Elb:
         """The host's own rule, forwarding to `target_group`, made if missing."""
         for rule in self.check_host_free(host):
             if target_group not in _forwards_to(rule) or not self._sign_in_as_set(rule):
-                self.forward(rule["RuleArn"], target_group)
+                self.forward(rule["RuleArn"], target_group, host)
             return str(rule["RuleArn"])
         for priority in addresses.priorities(self._settings.install_id, project_id, mr_iid):
             try:
@@ -194,7 +200,7 @@ class Elb:
                     ListenerArn=self._settings.alb_listener_arn,
                     Priority=priority,
                     Conditions=[{"Field": "host-header", "HostHeaderConfig": {"Values": [host]}}],
-                    Actions=self._actions(target_group),
+                    Actions=self._actions(target_group, host),
                     Tags=self._tags(project_id, mr_iid),
                 )
             except ClientError as exc:
@@ -207,19 +213,24 @@ class Elb:
         raise ListenerFull("every rule priority review apps may use is taken")
 
     def _sign_in_as_set(self, rule: dict[str, Any]) -> bool:
-        """The rule signs visitors in exactly when the install does, against this install's issuer."""
-        issuers = [
-            a.get("AuthenticateOidcConfig", {}).get("Issuer")
-            for a in rule.get("Actions", [])
-            if a.get("Type") == "authenticate-oidc"
+        """The rule signs visitors in exactly when the install does, against this install's issuer,
+        with its host's own client."""
+        configs = [
+            a.get("AuthenticateOidcConfig", {}) for a in rule.get("Actions", []) if a.get("Type") == "authenticate-oidc"
         ]
         if self._oidc_client is None:
-            return not issuers
-        return issuers == [self._settings.oidc_issuer]
+            return not configs
+        hosts = _hosts(rule)
+        own = self._sign_in_client(hosts[0])[0] if hosts else ""
+        return [(c.get("Issuer"), c.get("ClientId")) for c in configs] == [(self._settings.oidc_issuer, own)]
 
-    def forward(self, rule_arn: str, target_group_arn: str) -> None:
-        """(Re)write the rule's actions: sign-in as the install has it, then forward."""
-        self._client.modify_rule(RuleArn=rule_arn, Actions=self._actions(target_group_arn))
+    def forward(self, rule_arn: str, target_group_arn: str, host: str = "") -> None:
+        """(Re)write the rule's actions: sign-in as the install has it, then forward. `host`: the
+        rule's (read from the rule when not given)."""
+        if not host:
+            [rule] = self._client.describe_rules(RuleArns=[rule_arn])["Rules"]
+            host = (_hosts(rule) or [""])[0]
+        self._client.modify_rule(RuleArn=rule_arn, Actions=self._actions(target_group_arn, host))
 
     def _ours(self, resources: list[dict[str, Any]], key: str = "RuleArn") -> list[dict[str, Any]]:
         """Those of `resources` that carry this install's tag (DescribeTags, 20 at a time)."""

@@ -8,6 +8,8 @@ input can make the install send a browser (and a code) anywhere but one of its o
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 from dataclasses import dataclass
 from enum import IntEnum
@@ -22,6 +24,7 @@ REDIRECT_URI_MAX = 400
 # A DNS name as it may stand in a URL: no userinfo, no port, no percent-escapes, no IP literal.
 _REDIRECT = re.compile(r"https://([a-z0-9.-]{1,253})" + re.escape(ALB_CALLBACK_PATH))
 # Apps a visitor can reach: starting, live, asleep (a visit wakes it) or waiting for a slot.
+_HOSTNAME = re.compile(r"[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?")
 _OPENABLE = frozenset({Status.DEPLOYING, Status.LIVE, Status.ASLEEP, Status.QUEUED})
 
 
@@ -97,3 +100,22 @@ def may_open(member: Member | None, min_level: int) -> Refusal | None:
             "too_low", f"Your access to this review app's project is {have}; review apps need {needed} or more. {ask}"
         )
     return None
+
+
+def host_client(base_id: str, base_secret: str, host: str) -> tuple[str, str]:
+    """The client id and secret a review host's own rule signs visitors in with: its own, derived
+    from the install's (the catch-all rule keeps the install's). A session or a code made for one
+    host's client is not another host's: the provider issues a code only to the client of the
+    redirect URI's host, and redeems it only for that client."""
+    host = addresses.normalize_host(host)
+    secret = hmac.new(base_secret.encode(), f"review-host-client:{host}".encode(), hashlib.sha256).hexdigest()
+    return f"{base_id}.{host}", secret
+
+
+def client_host(base_id: str, client_id: str) -> str | None:
+    """The host a per-host client id names, or None when it is not one of this install's."""
+    prefix = f"{base_id}."
+    if not client_id.startswith(prefix) or len(client_id) <= len(prefix):
+        return None
+    host = client_id[len(prefix) :]
+    return host if _HOSTNAME.fullmatch(host) else None

@@ -65,12 +65,24 @@ class SignIn:
 
     @cached_property
     def provider(self) -> Provider:
-        client = self.services.oidc_client()
-        return Provider(
-            LoadBalancer(client["client_id"], client["client_secret"], self._has_app),
-            self.services.signin_store,
-            self.issuer,
-        )
+        return Provider(self._client, self.services.signin_store, self.issuer, self.services.signing_key)
+
+    def _client(self, client_id: str) -> LoadBalancer | None:
+        """The catch-all rule's client (the install's), for any review host with an app; or a
+        review host's own client, for that host alone."""
+        install = self.services.oidc_client()
+        if hmac.compare_digest(client_id.encode(), install["client_id"].encode()):
+            return LoadBalancer(install["client_id"], install["client_secret"], self._has_app)
+        host = access.client_host(install["client_id"], client_id)
+        if host is None:
+            return None
+        own_id, own_secret = access.host_client(install["client_id"], install["client_secret"], host)
+
+        def its_host(redirect_uri: str) -> bool:
+            target = access.redirect_host(redirect_uri, self.settings.review_domain)
+            return target is not None and target[0] == host and self._has_app(redirect_uri)
+
+        return LoadBalancer(own_id, own_secret, its_host)
 
     @property
     def callback_url(self) -> str:
@@ -91,7 +103,7 @@ class SignIn:
         return _json(200, self.provider.discovery())
 
     def jwks(self) -> Response:
-        return _json(200, {"keys": []})  # ID tokens are HS256 with the client's secret: no public key
+        return _json(200, {"keys": [self.services.signing_key.jwk()]})
 
     def authorize(self, request: HttpRequest, cookies: dict[str, str]) -> Response:
         try:

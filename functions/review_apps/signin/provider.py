@@ -2,9 +2,9 @@
 
 The protocol is Authlib's (authorization-code grant, client authentication, the ID token through
 its OpenID Connect extension); this module only supplies the storage hooks, the one client, and
-the rule for redirect URIs (review_apps.lifecycle.access). The ID token is signed HS256 with the
-client secret (OpenID Connect Core 10.1): the only party that reads it holds that secret, so the
-install keeps no private key of its own to store or rotate.
+the rule for redirect URIs (review_apps.lifecycle.access). ID tokens are RS256, signed by an RSA
+key in KMS that nobody can export (adapters.signing_key); its public half is the JWKS, so any
+relying party with default settings can verify them (OpenID Connect Discovery 1.0 §3).
 """
 
 from __future__ import annotations
@@ -23,9 +23,13 @@ from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from authlib.oidc.core import UserInfo
 from authlib.oidc.core.grants import OpenIDCode
-from joserfc.jwk import OctKey
+from authlib.oidc.core.util import create_half_hash
+from joserfc import jwt
+from joserfc.jwk import RSAKey
+from joserfc.jws import JWSAlgModel, JWSRegistry
 
 from review_apps.adapters.signin_store import CODE, TOKEN, SignInStore
+from review_apps.adapters.signing_key import ALGORITHM, KmsSigningKey
 
 CODE_SECONDS = 60  # the load balancer redeems a code at once
 ACCESS_TOKEN_SECONDS = 300  # it calls userinfo right after the token endpoint
@@ -54,8 +58,9 @@ class User:
 
 @dataclass(frozen=True)
 class LoadBalancer(ClientMixin):
-    """The one client: the ALB's authenticate-oidc action, with the install's generated secret.
-    `redirect_ok` says whether a redirect URI is one of this install's live review hosts."""
+    """A client: the ALB's authenticate-oidc action of one rule, with its secret (the install's
+    generated one, or a host's derived from it). `redirect_ok` says whether a redirect URI is one
+    this client may be sent back to."""
 
     client_id: str
     client_secret: str = field(repr=False)
@@ -143,21 +148,64 @@ class _CodeGrant(grants.AuthorizationCodeGrant):
         return User.from_dict(authorization_code.user)
 
 
+class _KmsRS256(JWSAlgModel):
+    """RS256 for joserfc, with the signature made by KMS: joserfc still builds and encodes the
+    token; only the one step that needs the private key happens where the key is."""
+
+    name = ALGORITHM
+    description = "RSASSA-PKCS1-v1_5 using SHA-256, signed by AWS KMS"
+    key_type = "RSA"
+    recommended = True
+
+    def __init__(self, key: KmsSigningKey) -> None:
+        self._key = key
+
+    def check_key(self, key: Any) -> None:
+        if key.key_type != "RSA":  # the public half, for its type: the private half is in KMS
+            raise ValueError("RS256 needs the RSA key")
+
+    def sign(self, msg: bytes, key: Any) -> bytes:
+        return self._key.sign(msg)
+
+    def verify(self, msg: bytes, sig: bytes, key: Any) -> bool:
+        raise NotImplementedError("the provider signs; relying parties verify with the JWKS")
+
+
+class _KmsRegistry(JWSRegistry):
+    def __init__(self, key: KmsSigningKey) -> None:
+        super().__init__(algorithms=[ALGORITHM])
+        self.algorithms = {ALGORITHM: _KmsRS256(key)}
+
+
 class _IdToken(OpenIDCode):
     DEFAULT_EXPIRES_IN = ID_TOKEN_SECONDS
 
-    def __init__(self, issuer: str) -> None:
+    def __init__(self, issuer: str, key: KmsSigningKey) -> None:
         super().__init__(require_nonce=False)
         self._issuer = issuer
+        self._key = key
+        self._registry = _KmsRegistry(key)
 
     def exists_nonce(self, nonce: str, request: OAuth2Request) -> bool:
         return False  # codes are single-use; the nonce is the relying party's to check
 
-    def resolve_client_private_key(self, client: LoadBalancer) -> OctKey:
-        return OctKey.import_key(client.client_secret.encode())
+    def resolve_client_private_key(self, client: LoadBalancer) -> RSAKey:
+        return self._key.public_key  # what joserfc is handed; the signature is KMS's (_KmsRS256)
 
     def get_client_algorithm(self, client: LoadBalancer) -> str:
-        return "HS256"
+        return ALGORITHM
+
+    def encode_id_token(self, token: dict[str, Any], request: OAuth2Request) -> str:
+        """Authlib's encode_id_token, with the KMS registry and the key's id in the header."""
+        claims = self.get_compatible_claims(request)
+        if request.authorization_code:
+            claims.update(self.get_authorization_code_claims(request.authorization_code))
+        access_token = token.get("access_token")
+        if access_token:
+            claims["at_hash"] = create_half_hash(access_token, ALGORITHM).decode("utf-8")
+        claims.update(self.generate_user_info(request.user, token["scope"]))
+        header = {"alg": ALGORITHM, "kid": self._key.kid}
+        return str(jwt.encode(header, claims, self._key.public_key, [ALGORITHM], registry=self._registry))
 
     def get_client_claims(self, client: LoadBalancer) -> dict[str, Any]:
         return {"iss": self._issuer, "aud": client.client_id, "exp": int(time.time()) + ID_TOKEN_SECONDS}
@@ -206,21 +254,29 @@ class HttpRequest:
 
 
 class Provider(AuthorizationServer):
-    def __init__(self, client: LoadBalancer, store: SignInStore, issuer: str) -> None:
+    def __init__(
+        self, clients: Callable[[str], LoadBalancer | None], store: SignInStore, issuer: str, key: KmsSigningKey
+    ) -> None:
+        """`clients`: the client a client id names (the install's, for the catch-all rule, or a
+        review host's own), or None."""
         super().__init__(scopes_supported=list(SCOPES))
-        self.client = client
+        self.clients = clients
         self.store = store
         self.issuer = issuer
+        self.key = key
         self.register_token_generator(
             "default", BearerTokenGenerator(lambda *a, **k: generate_token(42), None, ACCESS_TOKEN_SECONDS)
         )
-        self.register_grant(_CodeGrant, [_IdToken(issuer)])
+        self.register_grant(_CodeGrant, [_IdToken(issuer, key)])
 
     # ------------------------------------------------------------------ Authlib's hooks
 
     def query_client(self, client_id: str) -> LoadBalancer | None:
-        if isinstance(client_id, str) and hmac.compare_digest(client_id.encode(), self.client.client_id.encode()):
-            return self.client
+        if not isinstance(client_id, str) or not 0 < len(client_id) <= 512:
+            return None
+        client = self.clients(client_id)
+        if client is not None and hmac.compare_digest(client_id.encode(), client.client_id.encode()):
+            return client
         return None
 
     def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
@@ -254,7 +310,7 @@ class Provider(AuthorizationServer):
             "response_types_supported": ["code"],
             "grant_types_supported": ["authorization_code"],
             "subject_types_supported": ["public"],
-            "id_token_signing_alg_values_supported": ["HS256"],
+            "id_token_signing_alg_values_supported": [ALGORITHM],
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             "scopes_supported": list(SCOPES),
             "claims_supported": ["sub", "preferred_username", "name", "iss", "aud", "exp", "iat", "nonce"],
