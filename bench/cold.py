@@ -31,7 +31,7 @@ CLIENTS = {
     "TaskEventsFunction": ("ssm", "dynamodb", "ecs", "scheduler"),  # ec2 only with public IPs
     "ReconcileFunction": ("ssm", "dynamodb", "ecs", "scheduler"),
     "WakeFunction": ("ssm", "dynamodb", "ecs", "scheduler", "elbv2", "secretsmanager"),
-    "AuthFunction": ("ssm", "dynamodb", "secretsmanager"),
+    "AuthFunction": ("ssm", "dynamodb", "secretsmanager", "kms"),
 }
 ENV = {
     "GITLAB_URL": "https://gitlab.example.com",
@@ -53,6 +53,8 @@ ENV = {
     # Sign-in on (the default in address mode): rule writers read the ALB's client secret.
     "OIDC_ISSUER": "https://abc123def4.execute-api.us-east-1.amazonaws.com/auth",
     "OIDC_CLIENT_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:111122223333:secret:review-apps-alb-AbCdEf",
+    "OIDC_SIGNING_KEY_ARN": "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+    "SIGNIN_TABLE_NAME": "signins",
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_ACCESS_KEY_ID": "x",
     "AWS_SECRET_ACCESS_KEY": "x",
