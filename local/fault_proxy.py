@@ -28,6 +28,12 @@ class Fault:
     body: dict[str, Any]
     applied: bool = False  # moto carries the request out, and then the answer is lost (a 5xx)
     skip: int = 0  # matching requests to let through before the fault starts
+    meanwhile: Any = None  # instead of failing: run this (another writer, say), then pass the request on
+
+
+def meanwhile(target: str, act: Any, times: int = 1) -> Fault:
+    """`act()` runs while the next `times` matching requests are in flight; they go through."""
+    return Fault(target, times, 0, {}, meanwhile=act)
 
 
 def server_error(target: str, times: int, applied: bool = False, skip: int = 0) -> Fault:
@@ -70,6 +76,9 @@ class FaultProxy:
             def _relay(self, method: str) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 fault = proxy._take(self.headers.get("X-Amz-Target", ""), f"{method} {self.path}")
+                if fault is not None and fault.meanwhile is not None:
+                    fault.meanwhile()
+                    fault = None
                 if fault is not None and fault.applied:
                     self._forward(method, body)  # carried out; the answer never arrives
                 if fault is not None:

@@ -300,3 +300,43 @@ def test_a_push_to_a_queued_mr_is_on_the_mr_at_once(make_world):
     world.push(2, sha(22))
     assert f"`{sha(22)[:8]}`" in world.note(2) and "**number 1** in the queue" in world.note(2)
     assert world.commit_statuses(sha(22))[-1]["status"] == "pending"
+
+
+def test_a_kept_ask_that_needs_nothing_leaves_nothing(world: World):
+    """A pipeline for an MR without a spec, during an outage: kept, carried out (nothing to do),
+    and then no bare record is left, and no note is made."""
+    world.commit(sha(5), spec=None)
+    world.gitlab.state.open_merge_request(PROJECT_ID, 5, sha=sha(5), source_branch="feature/5")
+    world.gitlab.state.fail_next(1000, status=503)
+    try:
+        assert world.pipeline(5, sha=sha(5))["status"] == 202
+    finally:
+        world.gitlab.state.faults.clear()
+    assert world.record(5)["pending_ask"]
+    assert world.reconcile()["kept_carried_out"] == 1
+    assert world.record(5) is None and world.notes(5) == []
+    world.reconcile()
+    assert world.notes(5) == []
+
+
+def test_a_write_beside_a_launch_in_flight_does_not_supersede_it(fault_world: World):
+    """Keeping a delivery or claiming the note's creation moves the record's rev while a launch
+    waits on RunTask: the launch looks again, finds its claim still standing, and keeps its task."""
+    world = fault_world
+    world.commit(sha(1), spec=ON_OPEN)
+    world.gitlab.state.open_merge_request(PROJECT_ID, 1, sha=sha(1), source_branch="feature/1")
+
+    def another_writer() -> None:
+        world.dynamodb.update_item(
+            TableName=TABLE,
+            Key={"pk": {"S": f"mr#{PROJECT_ID}/1"}},
+            UpdateExpression="SET note_claimed_at = :now, rev = rev + :one",
+            ExpressionAttributeValues={":now": {"N": str(int(time.time()))}, ":one": {"N": "1"}},
+        )
+
+    world.proxy.inject(fault_proxy.meanwhile(f"{fault_proxy.ECS}.RunTask", another_writer))
+    answer = world.send_mr(1, "open")
+    assert answer["status"] == 202 and answer["body"]["message"] == "deploying", answer
+    [task] = world.tasks()
+    assert world.record(1)["task_arn"] == task["taskArn"]
+    every_task_has_a_way_to_end(world)

@@ -301,11 +301,25 @@ def test_registering_is_bound_to_the_installs_tag_and_tags_are_read_only_where_t
     register = launch["RegisterOnlyTaggedAsOurs"]
     assert register["Action"] == "ecs:RegisterTaskDefinition"
     assert register["Condition"] == {"StringEquals": {"aws:RequestTag/review-apps:install": {"Ref": "AWS::StackName"}}}
+    # ...and to this install's own families, as AWS's authorization reference allows for this action.
+    assert register["Resource"]["Sub"].endswith(":task-definition/review-app_${AWS::StackName}_*:*")
+    assert launch["ReadWhoOwnsSecrets"]["Action"] == "secretsmanager:DescribeSecret"
+    assert ":secret:*" in launch["ReadWhoOwnsSecrets"]["Resource"]["Sub"]
+
     assert "ecs:RegisterTaskDefinition" not in str(launch["TaskDefinitions"]["Action"])
     assert launch["ReadWhoOwnsRepositories"]["Action"] == "ecr:ListTagsForResource"
     assert ":repository/*" in launch["ReadWhoOwnsRepositories"]["Resource"]["Sub"]
     assert launch["ReadWhoOwnsTheListedTaskRoles"]["Resource"] == {"Ref": "ReviewAppTaskRoleArns"}
     assert launch["ReadWhoOwnsTheListedExecutionRoles"]["Resource"] == {"Ref": "ReviewAppExecutionRoleArns"}
+
+
+def test_every_alarm_notifies_the_operators_topic_when_there_is_one():
+    alarms = [r for r in RESOURCES.values() if r["Type"] == "AWS::CloudWatch::Alarm"]
+    assert len(alarms) >= 2
+    for alarm in alarms:
+        assert alarm["Properties"]["AlarmActions"] == {
+            "If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]
+        }
 
 
 def test_an_empty_role_list_makes_no_pass_role_statement():

@@ -179,7 +179,24 @@ class RecordStore:
         return True
 
     def drop_kept(self, record: Record) -> bool:
-        """Forget the kept ask `record` carries, if it is still the one kept (not a newer one)."""
+        """Forget the kept ask `record` carries, if it is still the one kept (not a newer one). A
+        bare record that only carried it (an MR that turned out to need nothing) goes with it."""
+        current = self.get(record.project_id, record.mr_iid)
+        if current is not None and current.status == Status.NONE and not (current.note_id or current.last_command):
+            try:
+                self._db.delete_item(
+                    TableName=self._table,
+                    Key=_key(record.project_id, record.mr_iid),
+                    ConditionExpression="pending_at = :at AND pending_ask = :ask AND rev = :rev",
+                    ExpressionAttributeValues={
+                        ":at": {"N": str(record.pending_at)},
+                        ":ask": {"S": record.pending_ask},
+                        ":rev": {"N": str(current.rev)},
+                    },
+                )
+            except self._db.exceptions.ConditionalCheckFailedException:
+                return False
+            return True
         try:
             self._db.update_item(
                 TableName=self._table,

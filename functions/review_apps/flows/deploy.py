@@ -18,7 +18,7 @@ from review_apps.adapters.gitlab import NoAccess
 from review_apps.adapters.store import Conflict, SlotsTaken
 from review_apps.flows import routes
 from review_apps.flows.outcome import Outcome, Result
-from review_apps.flows.retry import until_written
+from review_apps.flows.retry import ATTEMPTS, until_written
 from review_apps.lifecycle import addresses, crash_log, sleep
 from review_apps.model.record import MergeRequestRef, Record
 from review_apps.model.values import Cause, Status
@@ -243,7 +243,7 @@ class Deployer:
     def _launch(
         self, record: Record, derived: taskdef.DerivedTaskDefinition, fresh: bool, waiting_since: int = 0
     ) -> Outcome:
-        ecs, store = self.services.ecs, self.services.store
+        ecs = self.services.ecs
         try:
             td_arn = ecs.register(derived.register_kwargs)
         except DefinitionRefused as refused:
@@ -265,27 +265,29 @@ class Deployer:
                 return self._postpone(record, run.failures, fresh, waiting_since)
             return self._launch_failed(record, run.failures or ("RunTask started no task and gave no reason",), fresh)
 
-        launched = lifecycle.launched(
-            record,
-            task_arn=run.task_arn,
-            task_definition_arn=td_arn,
-            container=derived.container,
-            port=derived.port,
-            wrapped=derived.wrapped,
-            unwrapped_because=derived.unwrapped_because,
-            target_group_arn=record.target_group_arn,
-            rule_arn=record.rule_arn,
-            log_streams=tuple(
-                s.encode() for s in crash_log.streams(derived.register_kwargs, self.services.settings.region)
-            ),
-        )
-        try:
-            launched = store.save(launched)
-        except Conflict:
+        streams = tuple(s.encode() for s in crash_log.streams(derived.register_kwargs, self.services.settings.region))
+
+        def with_task(claim: Record) -> Record:
+            return lifecycle.launched(
+                claim,
+                task_arn=str(run.task_arn),
+                task_definition_arn=td_arn,
+                container=derived.container,
+                port=derived.port,
+                wrapped=derived.wrapped,
+                unwrapped_because=derived.unwrapped_because,
+                target_group_arn=record.target_group_arn,
+                rule_arn=record.rule_arn,
+                log_streams=streams,
+            )
+
+        saved = self._record_launch(record, with_task)
+        if saved is None:
             # A newer delivery (new commit, merge, close) took over while we launched: ours must go.
             ecs.stop(run.task_arn, "Review app superseded by a newer event for this merge request")
             ecs.retire(td_arn)
             return Outcome(Result.SUPERSEDED, "superseded by a newer event for this merge request")
+        launched = saved
         self._stop_replaced(launched)
         if not self.set_deadline(launched, new=not launched.replaced_task_arn):
             launched = self._unscheduled(launched)
@@ -301,6 +303,25 @@ class Deployer:
             },
         )
         return Outcome(Result.DEPLOYING, "deploying", {"task": run.task_arn})
+
+    def _record_launch(self, claim: Record, with_task: Any) -> Record | None:
+        """The claim with its task, saved; None if the MR moved on (another launch or a stop took
+        the record). A write beside the claim that leaves it ours (a kept delivery, a note's
+        creation claimed) is no reason to give the task up: the task is put on the record as it is now."""
+        store = self.services.store
+        current: Record | None = claim
+        for _ in range(ATTEMPTS):
+            if current is None or (current.launch_id, current.status, current.task_arn) != (
+                claim.launch_id,
+                Status.DEPLOYING,
+                "",
+            ):
+                return None
+            try:
+                return store.save(with_task(current))
+            except Conflict:
+                current = store.get(claim.project_id, claim.mr_iid)
+        return None
 
     def _unscheduled(self, record: Record) -> Record:
         """The record flagged as running without its deadline's schedule (the note says so, and

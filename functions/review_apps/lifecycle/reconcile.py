@@ -116,7 +116,8 @@ def plan(
         if record.active and key not in owned:
             if record.task_arn or now > record.launched_at + LAUNCH_GRACE_SECONDS:
                 result.check.append(record)
-        elif needs_publish(record) and not record.pending_ask:  # a kept ask publishes once carried out
+        elif needs_publish(record) and not record.pending_ask and (record.status or record.last_command):
+            # A kept ask publishes once carried out; a bare record it left (nothing to do) has nothing to say.
             result.republish.append(record)
 
     in_use = {r.task_definition_arn for r in records if r.active and r.task_definition_arn}
