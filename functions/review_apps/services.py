@@ -19,12 +19,12 @@ from review_apps.adapters.metrics import Metrics
 from review_apps.adapters.owners import Owners
 from review_apps.adapters.scheduler import Scheduler
 from review_apps.adapters.signin_store import SignInStore
-from review_apps.adapters.signing_key import KmsSigningKey
 from review_apps.adapters.store import RecordStore
 from review_apps.lifecycle import Caps
 from review_apps.settings import Settings
 
-if TYPE_CHECKING:  # Authlib's client costs ~80 ms at cold start: only AuthFunction imports it
+if TYPE_CHECKING:  # Authlib's client (~80 ms at cold start) and joserfc: only AuthFunction imports them
+    from review_apps.adapters.signing_key import KmsSigningKey
     from review_apps.signin.gitlab_oauth import OAuthApp
 
 SECRET_CACHE_SECONDS = 300  # a rotated secret takes effect within five minutes
@@ -95,6 +95,8 @@ class Services:
     @cached_property
     def signing_key(self) -> KmsSigningKey:
         """The ID tokens' key (its public half is read once per container)."""
+        from review_apps.adapters.signing_key import KmsSigningKey
+
         return KmsSigningKey(lambda: self.aws("kms"), self.settings.oidc_signing_key_arn)
 
     @cached_property

@@ -23,6 +23,7 @@ if not (CHROMIUM and DRIVER):
     )
 
 from selenium import webdriver  # noqa: E402
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as seen  # noqa: E402
@@ -54,11 +55,15 @@ def sign_in(driver: webdriver.Chrome, username: str) -> None:
     wait = WebDriverWait(driver, 20)
     wait.until(seen.presence_of_element_located((By.ID, "user_login"))).send_keys(username)
     driver.find_element(By.ID, "user_password").send_keys(PEOPLE[username][2])
-    driver.find_element(By.ID, "sign_in").click()
+    button = driver.find_element(By.ID, "sign_in")
+    button.click()
+    wait.until(seen.staleness_of(button))  # GitLab's page is gone: what follows is the next page's
 
 
 def heading(driver: webdriver.Chrome) -> str:
-    return WebDriverWait(driver, 20).until(seen.presence_of_element_located((By.TAG_NAME, "h1"))).text
+    """The page's h1, read again if the page changes under the read (a redirect landing)."""
+    wait = WebDriverWait(driver, 20, ignored_exceptions=[StaleElementReferenceException, NoSuchElementException])
+    return str(wait.until(lambda d: d.find_element(By.TAG_NAME, "h1").text))
 
 
 def test_a_member_signs_in_once_for_two_apps_and_a_stranger_is_refused(alb_world):

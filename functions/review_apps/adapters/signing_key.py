@@ -8,9 +8,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from joserfc.jwk import RSAKey
+if TYPE_CHECKING:  # joserfc is imported on first use: only AuthFunction signs, and cold starts count
+    from joserfc.jwk import RSAKey
 
 ALGORITHM = "RS256"
 _KMS_ALGORITHM = "RSASSA_PKCS1_V1_5_SHA_256"  # RS256 as KMS names it
@@ -23,6 +24,8 @@ class KmsSigningKey:
 
     @cached_property
     def public_key(self) -> RSAKey:
+        from joserfc.jwk import RSAKey
+
         der = self._kms().get_public_key(KeyId=self._key_id)["PublicKey"]
         return RSAKey.import_key(der, {"use": "sig", "alg": ALGORITHM})
 

@@ -551,7 +551,7 @@ class Deployer:
             if claim is None:
                 self.logger.info("another function is creating the merge request's note", extra={"mr": record.key})
                 return record
-            record, claimed = claim, True
+            record, claimed = claim, not claim.note_id  # a note made meanwhile is published through
         try:
             published = self.services.gitlab.publish(record, fresh=fresh)
         except Exception:
@@ -582,13 +582,23 @@ class Deployer:
             return record
 
     def _claim_note(self, record: Record) -> Record | None:
-        now = int(time.time())
-        if record.note_claimed_at and now - record.note_claimed_at < NOTE_CLAIM_SECONDS:
-            return None
-        try:
-            return self.services.store.save(dataclasses.replace(record, note_claimed_at=now))
-        except Conflict:
-            return None
+        """The record with this writer's claim on creating the note (or, if a note was made
+        meanwhile, the record as it is now); None while another writer holds a fresh claim. A claim
+        that loses to an unrelated write looks again: giving up there would leave the MR behind."""
+        current: Record | None = record
+        for _ in range(ATTEMPTS):
+            if current is None:
+                return None
+            now = int(time.time())
+            if current.note_id:
+                return current
+            if current.note_claimed_at and now - current.note_claimed_at < NOTE_CLAIM_SECONDS:
+                return None
+            try:
+                return self.services.store.save(dataclasses.replace(current, note_claimed_at=now))
+            except Conflict:
+                current = self.services.store.get(record.project_id, record.mr_iid)
+        return None
 
 
 # A writer that claimed the note's creation and died leaves it to the next one after this long.
