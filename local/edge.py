@@ -92,7 +92,7 @@ class _ToEdge(HTTPAdapter):
 
 
 class Edge:
-    def __init__(self, world: Any) -> None:
+    def __init__(self, world: Any, port: int = 0) -> None:
         self.world = world
         self.sessions: dict[str, dict[str, Any]] = {}  # the ALB's sessions, by cookie value
         self.pending: dict[str, dict[str, Any]] = {}  # the ALB's sign-ins under way, by state
@@ -103,7 +103,7 @@ class Edge:
         cert, key = _certificate(Path(self._dir.name), [f"*.{world.review_domain}", SIGNIN_HOST])
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(cert, key)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _EdgeHandler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), _EdgeHandler)
         self._server.daemon_threads = True
         self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
         self._server.edge = self  # type: ignore[attr-defined]

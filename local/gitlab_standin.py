@@ -8,6 +8,7 @@ in tests and in the demo. State is in memory and readable directly by the test t
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import threading
@@ -18,6 +19,8 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from local import gitlab_hooks
 
 BOT_USER = {"id": 99, "username": "review-apps-bot", "name": "Review Apps", "state": "active"}
 ENV_TIERS = ("production", "staging", "testing", "development", "other")
@@ -65,6 +68,8 @@ class Project:
     commits: dict[str, dict[str, str]] = field(default_factory=dict)  # sha -> {path: content}
     members: dict[int, int] = field(default_factory=dict)  # user id -> access level
     visibility: str = "private"  # private, internal or public
+    branches: dict[str, str] = field(default_factory=dict)  # name -> head commit sha
+    hooks: list[dict[str, Any]] = field(default_factory=list)  # project webhooks, token included
 
 
 class GitLabState:
@@ -92,6 +97,12 @@ class GitLabState:
         self.oauth_tokens: dict[str, int] = {}
         self.browser_sessions: dict[str, int] = {}
         self.token_scopes: tuple[str, ...] = ("api",)  # the bot token's, as /personal_access_tokens/self says
+        self.tokens: dict[str, int] = {token: BOT_USER["id"]}  # personal access tokens -> their user
+        self.caller = BOT_USER["id"]  # whose token the request being served carries
+        self.namespaces: dict[str, int] = {}  # group paths -> namespace ids
+        # Webhook deliveries (local/gitlab_hooks.py): how a delivery is POSTed, and what each got.
+        self.hook_transport: Any = None
+        self.hook_deliveries: list[dict[str, Any]] = []
 
     def next_id(self) -> int:
         self._ids += 1
@@ -100,8 +111,12 @@ class GitLabState:
     # ------------------------------------------------------------------ set-up helpers
 
     def add_project(self, project_id: int, path: str) -> Project:
+        """A project with one empty commit on its default branch, in its group's namespace."""
         project = Project(project_id, path)
+        root = hashlib.sha1(f"root of {path}".encode()).hexdigest()
+        project.commits[root], project.branches[project.default_branch] = {}, root
         self.projects[project_id] = project
+        self.namespaces.setdefault(path.rsplit("/", 1)[0], self.next_id())
         return project
 
     def add_user(self, user_id: int, username: str, name: str, password: str, state: str = "active") -> None:
@@ -174,6 +189,17 @@ class GitLabState:
                 return project
         raise _not_found("Project")
 
+    def author(self) -> dict[str, Any]:
+        """The caller as GitLab shows a note's author."""
+        if self.caller == BOT_USER["id"]:
+            return dict(BOT_USER)
+        user = self.users[self.caller]
+        return {k: user[k] for k in ("id", "username", "name", "state")}
+
+    def access(self, project: Project) -> int:
+        """The caller's access level in `project` (0: not a member)."""
+        return project.members.get(self.caller, 0)
+
     def merge_request(self, project: Project, iid: str) -> dict[str, Any]:
         mr = self.merge_requests.get((project.id, int(iid)))
         if mr is None:
@@ -216,7 +242,10 @@ def _valid_url(value: Any) -> bool:
 
 @route("GET", "/user")
 def get_user(state: GitLabState, q: dict, data: dict) -> tuple[int, Any]:
-    return 200, BOT_USER
+    if state.caller == BOT_USER["id"]:
+        return 200, BOT_USER
+    user = state.users[state.caller]
+    return 200, {k: user[k] for k in ("id", "username", "name", "state")}
 
 
 @route("GET", "/personal_access_tokens/self")
@@ -254,7 +283,7 @@ def get_merge_request(state, q, data, id, iid):
 def get_raw_file(state, q, data, id, file_path):
     project = state.project(id)
     ref = q.get("ref") or project.default_branch
-    files = project.commits.get(ref)
+    files = project.commits.get(project.branches.get(ref, ref))
     if files is None:
         raise _not_found("Commit")
     content = files.get(unquote(file_path))
@@ -296,7 +325,7 @@ def create_note(state, q, data, id, iid):
         "id": state.next_id(),
         "type": None,
         "body": body,
-        "author": dict(BOT_USER),
+        "author": state.author(),
         "created_at": stamp,
         "updated_at": stamp,
         "system": False,
@@ -309,6 +338,7 @@ def create_note(state, q, data, id, iid):
         "internal": False,
     }
     state.notes[(project.id, mr["iid"])].append(note)
+    gitlab_hooks.note_created(state, project, mr, note)
     return 201, _note_json(note)
 
 
@@ -555,6 +585,261 @@ def get_member(state, q, data, id, user_id):
     }
 
 
+# ------------------------------------------- repository, merge requests, hooks, members
+# What `make onboard` and `make smoke` do through GitLab: a branch with a commit, a merge request
+# opened, pushed to, commented on and closed, a project hook, the bot as a member.
+
+MAINTAINER, OWNER = 40, 50
+
+
+def _maintainer(state: GitLabState, project: Project, level: int = MAINTAINER) -> None:
+    if state.access(project) < level:
+        raise HttpError(403, {"message": "403 Forbidden"})
+
+
+def _branch_json(project: Project, name: str) -> dict[str, Any]:
+    sha = project.branches[name]
+    return {
+        "name": name,
+        "commit": {"id": sha, "short_id": sha[:8]},
+        "merged": False,
+        "protected": name == project.default_branch,
+        "default": name == project.default_branch,
+    }
+
+
+@route("GET", "/projects/:id/repository/branches/:branch")
+def get_branch(state, q, data, id, branch):
+    project = state.project(id)
+    if unquote(branch) not in project.branches:
+        raise _not_found("Branch")
+    return 200, _branch_json(project, unquote(branch))
+
+
+@route("DELETE", "/projects/:id/repository/branches/:branch")
+def delete_branch(state, q, data, id, branch):
+    project, name = state.project(id), unquote(branch)
+    if name not in project.branches:
+        raise _not_found("Branch")
+    if name == project.default_branch:
+        raise HttpError(405, {"message": "405 Method Not Allowed"})
+    del project.branches[name]
+    return 204, b""
+
+
+@route("POST", "/projects/:id/repository/commits")
+def create_commit(state, q, data, id):
+    """One commit of `actions` (create/update/delete a file) on `branch`, which is made from
+    `start_branch` when it does not exist yet."""
+    project = state.project(id)
+    branch, message = _require(data, "branch"), _require(data, "commit_message")
+    actions = _require(data, "actions")
+    if not isinstance(actions, list) or not all(isinstance(a, dict) for a in actions):
+        raise HttpError(400, {"error": "actions is invalid"})
+    start = data.get("start_branch") or branch
+    if start not in project.branches:
+        raise _bad("branch", f"A branch called '{start}' doesn't exist")
+    files = dict(project.commits[project.branches[start]])
+    for action in actions:
+        kind, path = action.get("action"), action.get("file_path")
+        if kind not in ("create", "update", "delete") or not isinstance(path, str) or not path:
+            raise HttpError(400, {"error": "actions[action] does not have a valid value"})
+        if kind == "create" and path in files:
+            raise _bad("file_path", f"A file with this name already exists: {path}")
+        if kind in ("update", "delete") and path not in files:
+            raise _bad("file_path", f"A file with this name doesn't exist: {path}")
+        if kind == "delete":
+            del files[path]
+        else:
+            files[path] = str(action.get("content") or "")
+    sha = hashlib.sha1(f"{project.branches[start]}{message}{state.next_id()}".encode()).hexdigest()
+    project.commits[sha] = files
+    old = project.branches.get(branch)
+    project.branches[branch] = sha
+    stamp = _now()
+    for mr in state.merge_requests.values():  # a push to an MR's source branch updates the MR
+        if mr["project_id"] == project.id and mr["source_branch"] == branch and mr["state"] == "opened":
+            mr["sha"] = sha
+            gitlab_hooks.merge_request_changed(state, project, mr, "update", oldrev=old)
+    return 201, {
+        "id": sha,
+        "short_id": sha[:8],
+        "title": message.splitlines()[0],
+        "message": message,
+        "parent_ids": [project.branches.get(start, "")] if old is None else [old],
+        "created_at": stamp,
+        "committed_date": stamp,
+    }
+
+
+@route("GET", "/projects/:id/merge_requests")
+def list_merge_requests(state, q, data, id):
+    project = state.project(id)
+    wanted = q.get("state", "all")
+    if wanted not in ("opened", "closed", "merged", "locked", "all"):
+        raise HttpError(400, {"error": "state does not have a valid value"})
+    found = [
+        mr
+        for (project_id, _), mr in sorted(state.merge_requests.items())
+        if project_id == project.id
+        and wanted in ("all", mr["state"])
+        and q.get("source_branch", mr["source_branch"]) == mr["source_branch"]
+    ]
+    return 200, found
+
+
+@route("POST", "/projects/:id/merge_requests")
+def create_merge_request(state, q, data, id):
+    project = state.project(id)
+    source, target, title = _require(data, "source_branch"), _require(data, "target_branch"), _require(data, "title")
+    for name in (source, target):
+        if name not in project.branches:
+            raise _bad("source_branch" if name == source else "target_branch", f"{name} does not exist")
+    for mr in state.merge_requests.values():
+        if (mr["project_id"], mr["source_branch"], mr["target_branch"], mr["state"]) == (
+            project.id,
+            source,
+            target,
+            "opened",
+        ):
+            raise HttpError(
+                409, {"message": [f"Another open merge request already exists for this source branch: !{mr['iid']}"]}
+            )
+    iid = 1 + max((i for (p, i) in state.merge_requests if p == project.id), default=0)
+    mr = state.open_merge_request(project.id, iid, sha=project.branches[source], source_branch=source)
+    mr.update({"title": title, "description": str(data.get("description") or ""), "target_branch": target})
+    mr["author"] = state.author()
+    gitlab_hooks.merge_request_changed(state, project, mr, "open")
+    return 201, mr
+
+
+@route("PUT", "/projects/:id/merge_requests/:iid")
+def update_merge_request(state, q, data, id, iid):
+    project = state.project(id)
+    mr = state.merge_request(project, iid)
+    event = data.get("state_event")
+    if event not in (None, "close", "reopen"):
+        raise HttpError(400, {"error": "state_event does not have a valid value"})
+    if "title" in data:
+        mr["title"] = _require(data, "title")
+    if event == "close" and mr["state"] == "opened":
+        mr["state"] = "closed"
+        gitlab_hooks.merge_request_changed(state, project, mr, "close")
+    elif event == "reopen" and mr["state"] == "closed":
+        mr["state"] = "opened"
+        gitlab_hooks.merge_request_changed(state, project, mr, "reopen")
+    return 200, mr
+
+
+_HOOK_EVENTS = ("push_events", "merge_requests_events", "note_events", "pipeline_events", "tag_push_events")
+
+
+def _hook_json(hook: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in hook.items() if k != "token"}  # GitLab never shows a hook's token
+
+
+def _hook_fields(hook: dict[str, Any], data: dict) -> None:
+    for name in (*_HOOK_EVENTS, "enable_ssl_verification"):
+        if name in data:
+            value = data[name]
+            if isinstance(value, str) and value in ("true", "false"):
+                value = value == "true"
+            if not isinstance(value, bool):
+                raise HttpError(400, {"error": f"{name} is invalid"})
+            hook[name] = value
+    if "token" in data:
+        hook["token"] = str(data["token"] or "")
+
+
+@route("GET", "/projects/:id/hooks")
+def list_hooks(state, q, data, id):
+    project = state.project(id)
+    _maintainer(state, project)
+    return 200, [_hook_json(h) for h in project.hooks]
+
+
+@route("POST", "/projects/:id/hooks")
+def create_hook(state, q, data, id):
+    project = state.project(id)
+    _maintainer(state, project)
+    url = _require(data, "url")
+    if not _valid_url(url):
+        raise _bad("url", "is blocked: Only allowed schemes are http, https")
+    hook = {"id": state.next_id(), "url": url, "project_id": project.id, "created_at": _now(), "token": ""}
+    hook.update({name: name == "push_events" for name in _HOOK_EVENTS})  # GitLab's defaults
+    hook["enable_ssl_verification"] = True
+    _hook_fields(hook, data)
+    project.hooks.append(hook)
+    return 201, _hook_json(hook)
+
+
+@route("PUT", "/projects/:id/hooks/:hook_id")
+def update_hook(state, q, data, id, hook_id):
+    project = state.project(id)
+    _maintainer(state, project)
+    hook = next((h for h in project.hooks if h["id"] == int(hook_id)), None)
+    if hook is None:
+        raise _not_found("Hook")
+    if "url" in data:
+        if not _valid_url(data["url"]):
+            raise _bad("url", "is blocked: Only allowed schemes are http, https")
+        hook["url"] = data["url"]
+    _hook_fields(hook, data)
+    return 200, _hook_json(hook)
+
+
+@route("POST", "/projects/:id/members")
+def add_member(state, q, data, id):
+    project = state.project(id)
+    _maintainer(state, project)
+    user_id, level = _require(data, "user_id"), _require(data, "access_level")
+    try:
+        user_id, level = int(user_id), int(level)
+    except (TypeError, ValueError):
+        raise HttpError(400, {"error": "user_id is invalid"}) from None
+    if level not in (10, 20, 30, 40, 50):
+        raise HttpError(400, {"error": "access_level does not have a valid value"})
+    if user_id != BOT_USER["id"] and user_id not in state.users:
+        raise _not_found("User")
+    if user_id in project.members:
+        raise HttpError(409, {"message": "Member already exists"})
+    project.members[user_id] = level
+    return 201, get_member(state, {}, {}, str(project.id), str(user_id))[1]
+
+
+@route("GET", "/namespaces/:id")
+def get_namespace(state, q, data, id):
+    path = unquote(id)
+    if path not in state.namespaces:
+        raise _not_found("Namespace")
+    return 200, {"id": state.namespaces[path], "name": path.rsplit("/", 1)[-1], "path": path, "full_path": path}
+
+
+@route("POST", "/projects")
+def create_project(state, q, data, id=None):
+    name, namespace_id = _require(data, "name"), _require(data, "namespace_id")
+    namespace = next((p for p, i in state.namespaces.items() if str(i) == str(namespace_id)), None)
+    if namespace is None:
+        raise _not_found("Namespace")
+    path = str(data.get("path") or name)
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}", path):
+        raise _bad("path", "can contain only letters, digits, '_', '-' and '.'")
+    full = f"{namespace}/{path}"
+    if any(p.path_with_namespace == full for p in state.projects.values()):
+        raise _bad("path", "has already been taken")
+    project = state.add_project(state.next_id(), full)
+    project.members[state.caller] = OWNER
+    return 201, get_project(state, {}, {}, str(project.id))[1]
+
+
+@route("DELETE", "/projects/:id")
+def delete_project(state, q, data, id):
+    project = state.project(id)
+    _maintainer(state, project, OWNER)
+    del state.projects[project.id]
+    return 202, {"message": "202 Accepted"}
+
+
 # ---------------------------------------------------------------------- HTTP plumbing
 
 
@@ -623,7 +908,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def _dispatch(self, state: GitLabState, method: str, path: str, query: dict, raw_body: bytes):
-        if self.headers.get("PRIVATE-TOKEN") != state.token:
+        caller = state.tokens.get(self.headers.get("PRIVATE-TOKEN") or "")
+        if caller is None:
             raise HttpError(401, {"message": "401 Unauthorized"})
         delay = state._delay_for(method, path)
         if delay:
@@ -632,6 +918,7 @@ class _Handler(BaseHTTPRequestHandler):
             match = pattern.match(path)
             if match and route_method == method:
                 with state.lock:
+                    state.caller = caller
                     state.requests.append((method, template))
                     for index, (matches, status, body) in enumerate(state.faults):
                         if matches(method, path):

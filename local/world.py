@@ -481,12 +481,12 @@ class World:
     def sign_in(self) -> bool:
         return self.alb and os.environ.get("REVIEW_APP_ACCESS", "members") == "members"
 
-    def edge(self) -> Any:
+    def edge(self, port: int = 0) -> Any:
         """The load balancer and the sign-in API on one local HTTPS port (started on first use)."""
         if self._edge is None:
             from local.edge import Edge
 
-            self._edge = Edge(self)
+            self._edge = Edge(self, port)
         return self._edge
 
     def close(self) -> None:
@@ -605,6 +605,46 @@ class World:
                     "targets": self.targets(group),
                 }
         return None
+
+    def deploy_stack(self, name: str = INSTALL_ID, **changes: str) -> dict[str, str]:
+        """The CloudFormation stack as `sam deploy` leaves it (in moto): the operator's parameters
+        and the template's outputs, which is what make doctor, onboard and smoke read. Returns the
+        parameters."""
+        from local.edge import SIGNIN_HOST, WEBHOOK_HOST
+
+        parameters = {
+            "GitLabUrl": self.gitlab.url,
+            "GitLabTokenParameterName": "/review-apps/gitlab-token",
+            "WebhookSecretParameterName": "/review-apps/webhook-secret",
+            "WebhookSigningSecretParameterName": "",
+            "GitLabOAuthParameterName": "/review-apps/gitlab-oauth" if self.alb else "",
+            "ClusterName": CLUSTER,
+            "Subnets": self.subnet,
+            "SecurityGroups": self.security_group,
+            "ReviewAppTaskRoleArns": TASK_ROLE,
+            "ReviewAppExecutionRoleArns": EXECUTION_ROLE,
+            "SharedImagePrefixes": os.environ.get("SHARED_IMAGE_PREFIXES", ""),
+            "AlbListenerArn": self.listener_arn if self.alb else "",
+            "ReviewDomain": REVIEW_DOMAIN if self.alb else "",
+            "ReviewAppAccess": os.environ.get("REVIEW_APP_ACCESS", "members"),
+            "MaxRunningApps": "20",
+            **changes,
+        }
+        outputs = {"WebhookUrl": f"https://{WEBHOOK_HOST}/webhook", "RecordsTableName": TABLE}
+        if self.sign_in:
+            outputs["SignInCallbackUrl"] = f"https://{SIGNIN_HOST}/auth/callback"
+        template = {
+            "AWSTemplateFormatVersion": "2010-09-09",
+            "Parameters": {key: {"Type": "String", "Default": ""} for key in parameters},
+            "Resources": {"Marker": {"Type": "AWS::SNS::Topic"}},
+            "Outputs": {key: {"Value": value} for key, value in outputs.items()},
+        }
+        boto3.client("cloudformation", region_name=REGION).create_stack(
+            StackName=name,
+            TemplateBody=json.dumps(template),
+            Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+        )
+        return parameters
 
     def redeploy(self, **settings: str) -> None:
         """`sam deploy` with changed parameters: same AWS and GitLab, fresh functions."""

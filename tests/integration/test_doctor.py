@@ -5,15 +5,11 @@ WebhookFunction through the local edge."""
 
 from __future__ import annotations
 
-import json
-
 import boto3
 import pytest
 
 from local.edge import WEBHOOK_HOST
 from local.world import (
-    CLUSTER,
-    EXECUTION_ROLE,
     GITLAB_TOKEN,
     INSTALL_ID,
     REGION,
@@ -27,39 +23,7 @@ STACK = INSTALL_ID
 
 
 def deploy_stack(world: World, **changes: str) -> None:
-    """The stack as `sam deploy` leaves it: the operator's parameters and the template's outputs."""
-    parameters = {
-        "GitLabUrl": world.gitlab.url,
-        "GitLabTokenParameterName": "/review-apps/gitlab-token",
-        "WebhookSecretParameterName": "/review-apps/webhook-secret",
-        "WebhookSigningSecretParameterName": "",
-        "GitLabOAuthParameterName": "/review-apps/gitlab-oauth",
-        "ClusterName": CLUSTER,
-        "Subnets": world.subnet,
-        "SecurityGroups": world.security_group,
-        "ReviewAppTaskRoleArns": TASK_ROLE,
-        "ReviewAppExecutionRoleArns": EXECUTION_ROLE,
-        "AlbListenerArn": world.listener_arn,
-        "ReviewDomain": REVIEW_DOMAIN,
-        "ReviewAppAccess": "members",
-        "MaxRunningApps": "20",
-        **changes,
-    }
-    template = {
-        "AWSTemplateFormatVersion": "2010-09-09",
-        "Parameters": {name: {"Type": "String", "Default": ""} for name in parameters},
-        "Resources": {"Marker": {"Type": "AWS::SNS::Topic"}},
-        "Outputs": {
-            "WebhookUrl": {"Value": f"https://{WEBHOOK_HOST}/webhook"},
-            "RecordsTableName": {"Value": "review-apps-records"},
-            "SignInCallbackUrl": {"Value": "https://signin.example.test/auth/callback"},
-        },
-    }
-    boto3.client("cloudformation", region_name=REGION).create_stack(
-        StackName=STACK,
-        TemplateBody=json.dumps(template),
-        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
-    )
+    world.deploy_stack(STACK, **changes)
 
 
 def examine(world: World) -> tuple[list[doctor.Check], str]:
