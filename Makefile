@@ -7,7 +7,7 @@ SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam
 CHECKOV_VENV := .venv-checkov
 
-.PHONY: test demo bench lint build clean project-token mutants local-services invoke doctor
+.PHONY: test demo bench lint build clean project-token mutants local-services invoke invoke-local doctor smoke smoke-local onboard
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@echo "== installing the functions' and tests' Python packages into $(VENV) (a minute or two, once)"
@@ -69,15 +69,32 @@ build: $(SAM_VENV)/.installed
 mutants: $(VENV)/.installed
 	$(PY) -m tools.mutants
 
-# Check a deployed install (AWS credentials for its account): make doctor [STACK=gitlab-review-apps]
+# Check a deployed install (AWS credentials for its account): make doctor [STACK=…] [PROJECT=group/name]
+# (STACK defaults to samconfig.toml's stack_name; LOCAL=1: the install make local-services runs)
 doctor: $(VENV)/.installed
-	@$(PY) -m tools.doctor --stack $(or $(STACK),gitlab-review-apps)
+	@$(PY) -m tools.doctor $(if $(STACK),--stack $(STACK)) $(if $(PROJECT),--project $(PROJECT)) $(if $(LOCAL),--local)
 
-# The webhook token for one project's own hook: make project-token PROJECT=42 [ROTATE=1]
-# (TABLE_NAME: the stack output RecordsTableName; ROTATE=1 revokes the old token at once).
+# Prove a deployed install works: one MR's life through the real GitLab and AWS (tools/smoke.py).
+smoke: $(VENV)/.installed
+	@test -n "$(SMOKE_PROJECT)$(SMOKE_NAMESPACE)" || { echo "usage: make smoke SMOKE_PROJECT=group/name (a sandbox the bot may write to) or SMOKE_NAMESPACE=group [STACK=…] [SMOKE_IMAGE=…]" >&2; exit 2; }
+	@$(PY) -m tools.smoke $(if $(STACK),--stack $(STACK))
+
+# The same smoke test against a local world it starts and stops itself (moto, the GitLab stand-in, the local ALB).
+smoke-local: $(VENV)/.installed
+	@$(PY) -m local.smoke_local
+
+# Set a project up for review apps: make onboard PROJECT=group/name [DRY_RUN=1] [FAMILY=<task definition family>]
+# (MAINTAINER_TOKEN=glpat-… in the environment, for this run only, where the bot may not add hooks or members)
+onboard: $(VENV)/.installed
+	@test -n "$(PROJECT)" || { echo "usage: make onboard PROJECT=group/name [DRY_RUN=1] [STACK=…] (MAINTAINER_TOKEN=… in the environment where needed)" >&2; exit 2; }
+	@$(PY) -m tools.onboard $(PROJECT) $(if $(STACK),--stack $(STACK)) $(if $(DRY_RUN),--dry-run) $(if $(FAMILY),--family $(FAMILY))
+
+# The webhook token for one project's own hook: make project-token PROJECT=42 [ROTATE=1] [STACK=…]
+# (the table and the secret's parameter come from the stack, or TABLE_NAME and SECRET_PARAMETER;
+# ROTATE=1 revokes the old token at once).
 project-token: $(VENV)/.installed
-	@test -n "$(PROJECT)" || { echo "usage: make project-token PROJECT=<numeric project id> [ROTATE=1] (with TABLE_NAME set)" >&2; exit 2; }
-	@$(PY) -m tools.project_token $(PROJECT) $(if $(SECRET_PARAMETER),--secret-parameter $(SECRET_PARAMETER)) $(if $(ROTATE),--rotate)
+	@test -n "$(PROJECT)" || { echo "usage: make project-token PROJECT=<numeric project id> [ROTATE=1] [STACK=…]" >&2; exit 2; }
+	@$(PY) -m tools.project_token $(PROJECT) $(if $(STACK),--stack $(STACK)) $(if $(SECRET_PARAMETER),--secret-parameter $(SECRET_PARAMETER)) $(if $(ROTATE),--rotate)
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .mutation .aws-sam .pytest_cache .hypothesis

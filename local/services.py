@@ -20,7 +20,7 @@ from typing import Any
 
 from local.gitlab_standin import GitLabStandIn
 from local.lambda_runtime import ROOT, load_template
-from local.world import GITLAB_TOKEN, MotoServer, World
+from local.world import GITLAB_TOKEN, INSTALL_ID, MotoServer, World
 
 SAMPLE_WEBHOOK_SECRET = "sample-webhook-secret"  # what the events/ webhook samples carry
 ENV_FILE = ROOT / "events" / "local-env.json"
@@ -29,16 +29,44 @@ CONTAINER_HOST = "host.docker.internal"
 SAMPLE_SPEC = "task_definition: shop-web\ntrigger: merge_request\nttl: 30m\nsleep_after: 15m\n"
 
 
-def start(bind: str, aws_port: int, gitlab_port: int, host_for_functions: str = CONTAINER_HOST) -> tuple[World, dict]:
+def start(
+    bind: str, aws_port: int, gitlab_port: int, host_for_functions: str = CONTAINER_HOST, edge_port: int = 0
+) -> tuple[World, dict]:
     """Start both services, install into them, and return (world, the env-vars file's content)."""
     moto = MotoServer(bind, aws_port)
     gitlab = GitLabStandIn(GITLAB_TOKEN, bind, gitlab_port).start()
     world = World(moto, gitlab, alb=True).install()
+    world.deploy_stack(INSTALL_ID)  # what make doctor LOCAL=1 reads
+    world.edge(edge_port)  # the stack's WebhookUrl, for make doctor LOCAL=1
     world.ssm.put_parameter(
         Name="/review-apps/webhook-secret", Value=SAMPLE_WEBHOOK_SECRET, Type="SecureString", Overwrite=True
     )
     _seed_sample_mr(world)
     return world, env_vars(world, host_for_functions)
+
+
+def point_at_local_services() -> Any:
+    """For make doctor LOCAL=1 in another shell: AWS calls go to this machine's moto, https:// to
+    the local edge (the stack's WebhookUrl). Returns the HTTP session to use."""
+    from local.edge import _ToEdge
+
+    edge_port = int(os.environ.get("LOCAL_EDGE_PORT", "8443"))
+    os.environ.update(
+        {
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{os.environ.get('LOCAL_AWS_PORT', '5000')}",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+    )
+    os.environ.pop("AWS_PROFILE", None)
+    import requests
+    import urllib3
+
+    urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+    session = requests.Session()
+    session.mount("https://", _ToEdge(edge_port))
+    return session
 
 
 def _seed_sample_mr(world: World) -> None:
@@ -75,7 +103,7 @@ def main() -> None:
         int(os.environ.get("LOCAL_AWS_PORT", "5000")),
         int(os.environ.get("LOCAL_GITLAB_PORT", "8929")),
     )
-    world, env = start(bind, aws_port, gitlab_port)
+    world, env = start(bind, aws_port, gitlab_port, edge_port=int(os.environ.get("LOCAL_EDGE_PORT", "8443")))
     ENV_FILE.write_text(json.dumps(env, indent=2) + "\n")
     print(
         f"AWS (moto) on {bind}:{aws_port}, GitLab stand-in on {bind}:{gitlab_port}; wrote {ENV_FILE.relative_to(ROOT)}"
@@ -83,6 +111,7 @@ def main() -> None:
     print("In another shell (Docker needed), for example:")
     print("  make invoke FUNCTION=WebhookFunction EVENT=webhook_merge_request_open.json")
     print("  make invoke FUNCTION=AuthFunction EVENT=auth_discovery.json")
+    print("  make doctor LOCAL=1     # the install's checks, against these services")
     print("Ctrl-C stops the services.")
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())

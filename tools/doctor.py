@@ -2,6 +2,8 @@
 
     make doctor                      # the stack named in samconfig.toml (gitlab-review-apps)
     make doctor STACK=my-review-apps
+    make doctor PROJECT=group/name   # and one project's setup (as make onboard would, changing nothing)
+    make doctor LOCAL=1              # the install `make local-services` runs
 
 Reads the stack's parameters and outputs, then checks what the install relies on but does not
 create: its SSM parameters exist and decrypt, the cluster, subnets and security groups exist, the
@@ -15,37 +17,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-from dataclasses import dataclass
 from typing import Any
 
 import requests
 
+from tools.install import Check, Clients, error_code, stack_name
+from tools.install import report as _report
+
 PROJECTS_TAG = "review-apps:projects"
 
 
-@dataclass(frozen=True)
-class Check:
-    ok: bool
-    what: str
-    fix: str = ""
-
-
-class Clients:
-    """The AWS clients the checks use (boto3's, or the tests' pointed at the emulator)."""
-
-    def __init__(self, factory: Any) -> None:
-        self._factory = factory
-        self._made: dict[str, Any] = {}
-
-    def __getattr__(self, service: str) -> Any:
-        if service not in self._made:
-            self._made[service] = self._factory(service)
-        return self._made[service]
-
-
-def _code(exc: Exception) -> str:
-    return str(getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__))
+_code = error_code
 
 
 def _csv(value: str) -> list[str]:
@@ -327,29 +311,37 @@ def _webhook(http: requests.Session, url: str) -> Check:
 
 
 def report(stack: str, checks: list[Check]) -> str:
-    lines = [f"make doctor: stack {stack}"]
-    for check in checks:
-        lines.append(f"  {'ok  ' if check.ok else 'FAIL'} {check.what}")
-        if not check.ok and check.fix:
-            lines.append(f"       fix: {check.fix}")
-    failed = sum(not c.ok for c in checks)
-    lines.append(f"{len(checks)} checks, {failed} failed")
-    return "\n".join(lines)
+    return _report(f"make doctor: stack {stack}", checks)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="doctor", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--stack", default="gitlab-review-apps", help="the stack name (samconfig.toml)")
+    parser.add_argument("--stack", default="", help="the stack name (default: samconfig.toml's)")
+    parser.add_argument("--project", default="", help="also check one project's setup (group/name)")
+    parser.add_argument("--local", action="store_true", help="the install `make local-services` runs")
     args = parser.parse_args(argv)
     import boto3
     from botocore.exceptions import BotoCoreError
 
+    http = requests.Session()
+    if args.local:
+        from local.services import point_at_local_services
+
+        http = point_at_local_services()
+    stack = args.stack or ("review-apps-local" if args.local else stack_name())
     try:
-        checks = run(args.stack, Clients(boto3.client), requests.Session())
+        checks = run(stack, Clients(boto3.client), http)
+        if args.project and all(c.ok for c in checks[:1]):
+            from tools.install import Install
+            from tools.onboard import Onboarding
+
+            install = Install.read(stack, Clients(boto3.client))
+            maintainer = os.environ.pop("MAINTAINER_TOKEN", "")
+            checks += Onboarding(install, args.project.strip("/"), maintainer_token=maintainer, change=False).run()
     except BotoCoreError as exc:
         print(f"doctor: this needs AWS credentials and a Region for the install's account: {exc}", file=sys.stderr)
         return 2
-    print(report(args.stack, checks))
+    print(report(stack, checks))
     return 0 if all(c.ok for c in checks) else 1
 
 

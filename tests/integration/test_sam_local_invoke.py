@@ -97,3 +97,25 @@ def test_the_env_vars_file_points_every_declared_variable_at_the_containers_host
         os.environ.update(saved)
         world.gitlab.stop()
         world.moto.stop()
+
+
+def test_make_doctor_checks_the_install_local_services_runs(capsys):
+    """`make doctor LOCAL=1` in another shell: the stack in moto, the webhook on the local edge."""
+    from tools import doctor
+
+    saved = dict(os.environ)
+    world, _ = services.start("127.0.0.1", 0, 0)
+    try:
+        os.environ["LOCAL_AWS_PORT"] = world.moto.url.rsplit(":", 1)[1]
+        os.environ["LOCAL_EDGE_PORT"] = str(world.edge().port)
+        code = doctor.main(["--local"])
+        shown = capsys.readouterr().out
+        assert code == 0, shown
+        assert shown.startswith("make doctor: stack review-apps-local")
+        assert "webhook https://webhook.example.test/webhook answers an unsigned request with 401" in shown
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        world.close()
+        world.gitlab.stop()
+        world.moto.stop()
