@@ -322,6 +322,24 @@ def test_a_project_token_is_revoked_by_rotating_it(world: World):
     other = auth.project_token(WEBHOOK_SECRET, 31)
     assert deliver_as_project(world, other) == 401
 
+    # A superseded version is never printed: that would hand out a revoked token.
+    old = project_token_tool(str(PROJECT_ID), "--version", "1", "--table", TABLE, "--secret-stdin")
+    assert old.returncode == 1 and old.stdout == ""
+    assert "version 1 is not project 14's current token (version 2): it was revoked by a rotation" in old.stderr
+
+
+def test_project_token_finds_the_table_from_the_stack_and_names_a_missing_one(world: World):
+    missing = project_token_tool(str(PROJECT_ID), "--stack", "no-such-stack")
+    assert missing.returncode == 1 and missing.stdout == ""
+    assert "the project's token version lives in the records table: give TABLE_NAME=<RecordsTableName>" in (
+        missing.stderr
+    )
+    world.deploy_stack("review-apps-local")
+    found = project_token_tool(str(PROJECT_ID), "--stack", "review-apps-local")  # table and secret: the stack's
+    assert found.returncode == 0 and found.stdout.strip() == auth.project_token(WEBHOOK_SECRET, PROJECT_ID)
+    wrong = project_token_tool(str(PROJECT_ID), "--table", "no-such-table", "--secret-parameter", "/x")
+    assert wrong.returncode == 1 and "no such table 'no-such-table' in this account and Region" in wrong.stderr
+
 
 # --------------------------------------------------------------------------- registration
 
