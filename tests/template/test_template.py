@@ -536,3 +536,85 @@ def test_one_catch_all_rule_sends_every_review_host_without_a_rule_to_the_wake_f
     assert oidc["SessionCookieName"] == "ReviewAppsSession" and oidc["Scope"] == "openid"
     assert oidc["OnUnauthenticatedRequest"] == "authenticate"
     assert signed_in[1]["TargetGroupArn"] == {"Ref": "WakeTargetGroup"}
+
+
+# ----------------------------------------------------------------- settings the functions refuse
+
+
+def _rule_holds(expression, parameters: dict[str, str]) -> bool | str | list:
+    """Evaluate a CloudFormation rule expression (Or, Not, Equals, Contains, Ref) over parameters."""
+    if isinstance(expression, dict):
+        [(name, args)] = expression.items()
+        if name == "Ref":
+            return parameters[args]
+        values = [_rule_holds(a, parameters) for a in args] if isinstance(args, list) else _rule_holds(args, parameters)
+        if name == "Or":
+            return any(values)
+        if name == "Not":
+            return not values[0]
+        if name == "Equals":
+            return values[0] == values[1]
+        if name == "Contains":
+            return values[1] in values[0]
+        raise AssertionError(f"unknown rule function {name}")
+    if isinstance(expression, list):
+        return [_rule_holds(e, parameters) for e in expression]
+    return expression
+
+
+def _template_accepts(parameter: str, value: str) -> bool:
+    return re.fullmatch(TEMPLATE["Parameters"][parameter]["AllowedPattern"], value) is not None
+
+
+def _functions_accept(**env: str) -> bool:
+    from review_apps.settings import SettingsError, load_settings
+    from tests.unit.test_messages_and_models import ENV
+
+    try:
+        load_settings({**ENV, **env})
+    except SettingsError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(
+    ("value", "allowed"),
+    [("30m", True), ("1h30m", True), ("4h", True), ("90s", True), ("1d", True), ("2h0m", True)]
+    + [("0m", False), ("0", False), ("1.5h", False), ("h", False), ("30", False), ("", False)],
+)
+def test_a_ttl_the_template_allows_is_one_the_functions_accept(value, allowed):
+    """What the template allows starts; it is stricter than the functions only about a bare number
+    of seconds and an empty value (which they would read as "the default")."""
+    assert _template_accepts("DefaultTtl", value) == _template_accepts("MaxTtl", value) == allowed
+    if allowed:
+        assert _functions_accept(DEFAULT_TTL=value, MAX_TTL="1000d") and _functions_accept(
+            MAX_TTL=value, DEFAULT_TTL="1s"
+        )
+    elif value not in ("30", ""):
+        assert not _functions_accept(DEFAULT_TTL=value) and not _functions_accept(MAX_TTL=value, DEFAULT_TTL="1s")
+
+
+@pytest.mark.parametrize("value", ["0", "5m", "15m", "1h", "2h30m", "1d", "4m", "1m", "30s", "0m", "90", "05m"])
+def test_a_sleep_after_the_template_allows_is_one_the_functions_accept(value):
+    """Stricter only where a regex would have to add up parts (300s, 4m60s): those it refuses."""
+    assert _template_accepts("DefaultSleepAfter", value) == _functions_accept(DEFAULT_SLEEP_AFTER=value)
+
+
+def test_the_ttl_rule_refuses_exactly_the_pairs_the_functions_refuse():
+    """Every pair of the whole-minute and whole-hour values the rule lists: the deploy fails where
+    the functions would fail at cold start, and passes where they would start."""
+    rule = TEMPLATE["Rules"]["DefaultTtlWithinMaxTtl"]["Assertions"]
+    values = sorted({v for a in rule for v in a["Assert"]["Or"][1]["Not"][0]["Contains"][0]} | {"24h", "1d"})
+    assert len(values) == 36
+    refused = 0
+    for default in values:
+        for maximum in values:
+            deploys = all(_rule_holds(a["Assert"], {"DefaultTtl": default, "MaxTtl": maximum}) for a in rule)
+            assert deploys == _functions_accept(DEFAULT_TTL=default, MAX_TTL=maximum), (default, maximum)
+            refused += not deploys
+    assert refused == 36 * 35 // 2 - 1  # every shorter MaxTtl; 24h and 1d are the same length
+
+
+@pytest.mark.parametrize("value", ["", '{"spot_factor": 0.35}', "not json", "[1]"])
+def test_a_price_table_that_is_not_an_object_fails_the_deploy(value):
+    assert _template_accepts("Prices", value) == (value == "" or value.startswith("{"))
