@@ -224,7 +224,15 @@ def crash_block(record: Record) -> str:
 
 
 def viewers_line(record: Record) -> str:
-    """Who can open the address (the install's sign-in setting when the app launched)."""
+    """Who can open the address (the install's sign-in setting when the app launched). In IP mode
+    nothing signs visitors in: with a public IP, that is anyone who learns it."""
+    if not record.host:
+        if record.public_ip:
+            return (
+                "Its address is a public IP with no sign-in in front: anyone on the internet who has it can open "
+                "it (an install in address mode signs visitors in with GitLab)."
+            )
+        return ""
     kind, _, level = record.viewers.partition(":")
     if kind == "members" and level.isdigit():
         project = record.project_path or "the project"
@@ -310,7 +318,7 @@ def render_note(record: Record) -> str:
             "",
             f"Commit {commit}, live since {format_utc(record.live_at)}, "
             f"until **{format_utc(record.deadline)}** ({ttl})."
-            + (f" {viewers_line(record)}" if record.host and viewers_line(record) else ""),
+            + (f" {viewers_line(record)}" if viewers_line(record) else ""),
         ]
         if cost_rate_line(record):
             lines.append(cost_rate_line(record))
