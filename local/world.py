@@ -606,11 +606,15 @@ class World:
                 }
         return None
 
-    def deploy_stack(self, name: str = INSTALL_ID, **changes: str) -> dict[str, str]:
-        """The CloudFormation stack as `sam deploy` leaves it (in moto): the operator's parameters
-        and the template's outputs, which is what make doctor, onboard and smoke read. Returns the
-        parameters."""
+    def deploy_stack(
+        self, name: str = INSTALL_ID, function_env: dict[str, str] | None = None, **changes: str
+    ) -> dict[str, str]:
+        """The CloudFormation stack as `sam deploy` leaves it (in moto): the operator's parameters,
+        the template's functions with their configuration (this install's, changed by
+        `function_env`), and the template's outputs, which is what make doctor, onboard and smoke
+        read. Returns the parameters."""
         from local.edge import SIGNIN_HOST, WEBHOOK_HOST
+        from local.lambda_runtime import load_template
 
         parameters = {
             "GitLabUrl": self.gitlab.url,
@@ -633,10 +637,40 @@ class World:
         outputs = {"WebhookUrl": f"https://{WEBHOOK_HOST}/webhook", "RecordsTableName": TABLE}
         if self.sign_in:
             outputs["SignInCallbackUrl"] = f"https://{SIGNIN_HOST}/auth/callback"
+        sam = load_template()
+        declared = sam["Globals"]["Function"]["Environment"]["Variables"]
+        configuration = {k: os.environ[k] for k in declared if k in os.environ} | (function_env or {})
+        iam = boto3.client("iam", region_name=REGION)
+        role_name = f"{name}-functions"
+        try:
+            role = iam.get_role(RoleName=role_name)["Role"]["Arn"]
+        except iam.exceptions.NoSuchEntityException:
+            role = iam.create_role(RoleName=role_name, AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        functions = {
+            logical: {
+                "Type": "AWS::Lambda::Function",
+                "Properties": {
+                    "Runtime": "python3.13",
+                    "Handler": resource["Properties"]["Handler"],
+                    "Role": role,
+                    "Code": {"ZipFile": "# the functions' code is not run by moto"},
+                    "Environment": {
+                        "Variables": configuration
+                        | {
+                            k: str(v)
+                            for k, v in resource["Properties"].get("Environment", {}).get("Variables", {}).items()
+                            if isinstance(v, str)
+                        }
+                    },
+                },
+            }
+            for logical, resource in sam["Resources"].items()
+            if resource["Type"] == "AWS::Serverless::Function"
+        }
         template = {
             "AWSTemplateFormatVersion": "2010-09-09",
             "Parameters": {key: {"Type": "String", "Default": ""} for key in parameters},
-            "Resources": {"Marker": {"Type": "AWS::SNS::Topic"}},
+            "Resources": {"Marker": {"Type": "AWS::SNS::Topic"}, **functions},
             "Outputs": {key: {"Value": value} for key, value in outputs.items()},
         }
         boto3.client("cloudformation", region_name=REGION).create_stack(

@@ -78,7 +78,50 @@ def run(stack: str, aws: Clients, http: requests.Session) -> list[Check]:
         checks.append(_gitlab(aws, http, params, "GitLabReadTokenParameterName"))
     if outputs.get("WebhookUrl"):
         checks.append(_webhook(http, outputs["WebhookUrl"]))
+    checks.append(_settings(aws, stack))
     return checks
+
+
+def _settings(aws: Clients, stack: str) -> Check:
+    """Each function's configuration, as deployed, loaded by the functions' own settings code:
+    what the template's patterns and rules can't refuse (e.g. DefaultTtl=5h30m with MaxTtl=4h)
+    would fail every invocation at cold start."""
+    from local.lambda_runtime import load_template
+    from review_apps.settings import SettingsError, load_settings
+
+    try:
+        pages = aws.cloudformation.get_paginator("list_stack_resources").paginate(StackName=stack)
+        functions = [
+            (r["LogicalResourceId"], r["PhysicalResourceId"])
+            for page in pages
+            for r in page["StackResourceSummaries"]
+            if r["ResourceType"] == "AWS::Lambda::Function"
+        ]
+        refused = []
+        for logical, physical in functions:
+            configuration = aws.__getattr__("lambda").get_function_configuration(FunctionName=physical)
+            try:
+                load_settings(configuration.get("Environment", {}).get("Variables", {}))
+            except SettingsError as exc:
+                refused.append((logical, str(exc)))
+    except Exception as exc:
+        return Check(
+            False, f"the functions' settings could not be read: {_code(exc)}", "lambda:GetFunctionConfiguration"
+        )
+    if not refused:
+        return Check(bool(functions), f"the stack's {len(functions)} functions load their settings", "sam deploy")
+    logical, message = refused[0]
+    variables = load_template()["Globals"]["Function"]["Environment"]["Variables"]
+    named = [word.strip("(),:") for word in message.split()]
+    parameters = [variables[w]["Ref"] for w in named if isinstance(variables.get(w), dict) and "Ref" in variables[w]]
+    return Check(
+        False,
+        f"{len(refused)} of {len(functions)} functions refuse their settings and would fail every call; "
+        f"{logical}: {message}",
+        "sam deploy --parameter-overrides " + " ".join(f"{p}=…" for p in dict.fromkeys(parameters))
+        if parameters
+        else "sam deploy with corrected parameters",
+    )
 
 
 def _parameters(aws: Clients, params: dict[str, str], sign_in: bool) -> list[Check]:

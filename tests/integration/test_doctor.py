@@ -22,8 +22,8 @@ from tools import doctor
 STACK = INSTALL_ID
 
 
-def deploy_stack(world: World, **changes: str) -> None:
-    world.deploy_stack(STACK, **changes)
+def deploy_stack(world: World, function_env: dict[str, str] | None = None, **changes: str) -> None:
+    world.deploy_stack(STACK, function_env, **changes)
 
 
 def examine(world: World) -> tuple[list[doctor.Check], str]:
@@ -37,8 +37,9 @@ def test_a_healthy_install_passes_every_check(alb_world):
     deploy_stack(alb_world)
     checks, shown = examine(alb_world)
     assert all(c.ok for c in checks), shown
-    assert len(checks) == 14, shown
-    assert shown.endswith("14 checks, 0 failed")
+    assert len(checks) == 15, shown
+    assert shown.endswith("15 checks, 0 failed")
+    assert "the stack's 6 functions load their settings" in shown
     assert "the listener has room for 99 awake review apps beside others' 0 rules and 0 target groups" in shown
     assert f"the listener's certificate covers *.{REVIEW_DOMAIN}" in shown
     assert f"webhook https://{WEBHOOK_HOST}/webhook answers an unsigned request with 401" in shown
@@ -174,3 +175,14 @@ def test_without_credentials_it_says_what_it_needs(monkeypatch, capsys):
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
     assert doctor.main(["--stack", "x"]) == 2
     assert "needs AWS credentials and a Region" in capsys.readouterr().err
+
+
+def test_settings_the_functions_refuse_are_reported_with_the_parameter_to_change(alb_world):
+    """What the template's rules can't express (5h30m against 4h) deploys, and every function would
+    fail at cold start: doctor loads each function's configuration with the functions' own code."""
+    deploy_stack(alb_world, function_env={"DEFAULT_TTL": "5h30m", "MAX_TTL": "4h"})
+    checks, shown = examine(alb_world)
+    [failed] = [c for c in checks if not c.ok]
+    assert failed.what.startswith("6 of 6 functions refuse their settings and would fail every call; ")
+    assert "DEFAULT_TTL (19800s) is longer than MAX_TTL (14400s)" in failed.what, shown
+    assert failed.fix == "sam deploy --parameter-overrides DefaultTtl=… MaxTtl=…", shown
