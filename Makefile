@@ -7,7 +7,11 @@ SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam
 CHECKOV_VENV := .venv-checkov
 
-.PHONY: test demo bench lint build clean project-token mutants local-services invoke invoke-local doctor smoke smoke-local onboard
+.DEFAULT_GOAL := setup
+.PHONY: setup test demo bench lint build clean project-token mutants local-services invoke invoke-local doctor smoke smoke-local onboard
+
+# `make` alone: both virtualenvs (the functions' and tests' packages; the SAM CLI).
+setup: $(VENV)/.installed $(SAM_VENV)/.installed
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@echo "== installing the functions' and tests' Python packages into $(VENV) (a minute or two, once)"
@@ -60,6 +64,11 @@ invoke: $(SAM_VENV)/.installed
 	AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0 \
 	  $(SAM) local invoke $(FUNCTION) -e events/$(EVENT) --env-vars events/local-env.json \
 	  --parameter-overrides GitLabUrl=http://host.docker.internal:8929 ReviewAppAccess=members
+
+# The same, without Docker: the function runs in this process with the environment SAM CLI resolves for it.
+invoke-local: $(VENV)/.installed $(SAM_VENV)/.installed
+	@test -n "$(FUNCTION)" -a -n "$(EVENT)" || { echo "usage: make invoke-local FUNCTION=<logical id> EVENT=<file in events/> (make local-services running)" >&2; exit 2; }
+	@$(PY) -m local.invoke_local $(FUNCTION) $(EVENT)
 
 # sam build needs the Lambda runtime's Python (3.13) on PATH, e.g. from pyenv.
 build: $(SAM_VENV)/.installed

@@ -10,14 +10,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-from pathlib import Path
-
-import pytest
 
 from local import services
 from local.events import load_sample
-from local.lambda_runtime import ROOT, LambdaContext, load_handler
+from local.invoke_local import invoke, sam_environments
+from local.lambda_runtime import ROOT
 
 ROW = re.compile(r"^\| `(\w+Function)` \| `([\w.]+\.json)` \| (.+) \|$")
 
@@ -33,13 +30,6 @@ def readme_table() -> list[tuple[str, str, list[str]]]:
     return rows
 
 
-def sam_python() -> str:
-    candidate = Path(os.environ.get("SAM_CLI", ROOT / ".venv-sam" / "bin" / "sam")).with_name("python")
-    if not candidate.exists():
-        pytest.fail("aws-sam-cli is not installed; run `make test`, which installs it")
-    return str(candidate)
-
-
 def test_every_sample_answers_as_the_readme_says(tmp_path):
     rows = readme_table()
     assert len(rows) >= 19 and {r[1] for r in rows} == {p.name for p in (ROOT / "events").glob("*.json")} - {
@@ -51,26 +41,14 @@ def test_every_sample_answers_as_the_readme_says(tmp_path):
         env_file = tmp_path / "local-env.json"
         env_file.write_text(json.dumps(env))
         functions = sorted({row[0] for row in rows})
-        asked = subprocess.run(
-            [sam_python(), "local/sam_env.py", str(env_file), *functions],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env={**saved, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "SAM_CLI_TELEMETRY": "0"},
-        )
-        assert asked.returncode == 0, asked.stderr[-2000:]
-        environments = json.loads(asked.stdout)
+        environments = sam_environments(env_file, functions)  # what make invoke-local does
         # The emulator runs in this process and reads its account from here; it is no function's setting.
         emulator = {"MOTO_ACCOUNT_ID": os.environ["MOTO_ACCOUNT_ID"]}
         for function, sample, expected in rows:
             given = environments[function]
             assert given["GITLAB_URL"].startswith("http://host.docker.internal:")
             assert given["AWS_ENDPOINT_URL"].startswith("http://host.docker.internal:")
-            os.environ.clear()
-            os.environ.update({k: v.replace("host.docker.internal", "127.0.0.1") for k, v in given.items()})
-            os.environ.update(emulator)
-            answer = load_handler(function)(load_sample(sample), LambdaContext(function_name=function))
+            answer = invoke(function, {**given, **emulator}, load_sample(sample))
             if "statusCode" in answer:
                 shown = f"{answer['statusCode']} {answer.get('body') or ''}"
             else:
