@@ -45,13 +45,14 @@ $(CHECKOV_VENV)/.installed: requirements-checkov.txt
 
 # Every checkov skip is justified where it is made (Metadata.checkov in template.yaml).
 lint: $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed
-	@echo "== lint: ruff over all the repository's Python, mypy (functions, tools), cfn-lint, sam validate, checkov"
+	@echo "== lint: ruff over all the repository's Python, mypy (functions, tools), cfn-lint, sam validate, checkov, IAM against AWS's reference"
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/cfn-lint template.yaml
 	SAM_CLI_TELEMETRY=0 $(SAM) validate --lint
 	BC_SKIP_MAPPING=TRUE $(CHECKOV_VENV)/bin/checkov -f template.yaml --framework cloudformation --compact --quiet
+	SAM_CLI=$(abspath $(SAM)) $(PY) -m tools.iam
 
 # The local AWS emulator and GitLab stand-in for `sam local invoke` (Docker): keeps running, writes
 # events/local-env.json. Then, in another shell: make invoke FUNCTION=WebhookFunction EVENT=webhook_note.json

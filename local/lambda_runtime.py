@@ -7,6 +7,8 @@ the environment, and no state leaks from an earlier "container".
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import importlib
 import sys
 import time
@@ -20,6 +22,9 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+# The function (template logical id) whose handler is running in this thread, for the suite's
+# record of the AWS operations each function makes (tests/conftest.py).
+RUNNING_FUNCTION: contextvars.ContextVar[str] = contextvars.ContextVar("running_function", default="")
 
 
 class _CfnLoader(yaml.SafeLoader):
@@ -64,7 +69,17 @@ def load_handler(logical_id: str) -> Callable[[dict, Any], Any]:
     for name in [n for n in sys.modules if n in fresh or n.startswith(tuple(p + "." for p in fresh))]:
         del sys.modules[name]
     module = importlib.import_module(module_name)
-    return getattr(module, function_name)
+    handler = getattr(module, function_name)
+
+    @functools.wraps(handler)
+    def invoke(event: Any, context: Any) -> Any:
+        token = RUNNING_FUNCTION.set(logical_id)
+        try:
+            return handler(event, context)
+        finally:
+            RUNNING_FUNCTION.reset(token)
+
+    return invoke
 
 
 @dataclass
