@@ -44,8 +44,11 @@ def said(who: str, text: str) -> None:
     print(textwrap.fill(f"{who}: {text}", WIDTH, subsequent_indent="    "))
 
 
-def webhook(answer: dict) -> None:
-    said("  GitLab → WebhookFunction", f"HTTP {answer['status']} {answer['body'].get('message', '')}")
+def webhook(answer: dict, what: str = "") -> None:
+    said(
+        f"  GitLab → WebhookFunction{f' ({what})' if what else ''}",
+        f"HTTP {answer['status']} {answer['body'].get('message', '')}",
+    )
 
 
 def task_event(answer: dict, status: str) -> None:
@@ -75,6 +78,23 @@ def show_mr(world: World, iid: int, sha: str) -> None:
         latest = statuses[-1]
         target = f" → {latest['target_url']}" if latest.get("target_url") else ""
         print(f"  │ Commit {sha[:8]} status 'review-app': {latest['status']}{target}")
+
+
+def start(world: World, clock, task_arn: str, label: str = "") -> None:
+    """Fargate starts a task as it does, with the clock moving: finding capacity, pulling the
+    image, starting the container. Each phase's event goes through TaskEventsFunction."""
+    created = datetime.now(UTC)  # RunTask was just called (moto keeps no createdAt)
+    clock.shift(timedelta(seconds=1))
+    task_event(world.task_event(task_arn, "PROVISIONING"), f"{label}PROVISIONING")
+    clock.shift(timedelta(seconds=9))
+    pulling = datetime.now(UTC)
+    timeline = {"createdAt": created, "pullStartedAt": pulling}
+    task_event(world.task_event(task_arn, "PENDING", timeline=timeline), f"{label}PENDING, pulling the image")
+    clock.shift(timedelta(seconds=24))
+    timeline["pullStoppedAt"] = datetime.now(UTC)
+    task_event(world.task_event(task_arn, "PENDING", timeline=timeline), f"{label}PENDING, image pulled")
+    clock.shift(timedelta(seconds=7))
+    task_event(world.task_event(task_arn, "RUNNING", timeline=timeline), f"{label}RUNNING")
 
 
 def show_route(world: World) -> None:
@@ -131,15 +151,15 @@ def _hop(url: str) -> str:
     return f"{parts.hostname}{parts.path}"
 
 
-def show_sign_in(world: World):
+def show_sign_in(world: World, clock):
     """Who may open the app: members sign in once with GitLab; anyone else is refused."""
     heading(6, "Who can open it: project members, signed in with GitLab (the install's OIDC provider)")
     world.commit(SHA3)
     world.gitlab.state.open_merge_request(PROJECT_ID, 2, sha=SHA3, source_branch="feature/search")
-    world.send_mr(2, "open")
-    webhook(world.pipeline(2))
+    webhook(world.send_mr(2, "open"), "MR !2 opened")
+    webhook(world.pipeline(2), "MR !2's pipeline succeeded")
     second = world.record(2)
-    task_event(world.task_event(second["task_arn"], "RUNNING"), "MR !2's task RUNNING")
+    start(world, clock, second["task_arn"], "MR !2's task ")
     edge = world.edge()
     dana = edge.session()
     print(f"\n  Dana (Developer of {PROJECT_PATH}) opens MR !1's app:")
@@ -153,7 +173,7 @@ def show_sign_in(world: World):
     for paragraph in re.findall(r"<(?:h1|p)>(.*?)</(?:h1|p)>", page.text)[:3]:
         for line in textwrap.wrap(paragraph.replace("&#x27;", "'"), WIDTH - 6):
             print(f"  │ {line}")
-    world.send_mr(2, "close")
+    webhook(world.send_mr(2, "close"), "MR !2 closed")
     task_event(
         world.task_event(
             second["task_arn"],
@@ -205,9 +225,8 @@ def main() -> None:
         show_route(world)
         show_mr(world, 1, SHA1)
 
-        heading(3, "Fargate starts the task")
-        for status in ("PROVISIONING", "PENDING", "RUNNING"):
-            task_event(world.task_event(task["taskArn"], status), status)
+        heading(3, "Fargate starts the task: capacity, the image pull, the container")
+        start(world, clock, task["taskArn"])
         show_route(world)
         show_mr(world, 1, SHA1)
 
@@ -231,12 +250,12 @@ def main() -> None:
             ),
             "old task STOPPED",
         )
-        task_event(world.task_event(new_task["taskArn"], "RUNNING"), "RUNNING")
+        start(world, clock, new_task["taskArn"])
         show_route(world)
         show_mr(world, 1, SHA2)
 
         if ADDRESS_MODE:
-            browser = show_sign_in(world)
+            browser = show_sign_in(world, clock)
             heading(7, "Nobody opens it for 20 minutes: the reconciler puts it to sleep")
             clock.shift(timedelta(minutes=20))
             summary = world.reconcile()
@@ -258,7 +277,8 @@ def main() -> None:
             show_route(world)
             show_mr(world, 1, SHA2)
 
-            heading(8, f"Dana opens https://{HOST}/checkout again: the visit wakes it")
+            heading(8, f"Two hours later, Dana opens https://{HOST}/checkout again: the visit wakes it")
+            clock.shift(timedelta(hours=2))
             page = browser.get(f"https://{HOST}/checkout", timeout=20)
             title = re.search(r"<h1>(.*?)</h1>", page.text).group(1)
             said(
@@ -267,7 +287,7 @@ def main() -> None:
                 f'"{title}" (the page reloads itself)',
             )
             [new_task] = world.tasks()
-            task_event(world.task_event(new_task["taskArn"], "RUNNING"), "RUNNING")
+            start(world, clock, new_task["taskArn"])
             show_route(world)
             show_mr(world, 1, SHA2)
 
@@ -305,7 +325,7 @@ def main() -> None:
         webhook(world.push(1, SHA3))
         webhook(world.pipeline(1))
         [last_task] = world.tasks()
-        task_event(world.task_event(last_task["taskArn"], "RUNNING"), "RUNNING")
+        start(world, clock, last_task["taskArn"])
         show_route(world)
         clock.shift(timedelta(minutes=10))  # reviewed for ten minutes, then merged
         webhook(world.send_mr(1, "merge"))
@@ -322,7 +342,10 @@ def main() -> None:
         show_route(world)
         show_mr(world, 1, SHA3)
         left = world.ecs.list_tasks(cluster=CLUSTER, desiredStatus="RUNNING")["taskArns"]
-        print(f"\nDone: {len(left)} tasks running, one note on the MR, edited {count_edits(world)} times.")
+        print(
+            f"\nDone: {len(left)} tasks running, one note on the MR, edited {count_edits(world)} times; "
+            f"{world.webhooks_sent} webhooks sent, each shown above."
+        )
 
 
 def show_deadline(world: World) -> None:

@@ -857,6 +857,7 @@ class World:
 
     def deliver(self, body: Any, gitlab_event: str, token: str | None = WEBHOOK_SECRET, **headers: str) -> dict:
         """POST a webhook through the real WebhookFunction; returns status and decoded body."""
+        self.webhooks_sent = getattr(self, "webhooks_sent", 0) + 1
         request = events.api_event(body, gitlab_event, token or "", headers)
         if token is None:
             request["headers"].pop("x-gitlab-token", None)

@@ -1,5 +1,6 @@
 """`make demo` runs the whole loop and its clock never runs backwards: the times the MR shows at
-each step follow the previous step's."""
+each step follow the previous step's. It shows what the README says: start phases and times,
+what sleeping saved, the idle time as it was, every webhook it sends."""
 
 from __future__ import annotations
 
@@ -26,3 +27,17 @@ def test_the_demo_runs_and_its_times_only_move_forward():
         r"about (\$[\d.]+);\s+[│ ]*running the whole time would have cost about (\$[\d.]+)", out
     ):
         assert awake != whole
+
+    # Start phases, as the note shows them while the app starts and once it is live.
+    flat = re.sub(r"\s*\n\s*(?:│ ?)?", " ", out)  # the demo wraps lines to the terminal's width
+    assert "PENDING, pulling the image → deploying" in flat
+    assert "Started in 41s: 10s waiting for capacity, 24s pulling the image, 7s starting" in flat
+    assert "is still capacity" not in flat and "ignored (the task is still" not in flat
+    # Twenty idle minutes are said as twenty, and sleeping two hours shows in the money.
+    assert "nobody visited it for 20m" in flat and "after 20m idle" in flat
+    pairs = re.findall(r"awake [^,]+, about \$(\d+\.\d+); running the whole time would have cost about \$(\d+\.\d+)", flat)
+    assert any(float(awake) < float(whole) / 2 for awake, whole in pairs), pairs  # two hours asleep: half saved
+    # Every webhook the demo sends is on the page (MR !2's opening and closing included).
+    [sent] = re.findall(r"(\d+) webhooks sent, each shown above", out)
+    assert out.count("GitLab → WebhookFunction") == int(sent) >= 10
+    assert "GitLab → WebhookFunction (MR !2 opened)" in flat and "GitLab → WebhookFunction (MR !2 closed)" in flat

@@ -64,13 +64,19 @@ def test_bad_signatures(request_headers, body, now, problem):
     assert problem in auth.signature_problem(request_headers, body, KEY, now)
 
 
-def test_the_project_token_command_prints_the_projects_token(capsys, monkeypatch):
+def test_the_project_token_command_without_the_table_prints_nothing(capsys, monkeypatch):
     import io
 
     from tools import project_token as command
 
+    """Without the records table it prints nothing: only the table knows whether version 1 was
+    revoked (the integration suite prints and rotates tokens against a table)."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "TABLE_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setattr("sys.stdin", io.StringIO("install-secret\n"))
-    assert command.main(["42", "--secret-stdin"]) == 0
-    printed = capsys.readouterr().out.strip()
-    assert printed == auth.project_token("install-secret", 42) and len(printed) == 64
-    assert printed != auth.project_token("install-secret", 43)
+    assert command.main(["42", "--secret-stdin"]) == 2
+    shown = capsys.readouterr()
+    assert shown.out == "" and "needs AWS credentials and a Region" in shown.err

@@ -61,7 +61,11 @@ def test_one_query_per_app_over_one_window():
     queries = sleep.metric_queries(apps)
     assert [q.query_id for q in queries] == ["q0", "q1"]
     assert queries[0].target_group == "targetgroup/ra-abc123-14-1/6d0ecf831eec9f09"
-    assert sleep.window_start(apps, NOW) == NOW - 3600
+    # Back to when the earliest went live (90 minutes), to find each app's last visit.
+    assert sleep.window_start(apps, NOW) == NOW - 90 * 60
+    # Never further than the lookback, and never less than the longest sleep_after.
+    assert sleep.window_start([live(1, minutes=24 * 60)], NOW) == NOW - sleep.LOOKBACK_SECONDS
+    assert sleep.window_start([live(1, minutes=2)], NOW) == NOW - 900
 
 
 def test_idle_means_no_request_within_each_apps_own_sleep_after():
@@ -75,6 +79,17 @@ def test_idle_means_no_request_within_each_apps_own_sleep_after():
     }
     assert [r.mr_iid for r in sleep.idle(queries, requests, NOW)] == [1, 3]
     assert [r.mr_iid for r in sleep.idle(queries, {}, NOW)] == [1, 2, 3, 4]  # no points at all: idle
+
+
+def test_the_idle_time_said_is_since_the_last_visit_or_since_it_went_live():
+    [busy_earlier, never_visited] = sleep.metric_queries([live(1, minutes=40), live(2, minutes=20)])
+    requests = {"q0": [(NOW - 23 * 60, 3.0), (NOW - 30 * 60, 1.0), (NOW - 5 * 60, 0.0)]}
+    assert sleep.idle_seconds(busy_earlier, requests, NOW) == 23 * 60
+    assert sleep.idle_seconds(never_visited, requests, NOW) == 20 * 60  # since it went live
+    record = sleep.falling_asleep(live(2, minutes=20), NOW, idle=20 * 60 + 42)
+    assert record.stop_detail == "nobody visited it for 20m" and record.history[-1].endswith("after 20m idle")
+    # Never less than its sleep_after (a visit logged late can't make it look too eager).
+    assert sleep.falling_asleep(live(2), NOW, idle=60).stop_detail == "nobody visited it for 15m"
 
 
 def test_falling_asleep_then_stopped_is_asleep_with_its_cost_summed():

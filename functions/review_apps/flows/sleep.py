@@ -22,19 +22,20 @@ def put_idle_apps_to_sleep(deployer: Deployer, records: list[Record], now: int) 
         return counts  # no metrics call when no app could sleep
     queries = sleep.metric_queries(apps)
     requests = services.metrics.request_counts(queries, sleep.window_start(apps, now), now)
+    idle_for = {query.record.key: sleep.idle_seconds(query, requests, now) for query in queries}
     for record in sleep.idle(queries, requests, now):
         try:
-            if _put_to_sleep(deployer, record, now):
+            if _put_to_sleep(deployer, record, now, idle_for[record.key]):
                 counts["put_to_sleep"] += 1
         except Exception:  # one app's trouble must not keep the others awake; the next run tries again
             logger.exception("could not put an idle app to sleep", extra={"mr": record.key})
     return counts
 
 
-def _put_to_sleep(deployer: Deployer, record: Record, now: int) -> bool:
+def _put_to_sleep(deployer: Deployer, record: Record, now: int, idle: int) -> bool:
     services = deployer.services
     try:
-        asleep = services.store.save(sleep.falling_asleep(record, now))
+        asleep = services.store.save(sleep.falling_asleep(record, now, idle))
     except Conflict:  # moved on meanwhile (a push, a command): not idle after all
         return False
     # Its rule and target group go before the task stops, so no visit finds a stopping app: the

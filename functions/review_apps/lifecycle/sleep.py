@@ -61,9 +61,21 @@ def metric_queries(apps: list[Record]) -> list[MetricQuery]:
     return [MetricQuery(f"q{n}", target_group_dimension(r.target_group_arn), r) for n, r in enumerate(apps)]
 
 
+# How far back an app's last visit is looked for, to say how long it was idle before it slept.
+LOOKBACK_SECONDS = 3 * 3600
+
+
 def window_start(apps: list[Record], now: int) -> int:
-    """One GetMetricData call covers every app: from the longest `sleep_after` ago to now."""
-    return now - max((r.sleep_after for r in apps), default=0)
+    """One GetMetricData call covers every app: back to the earliest time any of them needs, its
+    `sleep_after` at least, and since it went live (up to LOOKBACK_SECONDS) to find its last visit."""
+    return now - max((max(r.sleep_after, min(now - r.live_at, LOOKBACK_SECONDS)) for r in apps), default=0)
+
+
+def idle_seconds(query: MetricQuery, requests: dict[str, list[tuple[int, float]]], now: int) -> int:
+    """How long the app has had no visit: since its last minute with requests, or since it went
+    live (woke) if it had none that recent."""
+    visits = [at for at, count in requests.get(query.query_id, []) if count > 0]
+    return now - max([query.record.live_at, *visits])
 
 
 def idle(queries: list[MetricQuery], requests: dict[str, list[tuple[int, float]]], now: int) -> list[Record]:
@@ -81,8 +93,9 @@ def _with_history(record: Record, line: str) -> list[str]:
     return ([*record.history, line])[-HISTORY_LINES:]
 
 
-def falling_asleep(record: Record, now: int) -> Record:
-    idle_for = format_duration(record.sleep_after)
+def falling_asleep(record: Record, now: int, idle: int = 0) -> Record:
+    """`idle`: seconds without a visit (idle_seconds), said in whole minutes; at least sleep_after."""
+    idle_for = format_duration(max(idle // 60 * 60, record.sleep_after))
     asleep = stop_requested(record, StopReason.ASLEEP, now, detail=f"nobody visited it for {idle_for}")
     line = f"slept at {_clock(now)} after {idle_for} idle"
     return dataclasses.replace(asleep, history=_with_history(record, line))

@@ -38,6 +38,7 @@ class PhaseChanged:
 
 # What a starting task is doing, in the order it does it: a phase only ever moves forward.
 PHASES = ("capacity", "pulling", "starting")
+_DOING = {"capacity": "waiting for Fargate capacity", "pulling": "pulling its image", "starting": "starting"}
 
 
 def phase_of(event: TaskEvent) -> str:
@@ -85,7 +86,7 @@ def on_task_event(
             return Ignore("the task's launch is still being recorded")
         phase = phase_of(event)
         if record.phase and PHASES.index(phase) <= PHASES.index(record.phase):
-            return Ignore(f"the task is still {phase}: nothing new for the merge request")  # one edit per phase
+            return Ignore(f"the task is still {_DOING[phase]}: nothing new for the merge request")  # one edit a phase
         return PhaseChanged(phase)
     return Ignore(f"task state {event.last_status} changes nothing on the merge request")
 
