@@ -35,7 +35,8 @@ def test_the_demo_runs_and_its_times_only_move_forward():
     assert "is still capacity" not in flat and "ignored (the task is still" not in flat
     # Twenty idle minutes are said as twenty, and sleeping two hours shows in the money.
     assert "nobody visited it for 20m" in flat and "after 20m idle" in flat
-    pairs = re.findall(r"awake [^,]+, about \$(\d+\.\d+); running the whole time would have cost about \$(\d+\.\d+)", flat)
+    money = r"awake [^,]+, about \$(\d+\.\d+); running the whole time would have cost about \$(\d+\.\d+)"
+    pairs = re.findall(money, flat)
     assert any(float(awake) < float(whole) / 2 for awake, whole in pairs), pairs  # two hours asleep: half saved
     # Every webhook the demo sends is on the page (MR !2's opening and closing included).
     [sent] = re.findall(r"(\d+) webhooks sent, each shown above", out)
