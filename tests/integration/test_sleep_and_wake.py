@@ -83,9 +83,10 @@ def test_an_idle_app_sleeps_frees_its_slot_and_its_address_wakes_it(make_world):
     assert record["status"] == "asleep" and record["stop_reason"] == "asleep" and not record.get("expires_at")
     assert world.running_slots() == set()
     note = world.note(1)
-    assert "Review app: asleep" in note and f"**https://{HOST}**" in note and "nobody visited it for 15m" in note
+    # Its last visit was 18 minutes ago: the note says so, not its 15-minute sleep_after.
+    assert "Review app: asleep" in note and f"**https://{HOST}**" in note and "nobody visited it for 18m" in note
     assert "has been asleep since" in note and "Opening the address wakes it" in note
-    assert "slept at" in note and "after 15m idle" in note
+    assert "slept at" in note and "after 18m idle" in note
     # Awake for the whole span so far: "running the whole time" would say the same figure, so no such line.
     assert "running the whole time would have cost" not in note
     # Its address stays, but it holds nothing on the load balancer: its rule and target group are

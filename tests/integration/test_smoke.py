@@ -78,3 +78,29 @@ def test_a_broken_world_fails_with_the_fix_and_is_cleaned_up(alb_world: World, b
     assert all(mr["state"] == "closed" for mr in mrs), shown
     assert list(alb_world.gitlab.state.projects[smoke_local.SANDBOX_ID].branches) == ["main"]
     assert shown.rstrip().splitlines()[-1].startswith("make smoke: FAILED after")
+
+
+def test_with_a_namespace_it_makes_a_throwaway_project_onboards_it_and_deletes_it(alb_world: World):
+    """SMOKE_NAMESPACE: the bot creates a project there (it owns it, so it may add the hook with
+    the project's own token), plays the MR's life in it, and deletes it."""
+    from tools.smoke import Smoke
+
+    lines: list[str] = []
+    with smoke_local.local_install("", alb_world) as (world, install):
+        before = set(world.gitlab.state.projects)
+        smoke = Smoke(
+            install,
+            world.edge().session(),
+            namespace="sandbox",
+            image=smoke_local.LOCAL_IMAGE,
+            timeout=30,
+            poll=0.3,
+            say=lines.append,
+        )
+        passed = smoke.run()
+    shown = "\n".join(lines)
+    assert passed, shown
+    assert re.search(r"created sandbox/review-apps-smoke-\d{14} \(id \d+\) with the install's webhook", shown), shown
+    assert re.search(r"cleanup .* deleted sandbox/review-apps-smoke-\d{14}", shown), shown
+    assert set(alb_world.gitlab.state.projects) == before  # the throwaway project is gone
+    assert alb_world.tasks() == [] and alb_world.rules() == []
