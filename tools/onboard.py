@@ -290,46 +290,31 @@ class Onboarding:
                 described = aws.ecs.describe_task_definition(taskDefinition=family, include=["TAGS"])
                 arn = described["taskDefinition"]["taskDefinitionArn"]
                 value = next((t["value"] for t in described.get("tags", []) if t["key"] == PROJECTS_TAG), None)
-                self.checks.append(
-                    Check(
-                        mine(value),
-                        f"task definition {family} "
-                        + ("is tagged for the project" if mine(value) else f"is not tagged for {self.path}"),
-                        f"aws ecs tag-resource --resource-arn {arn} --tags key={PROJECTS_TAG},value='{grown(value)}'",
-                    )
-                )
+                command = f"aws ecs tag-resource --resource-arn {arn} --tags key={PROJECTS_TAG},value='{grown(value)}'"
+                self._tagged(f"task definition {family}", mine(value), command)
             except Exception as exc:
                 self._fail(
                     f"task definition {family}: {error_code(exc)}",
                     "register the app's task definition in this account and Region (the spec's task_definition)",
                 )
-        image = str((spec or {}).get("image") or "")
-        repository = _ecr_repository(image)
+        repository = _ecr_repository(str((spec or {}).get("image") or ""))
         if repository:
             try:
                 arn = aws.ecr.describe_repositories(repositoryNames=[repository])["repositories"][0]["repositoryArn"]
-                value = next(
-                    (
-                        t["Value"]
-                        for t in aws.ecr.list_tags_for_resource(resourceArn=arn)["tags"]
-                        if t["Key"] == PROJECTS_TAG
-                    ),
-                    None,
-                )
-                self.checks.append(
-                    Check(
-                        mine(value),
-                        f"ECR repository {repository} "
-                        + ("is tagged for the project" if mine(value) else f"is not tagged for {self.path}"),
-                        f"aws ecr tag-resource --resource-arn {arn} --tags Key={PROJECTS_TAG},Value='{grown(value)}'",
-                    )
-                )
+                repository_tags = aws.ecr.list_tags_for_resource(resourceArn=arn)["tags"]
+                value = next((t["Value"] for t in repository_tags if t["Key"] == PROJECTS_TAG), None)
+                command = f"aws ecr tag-resource --resource-arn {arn} --tags Key={PROJECTS_TAG},Value='{grown(value)}'"
+                self._tagged(f"ECR repository {repository}", mine(value), command)
             except Exception as exc:
                 self._fail(
                     f"ECR repository {repository}: {error_code(exc)}",
                     f"aws ecr create-repository --repository-name {repository} "
                     f"--tags Key={PROJECTS_TAG},Value={self.path}",
                 )
+
+    def _tagged(self, what: str, tagged: bool, command: str) -> None:
+        said = "is tagged for the project" if tagged else f"is not tagged for {self.path}"
+        self.checks.append(Check(tagged, f"{what} {said}", command))
 
     def _spec_or_onboarding_mr(self, project: Any, spec: dict[str, Any] | None) -> None:
         if spec is not None:

@@ -209,11 +209,7 @@ class Smoke:
             }
         )
         record = self._live(commit.id)
-        self._until(
-            "the replaced task to stop",
-            lambda: self._task_status(before["task_arn"]) in ("STOPPED", "GONE"),
-            "the install stops a replaced task itself; see TaskEventsFunction's logs",
-        )
+        self._until_stopped(before["task_arn"], "the replaced task", "the install stops it itself; see its logs")
         return f"{commit.id[:8]} live ({self._where(record)}); the old task stopped"
 
     def _stop(self) -> str:
@@ -221,15 +217,18 @@ class Smoke:
         self.made.mr.notes.create({"body": "/review-app stop"})
         note = self._until(
             "the note to say the app stopped",
-            lambda: (lambda n: n if n and self._status(n).startswith("stopped") else None)(self._note()),
+            self._stopped_note,
             "comment commands need the project's webhook to send comment events (make onboard)",
         )
-        self._until(
-            "ECS to stop the task",
-            lambda: self._task_status(record["task_arn"]) in ("STOPPED", "GONE"),
-            "see the webhook function's logs",
-        )
+        self._until_stopped(record["task_arn"], "the app's task", "see the webhook function's logs")
         return f"the note says: {self._status(note)}"
+
+    def _stopped_note(self) -> str | None:
+        note = self._note()
+        return note if note and self._status(note).startswith("stopped") else None
+
+    def _until_stopped(self, task_arn: str, which: str, fix: str) -> None:
+        self._until(f"{which} to stop", lambda: self._task_status(task_arn) in ("STOPPED", "GONE"), fix)
 
     def _close(self) -> str:
         mr = self.made.mr
@@ -237,7 +236,7 @@ class Smoke:
         mr.save()
         left = self._until(
             "nothing of the merge request to be left",
-            lambda: (lambda found: None if found else "nothing")(self._leftovers()),
+            lambda: "nothing" if not self._leftovers() else None,
             "the reconciler retires what a closed MR left within a few minutes; see its logs",
             show=self._leftovers,
         )
