@@ -90,6 +90,8 @@ class GitLabState:
         self.faults: list[tuple[Callable[[str, str], bool], int, dict]] = []
         # Slow answers: each entry delays one matching request by that many seconds.
         self.delays: list[tuple[Callable[[str, str], bool], float]] = []
+        # Something else happening while one matching request is served (before it is answered).
+        self.meanwhile: list[tuple[Callable[[str, str], bool], Callable[[], None]]] = []
         # GitLab as an OAuth 2.0 / OpenID Connect provider (local/gitlab_oauth.py).
         self.users: dict[int, dict[str, Any]] = {}
         self.oauth_apps: dict[str, dict[str, Any]] = {}
@@ -169,6 +171,18 @@ class GitLabState:
     def slow_next(self, count: int, seconds: float, path_contains: str = "") -> None:
         for _ in range(count):
             self.delays.append((lambda m, p: path_contains in p, seconds))
+
+    def while_serving(self, method: str, path_contains: str, action: Callable[[], None]) -> None:
+        """Run `action` while the next matching request is served (as another writer would act)."""
+        self.meanwhile.append((lambda m, p: m == method and path_contains in p, action))
+
+    def _meanwhile_for(self, method: str, path: str) -> Callable[[], None] | None:
+        with self.lock:
+            for index, (matches, action) in enumerate(self.meanwhile):
+                if matches(method, path):
+                    del self.meanwhile[index]
+                    return action
+        return None
 
     def _delay_for(self, method: str, path: str) -> float:
         with self.lock:
@@ -914,6 +928,9 @@ class _Handler(BaseHTTPRequestHandler):
         delay = state._delay_for(method, path)
         if delay:
             time.sleep(delay)  # outside the lock: other requests go on meanwhile
+        action = state._meanwhile_for(method, path)
+        if action is not None:
+            action()
         for route_method, pattern, fn, template in _ROUTES:
             match = pattern.match(path)
             if match and route_method == method:

@@ -191,7 +191,7 @@ class Smoke:
             }
         )
         record = self._live(self.made.mr.sha)
-        return f"!{self.made.mr.iid} live at {record['url']} ({self._where(record)})"
+        return f"!{self.made.mr.iid} live at {record.url} ({self._where(record)})"
 
     def _push(self) -> str:
         before = self._record()
@@ -209,7 +209,7 @@ class Smoke:
             }
         )
         record = self._live(commit.id)
-        self._until_stopped(before["task_arn"], "the replaced task", "the install stops it itself; see its logs")
+        self._until_stopped(before.task_arn, "the replaced task", "the install stops it itself; see its logs")
         return f"{commit.id[:8]} live ({self._where(record)}); the old task stopped"
 
     def _stop(self) -> str:
@@ -220,7 +220,7 @@ class Smoke:
             self._stopped_note,
             "comment commands need the project's webhook to send comment events (make onboard)",
         )
-        self._until_stopped(record["task_arn"], "the app's task", "see the webhook function's logs")
+        self._until_stopped(record.task_arn, "the app's task", "see the webhook function's logs")
         return f"the note says: {self._status(note)}"
 
     def _stopped_note(self) -> str | None:
@@ -243,7 +243,7 @@ class Smoke:
         record = self._record()
         kept = (
             f"; its record stays as history until DynamoDB's TTL deletes it "
-            f"({datetime.fromtimestamp(int(record['expires_at']), UTC):%Y-%m-%d})"
+            f"({datetime.fromtimestamp(record.expires_at, UTC):%Y-%m-%d})"
             if record
             else ""
         )
@@ -268,8 +268,8 @@ class Smoke:
 
     # ------------------------------------------------------------------ what is seen
 
-    def _live(self, sha: str) -> dict[str, Any]:
-        def live() -> dict[str, Any] | None:
+    def _live(self, sha: str) -> Any:
+        def live() -> Any:
             note = self._note()
             if note is None or sha[:8] not in note:
                 return None
@@ -279,7 +279,7 @@ class Smoke:
             if not status.startswith("live"):
                 return None
             record = self._record()
-            return record if record and record.get("commit_sha") == sha and record.get("status") == "live" else None
+            return record if record and record.commit_sha == sha and record.status == "live" else None
 
         record = self._until(
             f"the note to say {sha[:8]} is live",
@@ -288,20 +288,20 @@ class Smoke:
             f"Recent events, make doctor PROJECT={self._path()}, and sam logs -n WebhookFunction --stack-name "
             f"{self.install.stack}",
         )
-        self.made.tasks.add(record["task_arn"])
-        self.made.task_definitions.add(record["task_definition_arn"])
+        self.made.tasks.add(record.task_arn)
+        self.made.task_definitions.add(record.task_definition_arn)
         if self.install.address_mode:
             self._address_answers(record)
         else:
-            status = self._task_status(record["task_arn"])
+            status = self._task_status(record.task_arn)
             if status != "RUNNING":
                 raise SmokeFailed(f"ECS says the task is {status}", "see the task's stopped reason in the ECS console")
-            if record["url"] not in (self._note() or ""):
+            if record.url not in (self._note() or ""):
                 raise SmokeFailed("the note does not show the app's address", "see TaskEventsFunction's logs")
         return record
 
-    def _address_answers(self, record: dict[str, Any]) -> None:
-        group, rule = record.get("target_group_arn", ""), record.get("rule_arn", "")
+    def _address_answers(self, record: Any) -> None:
+        group, rule = record.target_group_arn, record.rule_arn
         self.made.target_groups.add(group)
         self.made.rules.add(rule)
         health = self.install.aws.elbv2.describe_target_health(TargetGroupArn=group)["TargetHealthDescriptions"]
@@ -311,7 +311,7 @@ class Smoke:
                 "the app must answer its health check path (spec health_check) with 200-399",
                 seen=str([h["TargetHealth"] for h in health]),
             )
-        url = record["url"].rstrip("/") + "/"
+        url = record.url.rstrip("/") + "/"
         try:
             answer = self.http.get(url, allow_redirects=False, timeout=15)
         except requests.RequestException as exc:
@@ -329,7 +329,7 @@ class Smoke:
         elif answer.status_code != 200:
             raise SmokeFailed(f"{url} answered {answer.status_code}, not 200", "see the app's logs")
 
-    def _where(self, record: dict[str, Any]) -> str:
+    def _where(self, record: Any) -> str:
         if not self.install.address_mode:
             return "ECS says RUNNING; the address is on the note"
         return "target healthy; " + ("/ redirects to the sign-in" if self.install.sign_in else "/ answers 200")
@@ -353,8 +353,8 @@ class Smoke:
         if _exists(aws.scheduler.get_schedule, Name=f"mr-{project}-{iid}", GroupName=self.install.stack):
             found.append(f"schedule mr-{project}-{iid}")
         record = self._record()
-        if record and (record.get("status") != "stopped" or not record.get("expires_at")):
-            found.append(f"the record of !{iid} ({record.get('status')}, no expiry)")
+        if record and (record.status != "stopped" or not record.expires_at):
+            found.append(f"the record of !{iid} ({record.status}, no expiry)")
         return found
 
     def _note(self) -> str | None:
@@ -368,15 +368,9 @@ class Smoke:
         match = _HEADING.search(note)
         return match["status"].strip() if match else ""
 
-    def _record(self) -> dict[str, Any]:
-        from boto3.dynamodb.types import TypeDeserializer
-
-        key = f"mr#{self.made.project.id}/{self.made.mr.iid}"
-        item = self.install.aws.dynamodb.get_item(
-            TableName=self.install.outputs["RecordsTableName"], Key={"pk": {"S": key}}, ConsistentRead=True
-        ).get("Item")
-        deserializer = TypeDeserializer()
-        return {k: deserializer.deserialize(v) for k, v in (item or {}).items()}
+    def _record(self) -> Any:
+        """The MR's record as the install keeps it (None once there is none)."""
+        return self.install.records().get(self.made.project.id, self.made.mr.iid)
 
     def _task_status(self, arn: str) -> str:
         cluster = self.install.params.get("ClusterName", "")

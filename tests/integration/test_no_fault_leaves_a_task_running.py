@@ -291,6 +291,27 @@ def test_one_writer_creates_the_note(world: World):
     assert len(world.notes(1)) == 1 and "Review app: live" in world.note(1)
 
 
+def test_the_note_a_writer_made_is_recorded_even_when_the_record_moved_on(world: World):
+    """While the note is being created another writer moves the record on without changing what
+    the MR shows: the writer that made the note records its id all the same (it used to leave the
+    MR to a reconciler run a minute later, which then found the claim still fresh)."""
+    world.commit(sha(1), spec=ON_OPEN)
+
+    def another_writer() -> None:
+        world.dynamodb.update_item(
+            TableName=TABLE,
+            Key={"pk": {"S": f"mr#{PROJECT_ID}/1"}},
+            UpdateExpression="SET rev = rev + :one",
+            ExpressionAttributeValues={":one": {"N": "1"}},
+        )
+
+    world.gitlab.state.while_serving("POST", "/notes", another_writer)
+    assert world.open_mr(1, sha(1))["status"] == 202
+    [note] = world.notes(1)
+    assert world.record(1)["note_id"] == note["id"]
+    assert world.gitlab.state.meanwhile == []  # the other writer did act
+
+
 def test_a_push_to_a_queued_mr_is_on_the_mr_at_once(make_world):
     world = make_world(MAX_RUNNING_APPS="1")
     open_mr(world, 1)

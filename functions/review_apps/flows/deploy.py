@@ -535,7 +535,7 @@ class Deployer:
 
     # ------------------------------------------------------------------ telling the MR
 
-    def publish(self, record: Record, *, strict: bool = False, fresh: bool = False) -> Record:
+    def publish(self, record: Record, *, strict: bool = False, fresh: bool = False, attempt: int = 0) -> Record:
         """Tell the MR, then remember what it shows. The one publish-and-save.
 
         A GitLab failure must not undo what ECS already did: the next event for this MR, or the
@@ -561,19 +561,20 @@ class Deployer:
                 raise
             self.logger.exception("could not update the merge request; the next event will retry")
             return record
-        if published == record:
+        if published == record and not attempt:  # a retry's record is not stored yet, even unchanged
             return record
         try:
             return self.services.store.save(published)
         except Conflict:
             pass
         current = self.services.store.get(record.project_id, record.mr_iid)
-        if record.note_id or current is None or current.note_id:
+        if current is None or current.note_id or not published.note_id or attempt >= NOTE_RECORD_ATTEMPTS:
             self.logger.info("record changed while publishing; the newer writer publishes its own view")
             return published
-        # We made the note while another writer moved the record on (and held back, as we had the
-        # claim): the newest view is published through the note we made.
-        return self.publish(_with_published(current, published), strict=strict)
+        # The record does not know the note yet (we made it, or found it, while other writers moved
+        # the record on and held back for our claim): the newest view is published through that
+        # note and its id recorded, however many writes pass meanwhile.
+        return self.publish(_with_published(current, published), strict=strict, attempt=attempt + 1)
 
     def _release_note_claim(self, record: Record) -> Record:
         try:
@@ -603,6 +604,9 @@ class Deployer:
 
 # A writer that claimed the note's creation and died leaves it to the next one after this long.
 NOTE_CLAIM_SECONDS = 60
+# How many times a writer that made the note tries to record its id while others write the record
+# (each try is one note edit and one conditional write; the others hold back for its claim).
+NOTE_RECORD_ATTEMPTS = 8
 _PUBLISHED = (
     "note_id",
     "note_digest",
