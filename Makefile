@@ -27,7 +27,7 @@ $(SAM_VENV)/.installed: requirements-sam.txt
 	touch $@
 
 test: $(VENV)/.installed $(SAM_VENV)/.installed
-	@echo "== running the tests on 2 workers (about 11 minutes on 2 cores)"
+	@echo "== running the tests on 2 workers (about 12 minutes on 2 cores)"
 	SAM_CLI=$(abspath $(SAM)) $(PY) -m pytest -n 2
 
 demo: $(VENV)/.installed
