@@ -23,7 +23,7 @@ from typing import Any
 
 import requests
 
-from tools.install import Check, Clients, error_code, stack_name
+from tools.install import Check, Clients, Install, InstallError, error_code, stack_name
 from tools.install import report as _report
 
 PROJECTS_TAG = "review-apps:projects"
@@ -37,17 +37,11 @@ def _csv(value: str) -> list[str]:
 
 
 def run(stack: str, aws: Clients, http: requests.Session) -> list[Check]:
-    from botocore.exceptions import ClientError
-
     try:  # no credentials or no Region is not a missing stack: that reaches main() and says so
-        [found] = aws.cloudformation.describe_stacks(StackName=stack)["Stacks"]
-    except ClientError as exc:
-        return [
-            Check(False, f"stack {stack}: {_code(exc)}", "sam deploy --guided (the stack name is in samconfig.toml)")
-        ]
-    params = {p["ParameterKey"]: p.get("ParameterValue", "") for p in found.get("Parameters", [])}
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in found.get("Outputs", [])}
-    status = found.get("StackStatus", "")
+        install = Install.read(stack, aws)
+    except InstallError as exc:
+        return [Check(False, exc.what, exc.fix)]
+    params, outputs, status = install.params, install.outputs, install.status
     checks = [
         Check(
             status.endswith("_COMPLETE") and "ROLLBACK" not in status,
@@ -55,8 +49,7 @@ def run(stack: str, aws: Clients, http: requests.Session) -> list[Check]:
             "see its events: aws cloudformation describe-stack-events --stack-name " + stack,
         )
     ]
-    address = bool(params.get("AlbListenerArn") or params.get("AlbCertificateArn"))
-    sign_in = address and params.get("ReviewAppAccess", "members") == "members"
+    address, sign_in = install.address_mode, install.sign_in
     wanted = ["WebhookUrl", "RecordsTableName"] + (["SignInCallbackUrl"] if sign_in else [])
     missing = [name for name in wanted if not outputs.get(name)]
     checks.append(
@@ -375,7 +368,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         checks = run(stack, Clients(boto3.client), http)
         if args.project and all(c.ok for c in checks[:1]):
-            from tools.install import Install
             from tools.onboard import Onboarding
 
             install = Install.read(stack, Clients(boto3.client))
